@@ -1,0 +1,1 @@
+"""LLenergyMeasure: measure the energy, throughput and latency of LLM inference."""

@@ -1,0 +1,64 @@
+"""The exception hierarchy of llenergymeasure and the exit code each maps to.
+
+::
+
+    LLEMError                      exit 1  (base: anything this package raises on purpose)
+    ├── ConfigError                exit 2  bad configuration or usage; names the file and field
+    │   ├── ModelNotFoundError     exit 2  model is not a local path, embedded alias or reachable hub id
+    │   └── DatasetError           exit 2  prompt source missing or malformed (names the line)
+    ├── DependencyError            exit 1  an optional library or package is not installed
+    ├── BackendError               exit 1  the inference library failed while loading or generating
+    ├── EnergySamplerError         exit 1  an energy sampler could not start or read its counters
+    │   └── SamplerUnavailableError        the requested sampler does not work on this machine
+    └── ResultsError               exit 1  result files could not be written or read
+
+Vendor exceptions (torch, transformers, pynvml, codecarbon, ...) are translated into these at the
+boundary of the module that calls the vendor library; nothing above that layer sees them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class LLEMError(Exception):
+    """Base class of every error llenergymeasure raises on purpose."""
+
+    exit_code: int = EXIT_FAILURE
+
+
+class ConfigError(LLEMError):
+    """The configuration or the command line is invalid; nothing was run."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelNotFoundError(ConfigError):
+    """The model is not a local path, an embedded alias, or a reachable Hugging Face id."""
+
+
+class DatasetError(ConfigError):
+    """The prompt source does not exist or cannot be parsed."""
+
+
+class DependencyError(LLEMError):
+    """An optional dependency needed for the requested feature is missing."""
+
+
+class BackendError(LLEMError):
+    """The inference library failed while loading a model or generating."""
+
+
+class EnergySamplerError(LLEMError):
+    """An energy sampler failed to start or to read its counters."""
+
+
+class SamplerUnavailableError(EnergySamplerError):
+    """The requested energy sampler cannot work on this machine (the message says why)."""
+
+
+class ResultsError(LLEMError):
+    """Result files could not be written or read."""
