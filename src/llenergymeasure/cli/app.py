@@ -1,0 +1,133 @@
+"""`llem run`, `llem config`, `llem --version`. Errors become one message and an exit code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from llenergymeasure._version import __version__
+from llenergymeasure.config.models import ExperimentConfig, PyTorchConfig
+from llenergymeasure.errors import EXIT_INTERRUPTED, LLEMError
+
+app = typer.Typer(
+    name="llem",
+    help="Measure the energy, throughput and latency of LLM inference.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def _help(model: type[BaseModel], field: str) -> str:
+    """CLI help text comes from the Pydantic field description (one source of truth)."""
+    return model.model_fields[field].description or ""
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Translate library errors into a message and the documented exit code."""
+    try:
+        yield
+    except LLEMError as exc:
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        stdout.print(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Measure the energy, throughput and latency of LLM inference."""
+
+
+@app.command()
+def run(
+    config_file: Annotated[
+        Path | None, typer.Argument(help="Experiment YAML. Omit to use options (or the embedded default).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "model"))] = None,
+    backend: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "backend"))] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="'builtin', 'synthetic', or a JSONL path.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("-n", help=_help(ExperimentConfig, "n"))] = None,
+    max_input_tokens: Annotated[
+        int | None, typer.Option(help=_help(ExperimentConfig, "max_input_tokens"))
+    ] = None,
+    max_output_tokens: Annotated[
+        int | None, typer.Option(help=_help(ExperimentConfig, "max_output_tokens"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=_help(PyTorchConfig, "batch_size"))
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help=_help(ExperimentConfig, "precision"))
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="Energy sampler: auto, rapl, codecarbon or null.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help=_help(ExperimentConfig, "random_seed"))] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Parent directory for the result directory (default: results/).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result path.")] = False,
+) -> None:
+    """Run one experiment and print its headline figures."""
+    overrides: dict[str, Any] = {
+        "model": model,
+        "backend": backend,
+        "dataset": dataset,
+        "n": n,
+        "max_input_tokens": max_input_tokens,
+        "max_output_tokens": max_output_tokens,
+        "pytorch.batch_size": batch_size,
+        "precision": precision,
+        "energy.sampler": sampler,
+        "random_seed": seed,
+    }
+    with _exit_codes():
+        from llenergymeasure.cli.run_command import execute_run
+
+        execute_run(config_file, overrides, out, verbose=verbose, quiet=quiet, console=stdout)
+
+
+@app.command("config")
+def config_command(
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the JSON schema of an experiment config.")
+    ] = False,
+) -> None:
+    """Show what this machine can measure: backends, energy samplers, paths."""
+    if schema:
+        stdout.print_json(json.dumps(ExperimentConfig.model_json_schema()))
+        return
+    from llenergymeasure.cli.config_command import print_machine_report
+
+    print_machine_report(stdout)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,55 @@
+"""`llem config`: what this machine can measure, and which sampler `auto` would pick."""
+
+from __future__ import annotations
+
+import platform
+
+from rich.console import Console
+from rich.table import Table
+
+from llenergymeasure.backends import BACKENDS, backend_status
+from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
+from llenergymeasure.energy import probe_samplers, resolve_sampler_name
+from llenergymeasure.errors import LLEMError
+from llenergymeasure.harness.environment import cpu_model
+from llenergymeasure.paths import cache_dir, default_results_dir
+
+
+def print_machine_report(console: Console) -> None:
+    """Print backends, energy samplers, the embedded model and paths."""
+    console.print(f"[bold]machine[/]: {cpu_model()} · {platform.system()} {platform.release()} "
+                  f"· Python {platform.python_version()}")
+    console.print(_backends_table())
+    console.print(_samplers_table())
+    console.print(f"[bold]embedded model[/]: {_embedded_status()}")
+    console.print(f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}")
+
+
+def _backends_table() -> Table:
+    table = Table(title="backends")
+    for column in ("backend", "installed", "versions", "install"):
+        table.add_column(column)
+    for name in BACKENDS:
+        status = backend_status(name)
+        versions = ", ".join(f"{k} {v or '—'}" for k, v in status.versions.items())
+        table.add_row(name, "yes" if status.installed else "no", versions,
+                      "" if status.installed else status.install_hint)
+    return table
+
+
+def _samplers_table() -> Table:
+    auto = resolve_sampler_name("auto")
+    table = Table(title=f"energy samplers (auto → {auto})")
+    for column in ("sampler", "available", "why not"):
+        table.add_column(column)
+    for name, availability in probe_samplers().items():
+        table.add_row(name, "yes" if availability.available else "no", availability.reason)
+    return table
+
+
+def _embedded_status() -> str:
+    try:
+        source = resolve_model(DEFAULT_EMBEDDED_MODEL)
+    except LLEMError as exc:
+        return f"{DEFAULT_EMBEDDED_MODEL} — {exc}"
+    return f"{DEFAULT_EMBEDDED_MODEL} ({source.gguf_path})"

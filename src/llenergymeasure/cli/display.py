@@ -1,0 +1,100 @@
+"""Rich rendering for the CLI: progress while running, a table of headline metrics after."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from llenergymeasure.results import ExperimentResult, LatencyStats
+
+
+class RichObserver:
+    """Shows each harness phase as a progress bar (a RunObserver)."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: int | None = None
+
+    def __enter__(self) -> RichObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """Close the previous bar and open one for this phase."""
+        if self._task is not None:
+            task = self._progress.tasks[-1]
+            self._progress.update(self._task, completed=task.total or 1, total=task.total or 1)
+        self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, n_requests: int) -> None:
+        """Move the current bar on."""
+        if self._task is not None:
+            self._progress.advance(self._task, n_requests)
+
+
+def _num(value: float | None, unit: str = "", digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}g}{unit}"
+
+
+def _ms(stats: LatencyStats) -> str:
+    if stats.mean_s is None:
+        return "—"
+    return f"{stats.mean_s * 1e3:.1f} ms (p50 {_num((stats.median_s or 0) * 1e3, '', 4)}, " \
+        f"p95 {_num((stats.p95_s or 0) * 1e3, '', 4)}, p99 {_num((stats.p99_s or 0) * 1e3, '', 4)})"
+
+
+def result_table(result: ExperimentResult) -> Table:
+    """The headline figures of one experiment."""
+    energy, metrics = result.energy, result.metrics
+    kind = "estimate" if energy.is_estimate else "measured"
+    if energy.energy_total_j is None:
+        kind = "not measured"
+    table = Table(title=f"{result.config.model} · {result.config.backend}", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    rows = [
+        ("energy", f"{_num(energy.energy_total_j, ' J', 4)} ({kind}, {energy.method})"),
+        ("energy / output token", _num(metrics.energy_per_output_token_j, " J", 4)),
+        ("energy / request", _num(metrics.energy_per_request_j, " J", 4)),
+        ("output tokens/s", _num(metrics.output_tokens_per_s, "", 4)),
+        ("input tokens/s", _num(metrics.input_tokens_per_s, "", 4)),
+        ("requests/s", _num(metrics.requests_per_s, "", 4)),
+        ("TTFT", _ms(metrics.ttft)),
+        ("ITL", _ms(metrics.itl)),
+        ("end-to-end latency", _ms(metrics.e2e_latency)),
+        ("requests · tokens in/out", f"{metrics.n_requests} · "
+         f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
+        ("measured window", f"{metrics.duration_s:.2f} s"),
+        ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),
+        ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def print_result(console: Console, result: ExperimentResult) -> None:
+    """Table, warnings, and where the files are."""
+    console.print(result_table(result))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] ({warning.code}): {warning.message}")
+    if result.output_dir:
+        console.print(f"results: [bold]{result.output_dir}[/]")

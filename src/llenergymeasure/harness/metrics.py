@@ -1,0 +1,64 @@
+"""Metrics from raw per-request records. Percentiles always come from the raw samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from llenergymeasure.backends.base import MemoryReading, RequestRecord
+from llenergymeasure.results.models import LatencyStats, PerformanceMetrics
+
+
+def latency_stats(samples_s: Sequence[float]) -> LatencyStats:
+    """Mean, median, p95, p99, min and max of raw samples (linear interpolation)."""
+    if not samples_s:
+        return LatencyStats()
+    values = np.asarray(samples_s, dtype=float)
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return LatencyStats(
+        n=len(values),
+        mean_s=float(values.mean()),
+        median_s=float(p50),
+        p95_s=float(p95),
+        p99_s=float(p99),
+        min_s=float(values.min()),
+        max_s=float(values.max()),
+    )
+
+
+def _per_second(amount: float, duration_s: float) -> float | None:
+    return amount / duration_s if duration_s > 0 else None
+
+
+def _per_unit(energy_j: float | None, units: int) -> float | None:
+    return energy_j / units if energy_j is not None and units > 0 else None
+
+
+def compute_metrics(
+    records: Sequence[RequestRecord],
+    duration_s: float,
+    energy_total_j: float | None,
+    memory: MemoryReading,
+) -> PerformanceMetrics:
+    """Throughput, latency distributions and energy per unit of work for one window."""
+    input_tokens = sum(r.input_tokens for r in records)
+    output_tokens = sum(r.output_tokens for r in records)
+    ttfts = [r.ttft_s for r in records if r.ttft_s is not None]
+    itls = [gap for r in records for gap in r.itl_s]
+    return PerformanceMetrics(
+        duration_s=duration_s,
+        n_requests=len(records),
+        total_input_tokens=input_tokens,
+        total_output_tokens=output_tokens,
+        output_tokens_per_s=_per_second(output_tokens, duration_s),
+        input_tokens_per_s=_per_second(input_tokens, duration_s),
+        requests_per_s=_per_second(len(records), duration_s),
+        energy_per_output_token_j=_per_unit(energy_total_j, output_tokens),
+        energy_per_request_j=_per_unit(energy_total_j, len(records)),
+        ttft=latency_stats(ttfts),
+        itl=latency_stats(itls),
+        e2e_latency=latency_stats([r.e2e_s for r in records]),
+        peak_memory_mb=memory.peak_mb,
+        peak_memory_scope=memory.scope,
+    )

@@ -1,0 +1,20 @@
+"""Machine-local directories (XDG conventions, overridable with LLEM_* variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where converted models and other reusable artefacts live (``LLEM_CACHE_DIR``)."""
+    explicit = os.environ.get("LLEM_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llenergymeasure"
+
+
+def default_results_dir() -> Path:
+    """Where result directories are written unless ``--out`` says otherwise."""
+    return Path(os.environ.get("LLEM_RESULTS_DIR", "results")).expanduser()

@@ -1,0 +1,148 @@
+"""Write and read result directories.
+
+A run's directory appears whole or not at all: files are written into a hidden staging
+directory beside the target, then renamed. An existing directory is never overwritten; a
+name collision gets a numeric suffix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from llenergymeasure.backends.base import RequestRecord
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.results.models import ExperimentResult
+
+RESULT_FILE = "result.json"
+REQUESTS_FILE = "requests.parquet"
+
+_REQUEST_SCHEMA = pa.schema(
+    [
+        ("index", pa.int64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("submit_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("ttft_s", pa.float64()),
+        ("e2e_s", pa.float64()),
+        ("chunk_times_s", pa.list_(pa.float64())),
+        ("chunk_tokens", pa.list_(pa.int64())),
+    ]
+)
+
+
+def run_dir_name(label: str, result: ExperimentResult) -> str:
+    """``<label>_<UTC timestamp>`` with the label reduced to safe characters."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "experiment"
+    return f"{safe}_{result.started_at.strftime('%Y%m%dT%H%M%S')}"
+
+
+def write_experiment(
+    result: ExperimentResult, records: Sequence[RequestRecord], root: Path, label: str
+) -> Path:
+    """Write ``result.json`` and ``requests.parquet`` into a new directory under ``root``.
+
+    Returns:
+        The directory created. ``result.output_dir`` is set to it.
+
+    Raises:
+        ResultsError: the directory could not be written.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    except OSError as exc:
+        raise ResultsError(f"cannot create results directory under {root}: {exc}") from None
+    try:
+        write_requests(records, staging / REQUESTS_FILE)
+        # output_dir is where the file is found, set on load; it is not part of the record.
+        json_text = result.model_dump_json(indent=2, exclude={"output_dir"})
+        (staging / RESULT_FILE).write_text(json_text, encoding="utf-8")
+        final = _claim_name(staging, root, run_dir_name(label, result))
+        result.output_dir = str(final)
+        return final
+    except OSError as exc:
+        raise ResultsError(f"cannot write results under {root}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _claim_name(staging: Path, root: Path, name: str) -> Path:
+    """Rename ``staging`` to ``root/name`` (or ``name_2``, ``name_3``... if taken)."""
+    for attempt in range(1, 10_000):
+        candidate = root / (name if attempt == 1 else f"{name}_{attempt}")
+        if candidate.exists():
+            continue
+        try:
+            os.rename(staging, candidate)
+        except OSError:
+            continue  # created by someone else between the check and the rename
+        return candidate
+    raise ResultsError(f"no free result directory name for {name} under {root}")
+
+
+def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
+    """Write raw per-request records (times relative to the window start) as Parquet."""
+    columns = {
+        "index": [r.index for r in records],
+        "input_tokens": [r.input_tokens for r in records],
+        "output_tokens": [r.output_tokens for r in records],
+        "submit_s": [r.submit_s for r in records],
+        "end_s": [r.end_s for r in records],
+        "ttft_s": [r.ttft_s for r in records],
+        "e2e_s": [r.e2e_s for r in records],
+        "chunk_times_s": [r.chunk_times_s for r in records],
+        "chunk_tokens": [r.chunk_tokens for r in records],
+    }
+    pq.write_table(pa.table(columns, schema=_REQUEST_SCHEMA), path)
+
+
+def load_result(path: str | os.PathLike[str]) -> ExperimentResult:
+    """Load an ExperimentResult from a result directory or a ``result.json`` file.
+
+    Raises:
+        ResultsError: the path does not hold a readable result.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / RESULT_FILE
+    if not file.is_file():
+        raise ResultsError(f"no result found at {path} (expected a run directory or result.json)")
+    try:
+        result = ExperimentResult.model_validate_json(file.read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as exc:
+        raise ResultsError(f"{file}: not a readable llenergymeasure result: {exc}") from None
+    result.output_dir = str(file.parent)
+    return result
+
+
+def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
+    """Read the raw per-request records of a run directory (or a requests.parquet file)."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / REQUESTS_FILE
+    try:
+        rows = pq.read_table(file).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"cannot read requests from {file}: {exc}") from None
+    return [
+        RequestRecord(
+            index=row["index"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            submit_s=row["submit_s"],
+            chunk_times_s=list(row["chunk_times_s"]),
+            chunk_tokens=list(row["chunk_tokens"]),
+            end_s=row["end_s"],
+        )
+        for row in rows
+    ]

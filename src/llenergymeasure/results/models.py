@@ -1,0 +1,130 @@
+"""Result models. Loading tolerates fields added later: every field beyond the core has a
+default, and unknown fields from newer versions are ignored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llenergymeasure.config.models import ExperimentConfig
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LatencyStats(_Lenient):
+    """Distribution of one latency, in seconds, computed from raw per-request samples."""
+
+    n: int = 0
+    mean_s: float | None = None
+    median_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+
+
+class EnergyMetrics(_Lenient):
+    """What the energy sampler measured over the window, and how."""
+
+    method: str
+    scope: list[str] = Field(default_factory=list)
+    is_estimate: bool = False
+    energy_total_j: float | None = None
+    energy_by_domain_j: dict[str, float] = Field(default_factory=dict)
+    duration_s: float | None = None
+    sample_count: int = 0
+    co2_kg: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class PerformanceMetrics(_Lenient):
+    """Throughput, latency, memory and energy normalised per unit of work."""
+
+    duration_s: float
+    n_requests: int
+    total_input_tokens: int
+    total_output_tokens: int
+    output_tokens_per_s: float | None = None
+    input_tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+    energy_per_output_token_j: float | None = None
+    energy_per_request_j: float | None = None
+    ttft: LatencyStats = Field(default_factory=LatencyStats)
+    itl: LatencyStats = Field(default_factory=LatencyStats)
+    e2e_latency: LatencyStats = Field(default_factory=LatencyStats)
+    peak_memory_mb: float | None = None
+    peak_memory_scope: str | None = None
+
+
+class ModelInfo(_Lenient):
+    """What the backend actually loaded."""
+
+    model_id: str
+    source_kind: str
+    dtype: str
+    device: str
+    n_parameters: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnvironmentSnapshot(_Lenient):
+    """Hardware and software the measurement ran on."""
+
+    python: str
+    os: str
+    machine: str
+    cpu_model: str | None = None
+    cpu_cores_logical: int | None = None
+    cpu_cores_physical: int | None = None
+    memory_total_gb: float | None = None
+    libraries: dict[str, str | None] = Field(default_factory=dict)
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    container: str | None = None
+
+
+class MeasurementWarning(_Lenient):
+    """A caveat about a figure: a stable code for machines, a sentence for people."""
+
+    code: str
+    message: str
+
+
+class PhaseTimings(_Lenient):
+    """Durations of the phases around the measured window, in seconds."""
+
+    model_load_s: float
+    warmup_s: float
+    thermal_floor_s: float = 0.0
+    window_s: float
+
+
+class ExperimentResult(_Lenient):
+    """Everything one experiment measured, with enough context to judge and reproduce it."""
+
+    schema_version: str = SCHEMA_VERSION
+    llem_version: str
+    config: ExperimentConfig
+    measurement_config_hash: str
+    started_at: datetime
+    ended_at: datetime
+    measurement_method: str
+    model: ModelInfo
+    environment: EnvironmentSnapshot
+    timings: PhaseTimings
+    energy: EnergyMetrics
+    metrics: PerformanceMetrics
+    warnings: list[MeasurementWarning] = Field(default_factory=list)
+    requests_file: str | None = "requests.parquet"
+    timeseries_file: str | None = None
+    output_dir: str | None = None
+
+    @property
+    def energy_total_j(self) -> float | None:
+        """Total energy over the measured window in joules (None without an energy source)."""
+        return self.energy.energy_total_j
