@@ -36,6 +36,8 @@ class EnergyReading:
         sample_count: counter reads or power samples taken inside the window.
         is_estimate: True when the figure is modelled (e.g. TDP x load), not read from a meter.
         notes: human-readable caveats about how the figure was obtained.
+        co2_kg: emissions in kg CO2eq when the sampler knows a grid carbon intensity
+            (CodeCarbon does), else None; never a made-up intensity.
     """
 
     method: str
@@ -46,6 +48,7 @@ class EnergyReading:
     sample_count: int
     is_estimate: bool = False
     notes: list[str] = field(default_factory=list)
+    co2_kg: float | None = None
 
 
 @runtime_checkable
