@@ -1,0 +1,16 @@
+"""The public surface of llenergymeasure.datasets: changing it must be deliberate."""
+
+from __future__ import annotations
+
+import llenergymeasure.datasets as datasets
+
+
+def test_public_api_is_exactly_this() -> None:
+    assert sorted(datasets.__all__) == [
+        "HFTokenizerCodec",
+        "Prompt",
+        "TokenCodec",
+        "load_prompts",
+        "validate_source",
+    ]
+    assert all(hasattr(datasets, name) for name in datasets.__all__)
