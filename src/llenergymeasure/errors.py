@@ -4,7 +4,7 @@
 
     LLEMError                      exit 1  (base: anything this package raises on purpose)
     ├── ConfigError                exit 2  bad configuration or usage; names the file and field
-    │   ├── ModelNotFoundError     exit 2  model is not a local path, embedded alias or reachable hub id
+    │   ├── ModelNotFoundError     exit 2  not a local path, embedded alias or reachable hub id
     │   └── DatasetError           exit 2  prompt source missing or malformed (names the line)
     ├── DependencyError            exit 1  an optional library or package is not installed
     ├── BackendError               exit 1  the inference library failed while loading or generating

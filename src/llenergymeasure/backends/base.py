@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -47,8 +48,7 @@ class RequestRecord:
     @property
     def itl_s(self) -> list[float]:
         """Gaps between consecutive output chunks (inter-token latencies)."""
-        times = self.chunk_times_s
-        return [later - earlier for earlier, later in zip(times, times[1:])]
+        return [later - earlier for earlier, later in pairwise(self.chunk_times_s)]
 
     @property
     def e2e_s(self) -> float:

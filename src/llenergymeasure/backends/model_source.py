@@ -106,3 +106,40 @@ def _embedded(spec: str, model: EmbeddedModel) -> ModelSource:
 
 def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+
+
+def check_hub_model(repo_id: str) -> None:
+    """Fail fast, with the reason, when a hub model is neither cached nor reachable.
+
+    Without this, transformers retries an unreachable hub for about 45 s before failing.
+
+    Raises:
+        ModelNotFoundError: unknown, gated, or not cached while the hub cannot be reached.
+    """
+    try:
+        import huggingface_hub
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    except ImportError:
+        return  # the backend's own loader will report the problem
+    if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelNotFoundError(
+            f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        )
+    try:
+        huggingface_hub.model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        raise ModelNotFoundError(
+            f"model '{repo_id}' is gated: accept its licence on the hub and set HF_TOKEN"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(
+            f"model '{repo_id}' does not exist on the Hugging Face hub (if it is private, "
+            "set HF_TOKEN)"
+        ) from None
+    except Exception as exc:  # network failures come as several vendor types
+        raise ModelNotFoundError(
+            f"model '{repo_id}' is not in the local Hugging Face cache and the hub cannot be "
+            f"reached ({exc}); check the id and your network, or use a local folder"
+        ) from None

@@ -55,7 +55,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Measure the energy, throughput and latency of LLM inference."""
@@ -64,7 +66,8 @@ def _root(
 @app.command()
 def run(
     config_file: Annotated[
-        Path | None, typer.Argument(help="Experiment YAML. Omit to use options (or the embedded default).")
+        Path | None,
+        typer.Argument(help="Experiment YAML. Omit to use options (or the embedded default)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "model"))] = None,
     backend: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "backend"))] = None,
@@ -78,9 +81,7 @@ def run(
     max_output_tokens: Annotated[
         int | None, typer.Option(help=_help(ExperimentConfig, "max_output_tokens"))
     ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help=_help(PyTorchConfig, "batch_size"))
-    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_help(PyTorchConfig, "batch_size"))] = None,
     precision: Annotated[
         str | None, typer.Option(help=_help(ExperimentConfig, "precision"))
     ] = None,
@@ -89,10 +90,13 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help=_help(ExperimentConfig, "random_seed"))] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Parent directory for the result directory (default: results/).")
+        Path | None,
+        typer.Option(help="Parent directory for the result directory (default: results/)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result path.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the result path.")
+    ] = False,
 ) -> None:
     """Run one experiment and print its headline figures."""
     overrides: dict[str, Any] = {

@@ -17,12 +17,16 @@ from llenergymeasure.paths import cache_dir, default_results_dir
 
 def print_machine_report(console: Console) -> None:
     """Print backends, energy samplers, the embedded model and paths."""
-    console.print(f"[bold]machine[/]: {cpu_model()} · {platform.system()} {platform.release()} "
-                  f"· Python {platform.python_version()}")
+    console.print(
+        f"[bold]machine[/]: {cpu_model()} · {platform.system()} {platform.release()} "
+        f"· Python {platform.python_version()}"
+    )
     console.print(_backends_table())
     console.print(_samplers_table())
     console.print(f"[bold]embedded model[/]: {_embedded_status()}")
-    console.print(f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}")
+    console.print(
+        f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}"
+    )
 
 
 def _backends_table() -> Table:
@@ -32,8 +36,12 @@ def _backends_table() -> Table:
     for name in BACKENDS:
         status = backend_status(name)
         versions = ", ".join(f"{k} {v or '—'}" for k, v in status.versions.items())
-        table.add_row(name, "yes" if status.installed else "no", versions,
-                      "" if status.installed else status.install_hint)
+        table.add_row(
+            name,
+            "yes" if status.installed else "no",
+            versions,
+            "" if status.installed else status.install_hint,
+        )
     return table
 
 

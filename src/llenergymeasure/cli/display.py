@@ -5,7 +5,14 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from llenergymeasure.results import ExperimentResult, LatencyStats
@@ -23,7 +30,7 @@ class RichObserver:
             console=console,
             transient=False,
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> RichObserver:
         self._progress.start()
@@ -57,8 +64,10 @@ def _num(value: float | None, unit: str = "", digits: int = 3) -> str:
 def _ms(stats: LatencyStats) -> str:
     if stats.mean_s is None:
         return "—"
-    return f"{stats.mean_s * 1e3:.1f} ms (p50 {_num((stats.median_s or 0) * 1e3, '', 4)}, " \
+    return (
+        f"{stats.mean_s * 1e3:.1f} ms (p50 {_num((stats.median_s or 0) * 1e3, '', 4)}, "
         f"p95 {_num((stats.p95_s or 0) * 1e3, '', 4)}, p99 {_num((stats.p99_s or 0) * 1e3, '', 4)})"
+    )
 
 
 def result_table(result: ExperimentResult) -> Table:
@@ -80,8 +89,10 @@ def result_table(result: ExperimentResult) -> Table:
         ("TTFT", _ms(metrics.ttft)),
         ("ITL", _ms(metrics.itl)),
         ("end-to-end latency", _ms(metrics.e2e_latency)),
-        ("requests · tokens in/out", f"{metrics.n_requests} · "
-         f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
+        (
+            "requests · tokens in/out",
+            f"{metrics.n_requests} · {metrics.total_input_tokens}/{metrics.total_output_tokens}",
+        ),
         ("measured window", f"{metrics.duration_s:.2f} s"),
         ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),
         ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
@@ -97,4 +108,4 @@ def print_result(console: Console, result: ExperimentResult) -> None:
     for warning in result.warnings:
         console.print(f"[yellow]warning[/] ({warning.code}): {warning.message}")
     if result.output_dir:
-        console.print(f"results: [bold]{result.output_dir}[/]")
+        console.print(f"results: [bold]{result.output_dir}[/]", soft_wrap=True)

@@ -15,7 +15,9 @@ from llenergymeasure.config.defaults import EMBEDDED_DEFAULT
 from llenergymeasure.config.loader import apply_overrides, build_experiment_config, read_yaml
 
 
-def build_config_data(config_file: Path | None, overrides: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def build_config_data(
+    config_file: Path | None, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
     """The raw config mapping: file (or the embedded default when neither file nor model)."""
     if config_file is not None:
         base, source = read_yaml(config_file), str(config_file)
@@ -41,7 +43,7 @@ def execute_run(
     _quiet_libraries(verbose)
     if quiet:
         result = run(config, out_dir=out)
-        console.print(result.output_dir)
+        console.print(result.output_dir, soft_wrap=True, highlight=False)
         return
     console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n}")
     with RichObserver(console) as observer:

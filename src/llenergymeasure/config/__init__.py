@@ -1,5 +1,6 @@
 """Configuration: Pydantic models (the single source of truth) and the YAML/CLI loader."""
 
+from llenergymeasure.config.loader import build_experiment_config, load_experiment_config
 from llenergymeasure.config.models import (
     DatasetConfig,
     DecoderConfig,
@@ -8,15 +9,14 @@ from llenergymeasure.config.models import (
     PyTorchConfig,
     WarmupConfig,
 )
-from llenergymeasure.config.loader import build_experiment_config, load_experiment_config
 
 __all__ = [
-    "build_experiment_config",
-    "load_experiment_config",
     "DatasetConfig",
     "DecoderConfig",
     "EnergyConfig",
     "ExperimentConfig",
     "PyTorchConfig",
     "WarmupConfig",
+    "build_experiment_config",
+    "load_experiment_config",
 ]

@@ -6,6 +6,7 @@ dataset and result writing happen outside it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -154,10 +155,8 @@ def _measure(
 
 
 def _stop_quietly(sampler: EnergySampler) -> None:
-    try:
+    with contextlib.suppress(LLEMError):  # the inference error is the one to report
         sampler.stop()
-    except LLEMError:
-        pass  # the inference error is the one to report
 
 
 def _relative(record: RequestRecord, origin_s: float) -> RequestRecord:

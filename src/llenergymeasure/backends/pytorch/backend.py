@@ -17,13 +17,13 @@ from llenergymeasure.backends.base import (
     ProgressCallback,
     RequestRecord,
 )
-from llenergymeasure.backends.model_source import ModelSource, resolve_model
+from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import batch_records
 from llenergymeasure.backends.pytorch.step_timer import StepTimer
 from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
-from llenergymeasure.datasets import Prompt, TokenCodec
+from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.errors import BackendError, ModelNotFoundError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -65,17 +65,6 @@ def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-class _TokenizerCodec:
-    """Adapts a Hugging Face tokenizer to the datasets' TokenCodec protocol."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids
-
-
 class PyTorchBackend:
     """Runs prompts through transformers in left-padded batches, timing every decoding step.
 
@@ -104,7 +93,10 @@ class PyTorchBackend:
     def load(self, config: ExperimentConfig) -> LoadedModelInfo:
         """Load model and tokenizer as the config says (hub, folder, GGUF or embedded)."""
         source = resolve_model(config.model)
+        if source.kind == "hub":
+            check_hub_model(source.location)
         location = self._local_location(source)
+        transformers.utils.logging.disable_progress_bar()  # llem shows its own progress
         dtype = resolve_dtype(config.precision)
         try:
             self._tokenizer = self._tokenizer_loader(location, padding_side="left")
@@ -156,7 +148,7 @@ class PyTorchBackend:
     @property
     def codec(self) -> TokenCodec:
         """The loaded tokenizer as a TokenCodec."""
-        return _TokenizerCodec(self._require_tokenizer())
+        return HFTokenizerCodec(self._require_tokenizer())
 
     @property
     def concurrency(self) -> int:
@@ -202,7 +194,11 @@ class PyTorchBackend:
             )
         generated = output[:, padded["input_ids"].shape[1] :].tolist()
         return batch_records(
-            indices, [len(ids) for ids in batch], generated, self._eos_ids(), submit_s,
+            indices,
+            [len(ids) for ids in batch],
+            generated,
+            self._eos_ids(),
+            submit_s,
             timer.step_times_s,
         )
 

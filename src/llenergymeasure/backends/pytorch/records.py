@@ -29,7 +29,7 @@ def batch_records(
 ) -> list[RequestRecord]:
     """One record per row of a batch: step ``k``'s timestamp is when token ``k`` existed."""
     records = []
-    for index, n_input, row in zip(indices, input_lengths, generated):
+    for index, n_input, row in zip(indices, input_lengths, generated, strict=True):
         n_output, hit_eos = count_generated(row, eos_ids)
         times = list(step_times_s[:n_output])
         if hit_eos and n_output < len(step_times_s):
