@@ -13,7 +13,9 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.results import ExperimentResult, LatencyStats
 
@@ -98,7 +100,7 @@ def result_table(result: ExperimentResult) -> Table:
         ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))
     return table
 
 
@@ -106,6 +108,6 @@ def print_result(console: Console, result: ExperimentResult) -> None:
     """Table, warnings, and where the files are."""
     console.print(result_table(result))
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/] ({warning.code}): {warning.message}")
+        console.print(f"[yellow]warning[/] ({warning.code}): {escape(warning.message)}")
     if result.output_dir:
-        console.print(f"results: [bold]{result.output_dir}[/]", soft_wrap=True)
+        console.print(f"results: [bold]{escape(result.output_dir)}[/]", soft_wrap=True)

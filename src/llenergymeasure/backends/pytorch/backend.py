@@ -222,7 +222,7 @@ class PyTorchBackend:
             peak_b = torch.cuda.max_memory_allocated(self._model.device)
             return MemoryReading(peak_b / 2**20, "cuda max allocated during the window")
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return MemoryReading(peak_kb / 1024, "process peak RSS since start (includes model load)")
+        return MemoryReading(peak_kb / 1024, "process peak RSS, incl. model load")
 
     def unload(self) -> None:
         """Drop the model and free accelerator memory."""
