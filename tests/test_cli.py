@@ -111,3 +111,20 @@ def test_config_schema_is_json() -> None:
 
     code, output = invoke("config", "--schema")
     assert code == 0 and "max_output_tokens" in json.loads(output)["properties"]
+
+
+def test_embedded_default_runs_end_to_end(tmp_path: Path, embedded_folder: Path) -> None:
+    """`llem run` with no file and no model measures the embedded SmolLM2 (small n here)."""
+    code, output = invoke(
+        "run", "-n", "4", "--max-output-tokens", "6", "--batch-size", "2", "--out", str(tmp_path)
+    )
+    assert code == 0, output
+    import llenergymeasure as llem
+
+    (folder,) = tmp_path.iterdir()
+    result = llem.load_result(folder)
+    assert result.model.source_kind == "embedded" and result.config.model == "smollm2-135m"
+    assert result.metrics.total_output_tokens > 0 and result.metrics.output_tokens_per_s
+    assert result.metrics.ttft.mean_s and result.metrics.itl.mean_s
+    assert result.measurement_method in {"rapl", "codecarbon", "null"}
+    assert result.metrics.ttft.mean_s < result.metrics.e2e_latency.mean_s

@@ -18,3 +18,10 @@ def cache_dir() -> Path:
 def default_results_dir() -> Path:
     """Where result directories are written unless ``--out`` says otherwise."""
     return Path(os.environ.get("LLEM_RESULTS_DIR", "results")).expanduser()
+
+
+def make_shareable(folder: Path) -> None:
+    """Give a ``mkdtemp`` folder (mode 0700) the permissions a plain ``mkdir`` would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from llenergymeasure.config.models import ExperimentConfig
     from llenergymeasure.datasets import Prompt, TokenCodec
+    from llenergymeasure.results.models import ModelInfo
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of requests just completed."""
@@ -57,18 +58,6 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
-class LoadedModelInfo:
-    """What a backend actually loaded (recorded on the result for reproducibility)."""
-
-    model_id: str
-    source_kind: str
-    dtype: str
-    device: str
-    n_parameters: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class MemoryReading:
     """Peak memory during the measured window and what it covers."""
 
@@ -82,7 +71,7 @@ class Backend(Protocol):
 
     name: str
 
-    def load(self, config: ExperimentConfig) -> LoadedModelInfo:
+    def load(self, config: ExperimentConfig) -> ModelInfo:
         """Load the model and tokenizer (timed by the harness, outside the measured window)."""
 
     @property

@@ -83,3 +83,8 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now_s
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock on by ``seconds`` and return the new time."""
+        self.now_s += seconds
+        return self.now_s

@@ -25,7 +25,6 @@ from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.results.models import (
     EnergyMetrics,
     ExperimentResult,
-    ModelInfo,
     PhaseTimings,
 )
 
@@ -98,7 +97,7 @@ def run_experiment(
         started_at=started_at,
         ended_at=datetime.now(timezone.utc),
         measurement_method=window.reading.method,
-        model=ModelInfo(**asdict(model_info)),
+        model=model_info,
         environment=environment,
         timings=PhaseTimings(
             model_load_s=model_load_s,

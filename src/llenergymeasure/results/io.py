@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.errors import ResultsError
+from llenergymeasure.paths import make_shareable
 from llenergymeasure.results.models import ExperimentResult
 
 RESULT_FILE = "result.json"
@@ -60,6 +61,7 @@ def write_experiment(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+        make_shareable(staging)
     except OSError as exc:
         raise ResultsError(f"cannot create results directory under {root}: {exc}") from None
     try:

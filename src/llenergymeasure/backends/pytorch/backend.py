@@ -12,7 +12,6 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llenergymeasure.backends.base import (
-    LoadedModelInfo,
     MemoryReading,
     ProgressCallback,
     RequestRecord,
@@ -25,6 +24,7 @@ from llenergymeasure.backends.pytorch.step_timer import StepTimer
 from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.errors import BackendError, ModelNotFoundError
+from llenergymeasure.results.models import ModelInfo
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -90,13 +90,13 @@ class PyTorchBackend:
         self._config: ExperimentConfig | None = None
         self._use_template = False
 
-    def load(self, config: ExperimentConfig) -> LoadedModelInfo:
+    def load(self, config: ExperimentConfig) -> ModelInfo:
         """Load model and tokenizer as the config says (hub, folder, GGUF or embedded)."""
         source = resolve_model(config.model)
         if source.kind == "hub":
             check_hub_model(source.location)
-        location = self._local_location(source)
         transformers.utils.logging.disable_progress_bar()  # llem shows its own progress
+        location = self._local_location(source)
         dtype = resolve_dtype(config.precision)
         try:
             self._tokenizer = self._tokenizer_loader(location, padding_side="left")
@@ -114,7 +114,7 @@ class PyTorchBackend:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._model, self._config = model, config
         self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
-        return LoadedModelInfo(
+        return ModelInfo(
             model_id=config.model,
             source_kind=source.kind,
             dtype=str(dtype).removeprefix("torch."),

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llenergymeasure.paths import cache_dir
+from llenergymeasure.paths import cache_dir, make_shareable
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 22) -> str:
@@ -34,6 +34,7 @@ def converted_folder(gguf_path: Path, root: Path | None = None) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    make_shareable(staging)
     try:
         _convert(gguf_path, staging)
         os.replace(staging, target)

@@ -1,0 +1,152 @@
+"""The harness with injected fakes: phase order, what the window contains, failure handling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.config import ExperimentConfig
+from llenergymeasure.datasets import HFTokenizerCodec, Prompt
+from llenergymeasure.energy import EnergyReading
+from llenergymeasure.energy.fakes import FakeClock
+from llenergymeasure.errors import BackendError
+from llenergymeasure.harness import run_experiment
+from llenergymeasure.harness.checks import measurement_warnings
+from llenergymeasure.harness.environment import snapshot_environment
+from llenergymeasure.results.models import ModelInfo
+
+
+class FakeBackend:
+    """Generates `tokens` tokens per prompt, one per `step_s` of the shared fake clock."""
+
+    name = "fake"
+
+    def __init__(self, clock: FakeClock, events: list[str], tokens: int = 4, step_s: float = 0.5):
+        self.clock, self.events, self.tokens, self.step_s = clock, events, tokens, step_s
+        self.fail_on_measure = False
+
+    def load(self, config: ExperimentConfig) -> ModelInfo:
+        self.events.append("load")
+        self.clock.advance(3.0)
+        return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu")
+
+    @property
+    def codec(self) -> Any:
+        return HFTokenizerCodec(None)
+
+    @property
+    def concurrency(self) -> int:
+        return 2
+
+    def run(
+        self,
+        prompts: Sequence[Prompt],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[RequestRecord]:
+        self.events.append(f"run:{len(prompts)}x{max_output_tokens}")
+        if self.fail_on_measure and len(prompts) > 2:
+            raise BackendError("boom")
+        records = []
+        for p in prompts:
+            submit = self.clock()
+            times = [self.clock.advance(self.step_s) for _ in range(self.tokens)]
+            records.append(
+                RequestRecord(p.index, 10, self.tokens, submit, times, [1] * 4, times[-1])
+            )
+        return records
+
+    def reset_peak_memory(self) -> None:
+        self.events.append("reset_memory")
+
+    def peak_memory(self) -> MemoryReading:
+        return MemoryReading(42.0, "fake")
+
+    def unload(self) -> None:
+        self.events.append("unload")
+
+
+class FakeSampler:
+    """Reports a constant power over whatever the shared clock says the window lasted."""
+
+    name = "fake"
+
+    def __init__(self, clock: FakeClock, events: list[str], power_w: float = 100.0):
+        self.clock, self.events, self.power_w = clock, events, power_w
+
+    def start(self) -> None:
+        self.events.append("sampler.start")
+        self.t0 = self.clock()
+
+    def stop(self) -> EnergyReading:
+        self.events.append("sampler.stop")
+        duration = self.clock() - self.t0
+        energy = self.power_w * duration
+        return EnergyReading("fake", ["dev0"], energy, {"dev0": energy}, duration, 10)
+
+
+def setup(**fields: Any) -> tuple[ExperimentConfig, FakeClock, list[str], FakeBackend, FakeSampler]:
+    config = ExperimentConfig.model_validate(
+        {"model": "m", "n": 6, "max_output_tokens": 4, "warmup": {"n_warmup": 3}, **fields}
+    )
+    clock, events = FakeClock(), []
+    return config, clock, events, FakeBackend(clock, events), FakeSampler(clock, events)
+
+
+def test_phases_run_in_order_and_only_inference_is_inside_the_window() -> None:
+    config, clock, events, backend, sampler = setup(warmup={"n_warmup": 3, "thermal_floor_s": 7})
+    slept: list[float] = []
+    run = run_experiment(config, backend=backend, sampler=sampler, clock=clock, sleep=slept.append)
+
+    assert events == [
+        "load", "run:2x8", "run:2x8", "run:2x8",  # warmup: 3 runs of one batch
+        "reset_memory", "sampler.start", "run:6x4", "sampler.stop", "unload",
+    ]  # fmt: skip
+    assert slept == [7]
+    result = run.result
+    assert result.timings.model_load_s == 3.0
+    assert result.metrics.duration_s == pytest.approx(6 * 4 * 0.5)
+    assert result.energy_total_j == pytest.approx(100.0 * 12.0)
+    assert result.metrics.energy_per_output_token_j == pytest.approx(1200.0 / 24)
+    assert result.metrics.ttft.mean_s == pytest.approx(0.5)
+    assert result.metrics.itl.median_s == pytest.approx(0.5)
+    assert result.measurement_method == "fake" and result.metrics.peak_memory_mb == 42.0
+    # records are stored relative to the window start
+    assert run.records[0].submit_s == 0.0 and run.records[-1].end_s == pytest.approx(12.0)
+
+
+def test_a_backend_failure_stops_the_sampler_unloads_and_propagates() -> None:
+    config, clock, events, backend, sampler = setup()
+    backend.fail_on_measure = True
+    with pytest.raises(BackendError, match="boom"):
+        run_experiment(config, backend=backend, sampler=sampler, clock=clock, sleep=lambda s: None)
+    assert events[-2:] == ["sampler.stop", "unload"]
+
+
+def reading(energy_j: float | None, estimate: bool = False) -> EnergyReading:
+    return EnergyReading("x", [], energy_j, {}, 1.0, 1, is_estimate=estimate, notes=["why"])
+
+
+@pytest.mark.parametrize(
+    ("energy_j", "estimate", "window_s", "codes"),
+    [
+        (10.0, False, 10.0, set()),
+        (10.0, False, 9.9, {"short_window"}),
+        (10.0, True, 20.0, {"energy_estimated"}),
+        (None, False, 20.0, {"no_energy_source"}),
+    ],
+)
+def test_warnings_trigger_at_their_thresholds(
+    energy_j: float | None, estimate: bool, window_s: float, codes: set[str]
+) -> None:
+    warnings = measurement_warnings(reading(energy_j, estimate), window_s)
+    assert {w.code for w in warnings} == codes
+
+
+def test_environment_snapshot_records_software_and_cpu() -> None:
+    env = snapshot_environment()
+    assert env.python and env.cpu_cores_logical and env.memory_total_gb
+    assert env.libraries["llenergymeasure"] is not None and "pydantic" in env.libraries
