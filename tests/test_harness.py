@@ -41,9 +41,13 @@ class FakeBackend:
     def concurrency(self) -> int:
         return 2
 
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        self.events.append("prepare")
+        return [[p.index] for p in prompts]
+
     def run(
         self,
-        prompts: Sequence[Prompt],
+        prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
     ) -> list[RequestRecord]:
@@ -55,7 +59,7 @@ class FakeBackend:
             submit = self.clock()
             times = [self.clock.advance(self.step_s) for _ in range(self.tokens)]
             records.append(
-                RequestRecord(p.index, 10, self.tokens, submit, times, [1] * 4, times[-1])
+                RequestRecord(p[0], 10, self.tokens, submit, times, [1] * 4, times[-1])
             )
         return records
 
@@ -102,7 +106,7 @@ def test_phases_run_in_order_and_only_inference_is_inside_the_window() -> None:
     run = run_experiment(config, backend=backend, sampler=sampler, clock=clock, sleep=slept.append)
 
     assert events == [
-        "load", "run:2x8", "run:2x8", "run:2x8",  # warmup: 3 runs of one batch
+        "load", "prepare", "run:2x8", "run:2x8", "run:2x8",  # warmup: 3 runs of one batch
         "reset_memory", "sampler.start", "run:6x4", "sampler.stop", "unload",
     ]  # fmt: skip
     assert slept == [7]
@@ -116,6 +120,7 @@ def test_phases_run_in_order_and_only_inference_is_inside_the_window() -> None:
     assert result.measurement_method == "fake" and result.metrics.peak_memory_mb == 42.0
     # records are stored relative to the window start
     assert run.records[0].submit_s == 0.0 and run.records[-1].end_s == pytest.approx(12.0)
+    assert [r.index for r in run.records] == list(range(6))
 
 
 def test_a_backend_failure_stops_the_sampler_unloads_and_propagates() -> None:

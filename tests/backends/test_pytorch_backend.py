@@ -124,7 +124,7 @@ def test_generate_fields_reach_generate(
     backend, _ = make_backend()
     backend.load(config(tiny_model_dir, **{section: values}, max_output_tokens=4))
     spy = spy_generate(backend)
-    records = backend.run(text_prompts("Hello there"), max_output_tokens=4)
+    records = backend.run(backend.prepare(text_prompts("Hello there")), max_output_tokens=4)
     assert spy.calls[-1][kwarg] == expected
     assert records[0].output_tokens <= 4
 
@@ -133,7 +133,7 @@ def test_batch_size_sets_rows_per_generate_call(tiny_model_dir: Path) -> None:
     backend, _ = make_backend()
     backend.load(config(tiny_model_dir, pytorch={"batch_size": 2}))
     spy = spy_generate(backend)
-    backend.run(text_prompts("a", "b b", "c c c"), max_output_tokens=2)
+    backend.run(backend.prepare(text_prompts("a", "b b", "c c c")), max_output_tokens=2)
     assert [call["input_ids"].shape[0] for call in spy.calls] == [2, 1]
 
 
@@ -143,7 +143,9 @@ def test_left_padding_and_truncation(tiny_model_dir: Path) -> None:
         config(tiny_model_dir, chat_template=False, max_input_tokens=5, pytorch={"batch_size": 2})
     )
     spy = spy_generate(backend)
-    records = backend.run(text_prompts("one", "one two three four five six seven"), 2)
+    records = backend.run(
+        backend.prepare(text_prompts("one", "one two three four five six seven")), 2
+    )
     ids, mask = spy.calls[0]["input_ids"], spy.calls[0]["attention_mask"]
     assert ids.shape[1] == 5  # the long prompt was truncated to max_input_tokens
     assert mask[0, 0] == 0 and mask[0, -1] == 1  # the short one is padded on the left
@@ -154,7 +156,7 @@ def test_chat_template_auto_wraps_prompts(tiny_model_dir: Path) -> None:
     backend, _ = make_backend()
     backend.load(config(tiny_model_dir, chat_template="auto"))
     spy = spy_generate(backend)
-    backend.run(text_prompts("Hi"), 1)
+    backend.run(backend.prepare(text_prompts("Hi")), 1)
     text = backend._tokenizer.decode(spy.calls[0]["input_ids"][0])
     assert "<|im_start|>user\nHi<|im_end|>" in text and text.endswith("assistant\n")
 
@@ -200,7 +202,7 @@ def test_exact_token_counts_and_step_timing_in_a_batch(tiny_model_dir: Path) -> 
             )
         }
     )
-    a, b, c = backend.run(text_prompts("x", "y y", "z"), max_output_tokens=8)
+    a, b, c = backend.run(backend.prepare(text_prompts("x", "y y", "z")), max_output_tokens=8)
 
     # EOS and the padding after it are not counted; max_new_tokens is never assumed
     assert [a.output_tokens, b.output_tokens, c.output_tokens] == [2, 5, 0]

@@ -82,13 +82,16 @@ class Backend(Protocol):
     def concurrency(self) -> int:
         """How many prompts this backend runs together (warmup uses a batch of this size)."""
 
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Token ids per prompt (chat template, truncation), computed outside the window."""
+
     def run(
         self,
-        prompts: Sequence[Prompt],
+        prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
     ) -> list[RequestRecord]:
-        """Generate for every prompt and return one record per prompt, in prompt order."""
+        """Generate for every prepared prompt; one record per prompt, in prompt order."""
 
     def reset_peak_memory(self) -> None:
         """Start a new peak-memory window."""

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from llenergymeasure._version import __version__
 from llenergymeasure.backends import Backend, RequestRecord, create_backend
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.datasets import Prompt, load_prompts, validate_source
+from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.harness.checks import measurement_warnings
@@ -81,9 +81,10 @@ def run_experiment(
     model_load_s = clock() - t0
     try:
         prompts = load_prompts(config.dataset, config.n, config.random_seed, codec=backend.codec)
-        warmup_s = _warmup(backend, config, prompts, clock, observer)
+        prepared = backend.prepare(prompts)
+        warmup_s = _warmup(backend, config, prepared, clock, observer)
         sleep(config.warmup.thermal_floor_s)
-        window = _measure(backend, sampler, prompts, config, clock, observer)
+        window = _measure(backend, sampler, prepared, config, clock, observer)
     finally:
         backend.unload()
 
@@ -115,7 +116,7 @@ def run_experiment(
 def _warmup(
     backend: Backend,
     config: ExperimentConfig,
-    prompts: list[Prompt],
+    prompts: list[list[int]],
     clock: Clock,
     observer: RunObserver,
 ) -> float:
@@ -133,7 +134,7 @@ def _warmup(
 def _measure(
     backend: Backend,
     sampler: EnergySampler,
-    prompts: list[Prompt],
+    prompts: list[list[int]],
     config: ExperimentConfig,
     clock: Clock,
     observer: RunObserver,

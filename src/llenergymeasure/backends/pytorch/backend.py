@@ -155,23 +155,27 @@ class PyTorchBackend:
         """Prompts per generate call."""
         return self._require_config().pytorch_options.batch_size
 
-    def run(
-        self,
-        prompts: Sequence[Prompt],
-        max_output_tokens: int,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[RequestRecord]:
-        """Generate for every prompt, in batches of ``batch_size``, in prompt order."""
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Apply the chat template and truncate to ``max_input_tokens``."""
         config = self._require_config()
-        transformers.set_seed(config.random_seed)
-        encoded = [
+        return [
             encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
             for p in prompts
         ]
+
+    def run(
+        self,
+        prompts: Sequence[list[int]],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[RequestRecord]:
+        """Generate for every prepared prompt, in batches of ``batch_size``, in order."""
+        config = self._require_config()
+        transformers.set_seed(config.random_seed)
         size = config.pytorch_options.batch_size
         records: list[RequestRecord] = []
-        for start in range(0, len(encoded), size):
-            batch = encoded[start : start + size]
+        for start in range(0, len(prompts), size):
+            batch = list(prompts[start : start + size])
             records += self._run_batch(range(start, start + len(batch)), batch, max_output_tokens)
             if on_progress is not None:
                 on_progress(len(batch))
