@@ -23,7 +23,7 @@ def print_machine_report(console: Console) -> None:
     )
     console.print(_backends_table())
     console.print(_samplers_table())
-    console.print(f"[bold]embedded model[/]: {_embedded_status()}")
+    console.print(f"[bold]embedded model[/]: {_embedded_status()}", soft_wrap=True)
     console.print(
         f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}"
     )
