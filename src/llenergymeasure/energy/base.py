@@ -38,6 +38,11 @@ class EnergyReading:
         notes: human-readable caveats about how the figure was obtained.
         co2_kg: emissions in kg CO2eq when the sampler knows a grid carbon intensity
             (CodeCarbon does), else None; never a made-up intensity.
+        uncertainty_j: an absolute bound on ``energy_total_j`` in joules derived from how it
+            was obtained (counter update period, sampling interval and coverage); None when
+            no bound can be given (e.g. a TDP model, or nothing measured).
+        warnings: ``(code, message)`` pairs the harness copies onto the result's warnings
+            (e.g. ``("counter_mismatch", "...")``, ``("sampler_failed", "...")``).
     """
 
     method: str
@@ -49,6 +54,8 @@ class EnergyReading:
     is_estimate: bool = False
     notes: list[str] = field(default_factory=list)
     co2_kg: float | None = None
+    uncertainty_j: float | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 @runtime_checkable

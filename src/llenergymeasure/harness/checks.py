@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from llenergymeasure.energy.base import EnergyReading
-from llenergymeasure.results.models import MeasurementWarning
+from llenergymeasure.results.models import EnergyMetrics, MeasurementWarning
 
 MIN_WINDOW_S = 10.0
 
@@ -35,4 +37,12 @@ def measurement_warnings(reading: EnergyReading, window_s: float) -> list[Measur
                 + "; ".join(reading.notes or ["modelled power"]),
             )
         )
+    warnings += [MeasurementWarning(code=code, message=msg) for code, msg in reading.warnings]
     return warnings
+
+
+def energy_metrics(reading: EnergyReading) -> EnergyMetrics:
+    """The result's energy section from a sampler reading (its warnings go to the result's)."""
+    fields = asdict(reading)
+    del fields["warnings"]
+    return EnergyMetrics(**fields)

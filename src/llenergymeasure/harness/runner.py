@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from llenergymeasure._version import __version__
@@ -18,12 +18,11 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
 from llenergymeasure.errors import LLEMError
-from llenergymeasure.harness.checks import measurement_warnings
+from llenergymeasure.harness.checks import energy_metrics, measurement_warnings
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.results.models import (
-    EnergyMetrics,
     ExperimentResult,
     PhaseTimings,
 )
@@ -106,7 +105,7 @@ def run_experiment(
             thermal_floor_s=config.warmup.thermal_floor_s,
             window_s=window.duration_s,
         ),
-        energy=EnergyMetrics(**asdict(window.reading)),
+        energy=energy_metrics(window.reading),
         metrics=metrics,
         warnings=measurement_warnings(window.reading, window.duration_s),
     )

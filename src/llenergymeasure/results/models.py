@@ -40,6 +40,7 @@ class EnergyMetrics(_Lenient):
     duration_s: float | None = None
     sample_count: int = 0
     co2_kg: float | None = None
+    uncertainty_j: float | None = None
     notes: list[str] = Field(default_factory=list)
 
 
