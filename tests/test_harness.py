@@ -58,9 +58,7 @@ class FakeBackend:
         for p in prompts:
             submit = self.clock()
             times = [self.clock.advance(self.step_s) for _ in range(self.tokens)]
-            records.append(
-                RequestRecord(p[0], 10, self.tokens, submit, times, [1] * 4, times[-1])
-            )
+            records.append(RequestRecord(p[0], 10, self.tokens, submit, times, [1] * 4, times[-1]))
         return records
 
     def reset_peak_memory(self) -> None:
