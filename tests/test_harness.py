@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from llenergymeasure.energy import EnergyReading
 from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.errors import BackendError
 from llenergymeasure.harness import run_experiment
-from llenergymeasure.harness.checks import measurement_warnings
+from llenergymeasure.harness.baseline import BaselineCache
+from llenergymeasure.harness.checks import window_warnings
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.results.models import ModelInfo
 
@@ -98,21 +100,38 @@ def setup(**fields: Any) -> tuple[ExperimentConfig, FakeClock, list[str], FakeBa
     return config, clock, events, FakeBackend(clock, events), FakeSampler(clock, events)
 
 
-def test_phases_run_in_order_and_only_inference_is_inside_the_window() -> None:
+def test_phases_run_in_order_and_only_inference_is_inside_the_window(tmp_path: Path) -> None:
     config, clock, events, backend, sampler = setup(warmup={"n_warmup": 3, "thermal_floor_s": 7})
     slept: list[float] = []
-    run = run_experiment(config, backend=backend, sampler=sampler, clock=clock, sleep=slept.append)
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    run = run_experiment(
+        config,
+        backend=backend,
+        sampler_factory=lambda: sampler,
+        clock=clock,
+        sleep=sleep,
+        telemetry_sources=[],
+        baseline_cache=BaselineCache(tmp_path / "b.json"),
+    )
 
     assert events == [
         "load", "prepare", "run:2x8", "run:2x8", "run:2x8",  # warmup: 3 runs of one batch
+        "sampler.start", "sampler.stop",  # idle baseline, nothing running
         "reset_memory", "sampler.start", "run:6x4", "sampler.stop", "unload",
     ]  # fmt: skip
-    assert slept == [7]
+    assert slept == [7, 10.0]  # thermal floor, then the baseline window
     result = run.result
     assert result.timings.model_load_s == 3.0
     assert result.metrics.duration_s == pytest.approx(6 * 4 * 0.5)
     assert result.energy_total_j == pytest.approx(100.0 * 12.0)
     assert result.metrics.energy_per_output_token_j == pytest.approx(1200.0 / 24)
+    # constant power throughout: the idle baseline explains all of it
+    assert result.energy.baseline_power_w == pytest.approx(100.0)
+    assert result.energy.energy_adjusted_j == pytest.approx(0.0)
     assert result.metrics.ttft.mean_s == pytest.approx(0.5)
     assert result.metrics.itl.median_s == pytest.approx(0.5)
     assert result.measurement_method == "fake" and result.metrics.peak_memory_mb == 42.0
@@ -121,31 +140,40 @@ def test_phases_run_in_order_and_only_inference_is_inside_the_window() -> None:
     assert [r.index for r in run.records] == list(range(6))
 
 
-def test_a_backend_failure_stops_the_sampler_unloads_and_propagates() -> None:
+def test_a_backend_failure_stops_the_sampler_unloads_and_propagates(tmp_path: Path) -> None:
     config, clock, events, backend, sampler = setup()
     backend.fail_on_measure = True
     with pytest.raises(BackendError, match="boom"):
-        run_experiment(config, backend=backend, sampler=sampler, clock=clock, sleep=lambda s: None)
+        run_experiment(
+            config,
+            backend=backend,
+            sampler_factory=lambda: sampler,
+            clock=clock,
+            sleep=lambda s: None,
+            telemetry_sources=[],
+            baseline_cache=BaselineCache(tmp_path / "b.json"),
+        )
     assert events[-2:] == ["sampler.stop", "unload"]
 
 
-def reading(energy_j: float | None, estimate: bool = False) -> EnergyReading:
-    return EnergyReading("x", [], energy_j, {}, 1.0, 1, is_estimate=estimate, notes=["why"])
+def reading(energy_j: float | None, estimate: bool = False, samples: int = 50) -> EnergyReading:
+    return EnergyReading("x", [], energy_j, {}, 1.0, samples, is_estimate=estimate, notes=["why"])
 
 
 @pytest.mark.parametrize(
-    ("energy_j", "estimate", "window_s", "codes"),
+    ("energy_j", "estimate", "samples", "window_s", "codes"),
     [
-        (10.0, False, 10.0, set()),
-        (10.0, False, 9.9, {"short_window"}),
-        (10.0, True, 20.0, {"energy_estimated"}),
-        (None, False, 20.0, {"no_energy_source"}),
+        (10.0, False, 10, 10.0, set()),
+        (10.0, False, 10, 9.9, {"short_window"}),
+        (10.0, False, 9, 10.0, {"too_few_samples"}),
+        (10.0, True, 50, 20.0, {"energy_estimated"}),
+        (None, False, 0, 20.0, {"no_energy_source"}),
     ],
 )
-def test_warnings_trigger_at_their_thresholds(
-    energy_j: float | None, estimate: bool, window_s: float, codes: set[str]
+def test_window_warnings_trigger_at_their_thresholds(
+    energy_j: float | None, estimate: bool, samples: int, window_s: float, codes: set[str]
 ) -> None:
-    warnings = measurement_warnings(reading(energy_j, estimate), window_s)
+    warnings = window_warnings(reading(energy_j, estimate, samples), window_s)
     assert {w.code for w in warnings} == codes
 
 

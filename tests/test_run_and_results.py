@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 import llenergymeasure as llem
@@ -38,6 +39,12 @@ def test_run_writes_a_result_that_round_trips(tiny_model_dir: Path, tmp_path: Pa
     assert loaded.metrics.n_requests == 6 and loaded.metrics.total_output_tokens > 0
     assert loaded.measurement_method == "null" and loaded.energy_total_j is None
     assert {w.code for w in loaded.warnings} >= {"no_energy_source", "short_window"}
+
+    timeseries = pq.read_table(folder / "timeseries.parquet").to_pylist()
+    assert loaded.timeseries_file == "timeseries.parquet" and timeseries
+    assert {"load", "warmup", "window"} <= {row["phase"] for row in timeseries}
+    assert {row["device"] for row in timeseries} == {"cpu"}
+    assert loaded.telemetry is not None and loaded.telemetry.devices == ["cpu"]
 
     records = load_requests(folder)
     assert sum(r.output_tokens for r in records) == loaded.metrics.total_output_tokens

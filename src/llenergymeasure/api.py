@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def run(
     out_dir: str | os.PathLike[str] | None = None,
     save: bool = True,
     backend: Backend | None = None,
-    sampler: EnergySampler | None = None,
+    sampler_factory: Callable[[], EnergySampler] | None = None,
     observer: RunObserver | None = None,
 ) -> ExperimentResult:
     """Run one experiment and (by default) write its result directory.
@@ -54,7 +54,8 @@ def run(
             ``$LLEM_RESULTS_DIR``). Existing directories are never overwritten.
         save: write ``result.json`` and ``requests.parquet`` (False: return the result only).
         backend: inject a backend instead of the registry's (tests, custom engines).
-        sampler: inject an energy sampler instead of the factory's choice.
+        sampler_factory: builds the energy sampler for each window (baseline, measurement)
+            instead of the factory's choice for ``config.energy``.
         observer: receives progress events.
 
     Returns:
@@ -64,8 +65,11 @@ def run(
         LLEMError: ConfigError (exit 2) for bad input, others (exit 1) for run failures.
     """
     experiment = to_experiment_config(config)
-    outcome = run_experiment(experiment, backend=backend, sampler=sampler, observer=observer)
+    outcome = run_experiment(
+        experiment, backend=backend, sampler_factory=sampler_factory, observer=observer
+    )
     if save:
         root = Path(out_dir) if out_dir is not None else default_results_dir()
-        write_experiment(outcome.result, outcome.records, root, result_label(experiment))
+        label = result_label(experiment)
+        write_experiment(outcome.result, outcome.records, root, label, outcome.timeseries)
     return outcome.result

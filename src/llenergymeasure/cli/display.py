@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from llenergymeasure.results import ExperimentResult, LatencyStats
+from llenergymeasure.results import EnergyMetrics, ExperimentResult, LatencyStats
 
 
 class RichObserver:
@@ -72,6 +72,31 @@ def _ms(stats: LatencyStats) -> str:
     )
 
 
+def _energy(energy: EnergyMetrics, kind: str) -> str:
+    bound = f" ± {energy.uncertainty_j:.3g}" if energy.uncertainty_j is not None else ""
+    return f"{_num(energy.energy_total_j, '', 4)}{bound} J ({kind}, {energy.method})"
+
+
+def _adjusted(energy: EnergyMetrics) -> str:
+    if energy.energy_adjusted_j is None:
+        return "— (no idle baseline)"
+    source = "cached" if energy.baseline_from_cache else "measured"
+    return (
+        f"{_num(energy.energy_adjusted_j, ' J', 4)} "
+        f"(baseline {energy.baseline_power_w:.3g} W, {source})"
+    )
+
+
+def _also(adjusted_j: float | None) -> str:
+    return f" (adjusted {_num(adjusted_j, ' J', 4)})" if adjusted_j is not None else ""
+
+
+def _co2(energy: EnergyMetrics) -> str:
+    if energy.co2_kg is None:
+        return "— (set LLEM_CARBON_INTENSITY)"
+    return f"{energy.co2_kg * 1000:.3g} g ({energy.co2_source})"
+
+
 def result_table(result: ExperimentResult) -> Table:
     """The headline figures of one experiment."""
     energy, metrics = result.energy, result.metrics
@@ -82,23 +107,25 @@ def result_table(result: ExperimentResult) -> Table:
     table.add_column("metric", style="bold")
     table.add_column("value")
     rows = [
-        ("energy", f"{_num(energy.energy_total_j, ' J', 4)} ({kind}, {energy.method})"),
-        ("energy / output token", _num(metrics.energy_per_output_token_j, " J", 4)),
-        ("energy / request", _num(metrics.energy_per_request_j, " J", 4)),
+        ("energy", _energy(energy, kind)),
+        ("energy, idle-adjusted", _adjusted(energy)),
+        ("energy / output token", _num(metrics.energy_per_output_token_j, " J", 4)
+         + _also(metrics.energy_per_output_token_adjusted_j)),
+        ("energy / request", _num(metrics.energy_per_request_j, " J", 4)
+         + _also(metrics.energy_per_request_adjusted_j)),
+        ("CO2", _co2(energy)),
         ("output tokens/s", _num(metrics.output_tokens_per_s, "", 4)),
         ("input tokens/s", _num(metrics.input_tokens_per_s, "", 4)),
         ("requests/s", _num(metrics.requests_per_s, "", 4)),
         ("TTFT", _ms(metrics.ttft)),
         ("ITL", _ms(metrics.itl)),
         ("end-to-end latency", _ms(metrics.e2e_latency)),
-        (
-            "requests · tokens in/out",
-            f"{metrics.n_requests} · {metrics.total_input_tokens}/{metrics.total_output_tokens}",
-        ),
+        ("requests · tokens in/out", f"{metrics.n_requests} · "
+         f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
         ("measured window", f"{metrics.duration_s:.2f} s"),
         ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),
         ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
-    ]
+    ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, Text(value))
     return table

@@ -14,6 +14,7 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
     "max_input_tokens": 256,
     "max_output_tokens": 48,
     "warmup": {"n_warmup": 2, "max_output_tokens": 8},
+    "baseline": {"duration_s": 3.0},
     "pytorch": {"batch_size": 8},
 }
 """Small enough to finish in about a minute on 2 CPU cores, long enough for a >10 s window."""

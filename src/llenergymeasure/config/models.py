@@ -168,6 +168,32 @@ class PyTorchConfig(_Strict):
         return self
 
 
+class BaselineConfig(_Strict):
+    """Idle power measured before the window, subtracted to give energy_adjusted_j."""
+
+    enabled: bool = Field(
+        True, description="Measure (or reuse) idle power and report adjusted energy."
+    )
+    duration_s: float = Field(
+        10.0, gt=0.0, description="Seconds of idle measurement (nothing runs meanwhile)."
+    )
+    cache_ttl_s: float = Field(
+        3600.0,
+        ge=0.0,
+        description="Reuse a baseline measured on this machine with the same sampler within "
+        "this many seconds (0 = always re-measure).",
+    )
+
+
+class TelemetryConfig(_Strict):
+    """The background poller writing timeseries.parquet (power, temperature, clocks...)."""
+
+    enabled: bool = Field(True, description="Record a device timeline beside the result.")
+    interval_ms: int = Field(
+        100, ge=10, le=60_000, description="Milliseconds between telemetry samples."
+    )
+
+
 class ExperimentConfig(_Strict):
     """One measured experiment: a model, a backend, prompts and how to measure them."""
 
@@ -205,6 +231,8 @@ class ExperimentConfig(_Strict):
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     pytorch: PyTorchConfig | None = Field(
         None, description="pytorch backend parameters (only with backend: pytorch)."
     )

@@ -1,48 +1,121 @@
-"""Measurement warnings: caveats a reader needs before trusting a figure."""
+"""Measurement warnings and the energy section of a result.
+
+Each warning has a stable code (for machines) and a sentence (for people); each check is a
+small function of what was measured, so thresholds are easy to find and test.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from llenergymeasure.energy.base import EnergyReading
-from llenergymeasure.results.models import EnergyMetrics, MeasurementWarning
+from llenergymeasure.harness.baseline import Baseline
+from llenergymeasure.harness.carbon import Co2
+from llenergymeasure.results.models import EnergyMetrics, MeasurementWarning, TelemetrySummary
 
 MIN_WINDOW_S = 10.0
+MIN_ENERGY_SAMPLES = 10
+MAX_TEMPERATURE_DRIFT_C = 5.0
 
 
-def measurement_warnings(reading: EnergyReading, window_s: float) -> list[MeasurementWarning]:
-    """Warnings that apply to a window of ``window_s`` measured as ``reading`` says."""
+def _warn(code: str, message: str) -> MeasurementWarning:
+    return MeasurementWarning(code=code, message=message)
+
+
+def window_warnings(reading: EnergyReading, window_s: float) -> list[MeasurementWarning]:
+    """Short windows, too few samples, and energy that is estimated or missing."""
     warnings = []
     if window_s < MIN_WINDOW_S:
-        warnings.append(
-            MeasurementWarning(
-                code="short_window",
-                message=f"measured window was {window_s:.1f} s (< {MIN_WINDOW_S:.0f} s): "
-                "counter granularity and start/stop effects weigh heavily; use more prompts",
-            )
-        )
+        warnings.append(_warn(
+            "short_window",
+            f"measured window was {window_s:.1f} s (< {MIN_WINDOW_S:.0f} s): counter "
+            "granularity and start/stop effects weigh heavily; use more prompts",
+        ))  # fmt: skip
     if reading.energy_total_j is None:
-        warnings.append(
-            MeasurementWarning(
-                code="no_energy_source",
-                message=f"no energy was measured (sampler '{reading.method}'); energy fields "
-                "are null",
-            )
-        )
-    elif reading.is_estimate:
-        warnings.append(
-            MeasurementWarning(
-                code="energy_estimated",
-                message=f"energy from '{reading.method}' is an estimate, not a measurement: "
-                + "; ".join(reading.notes or ["modelled power"]),
-            )
-        )
-    warnings += [MeasurementWarning(code=code, message=msg) for code, msg in reading.warnings]
+        warnings.append(_warn(
+            "no_energy_source",
+            f"no energy was measured (sampler '{reading.method}'); energy fields are null",
+        ))  # fmt: skip
+        return warnings
+    if reading.sample_count < MIN_ENERGY_SAMPLES:
+        warnings.append(_warn(
+            "too_few_samples",
+            f"only {reading.sample_count} energy samples in the window "
+            f"(< {MIN_ENERGY_SAMPLES}); the figure is coarse",
+        ))  # fmt: skip
+    if reading.is_estimate:
+        warnings.append(_warn(
+            "energy_estimated",
+            f"energy from '{reading.method}' is an estimate, not a measurement: "
+            + "; ".join(reading.notes or ["modelled power"]),
+        ))  # fmt: skip
     return warnings
 
 
-def energy_metrics(reading: EnergyReading) -> EnergyMetrics:
-    """The result's energy section from a sampler reading (its warnings go to the result's)."""
-    fields = asdict(reading)
+def telemetry_warnings(summary: TelemetrySummary | None) -> list[MeasurementWarning]:
+    """Thermal drift and throttling seen by the telemetry poller during the window."""
+    if summary is None:
+        return []
+    warnings = []
+    drift = summary.temperature_drift_c
+    if drift is not None and abs(drift) > MAX_TEMPERATURE_DRIFT_C:
+        warnings.append(_warn(
+            "thermal_drift",
+            f"device temperature changed by {drift:+.1f} °C during the window "
+            f"(> {MAX_TEMPERATURE_DRIFT_C:.0f} °C): use warmup/thermal_floor_s",
+        ))  # fmt: skip
+    if summary.throttled_fraction:
+        warnings.append(_warn(
+            "throttling",
+            f"clocks were throttled in {summary.throttled_fraction:.0%} of telemetry samples",
+        ))  # fmt: skip
+    return warnings
+
+
+def context_warnings(
+    baseline: Baseline | None, baseline_enabled: bool, co2: Co2
+) -> list[MeasurementWarning]:
+    """A missing baseline and an uncomputed CO2 figure."""
+    warnings = []
+    if baseline is None:
+        reason = "disabled" if not baseline_enabled else "the sampler measured no energy"
+        warnings.append(_warn(
+            "baseline_missing",
+            f"no idle baseline ({reason}): energy_adjusted_j is null and the totals "
+            "include idle power",
+        ))  # fmt: skip
+    if co2.co2_kg is None:
+        warnings.append(_warn(
+            "co2_not_computed",
+            "CO2 not computed: set LLEM_CARBON_INTENSITY (gCO2eq/kWh) for your grid",
+        ))  # fmt: skip
+    return warnings
+
+
+def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:
+    """Warnings the sampler itself raised (mismatch, failure mid-window...)."""
+    return [_warn(code, message) for code, message in reading.warnings]
+
+
+def energy_metrics(
+    reading: EnergyReading, baseline: Baseline | None, co2: Co2, now: float
+) -> EnergyMetrics:
+    """The result's energy section: the reading, idle-adjusted figures and CO2."""
+    fields: dict[str, Any] = asdict(reading)
     del fields["warnings"]
+    fields.update(co2_kg=co2.co2_kg, co2_source=co2.source,
+                  carbon_intensity_g_per_kwh=co2.intensity_g_per_kwh)  # fmt: skip
+    if baseline is not None and reading.energy_total_j is not None:
+        fields.update(
+            baseline_power_w=baseline.power_w,
+            baseline_power_by_domain_w=baseline.power_by_domain_w,
+            baseline_from_cache=baseline.from_cache,
+            baseline_age_s=baseline.age_s(now),
+            energy_adjusted_j=reading.energy_total_j - baseline.power_w * reading.duration_s,
+            energy_adjusted_by_domain_j={
+                key: energy - baseline.power_by_domain_w.get(key, 0.0) * reading.duration_s
+                for key, energy in reading.energy_by_domain_j.items()
+            },
+        )
     return EnergyMetrics(**fields)

@@ -40,6 +40,7 @@ def compute_metrics(
     duration_s: float,
     energy_total_j: float | None,
     memory: MemoryReading,
+    energy_adjusted_j: float | None = None,
 ) -> PerformanceMetrics:
     """Throughput, latency distributions and energy per unit of work for one window."""
     input_tokens = sum(r.input_tokens for r in records)
@@ -56,6 +57,8 @@ def compute_metrics(
         requests_per_s=_per_second(len(records), duration_s),
         energy_per_output_token_j=_per_unit(energy_total_j, output_tokens),
         energy_per_request_j=_per_unit(energy_total_j, len(records)),
+        energy_per_output_token_adjusted_j=_per_unit(energy_adjusted_j, output_tokens),
+        energy_per_request_adjusted_j=_per_unit(energy_adjusted_j, len(records)),
         ttft=latency_stats(ttfts),
         itl=latency_stats(itls),
         e2e_latency=latency_stats([r.e2e_s for r in records]),

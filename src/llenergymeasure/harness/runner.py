@@ -1,14 +1,15 @@
-"""One experiment, end to end: preflight, snapshot, load, warmup, measured window, metrics.
+"""One experiment, end to end.
 
-Only inference runs inside the measured window; loading, warmup, prompt encoding of the
-dataset and result writing happen outside it.
+preflight → environment snapshot → load (timed) → prepare prompts → warmup → thermal floor →
+idle baseline → **measured window** → metrics, warnings, result. Telemetry runs throughout,
+each sample tagged with its phase. Only inference runs inside the measured window.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -18,38 +19,72 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
 from llenergymeasure.errors import LLEMError
-from llenergymeasure.harness.checks import energy_metrics, measurement_warnings
+from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
+from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
+from llenergymeasure.harness.checks import (
+    context_warnings,
+    energy_metrics,
+    sampler_warnings,
+    telemetry_warnings,
+    window_warnings,
+)
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.results.models import (
+    EnvironmentSnapshot,
     ExperimentResult,
+    ModelInfo,
     PhaseTimings,
+)
+from llenergymeasure.telemetry import (
+    CpuTelemetrySource,
+    TelemetryPoller,
+    TelemetrySample,
+    TelemetrySource,
+    summarise,
 )
 
 Clock = Callable[[], float]
+SamplerFactory = Callable[[], EnergySampler]
 
 
 @dataclass
 class ExperimentRun:
-    """A finished experiment: the result and its raw per-request records."""
+    """A finished experiment: the result, its raw records and its telemetry timeline.
+
+    Record and telemetry timestamps are seconds from the start of the measured window.
+    """
 
     result: ExperimentResult
     records: list[RequestRecord]
+    timeseries: list[TelemetrySample]
 
 
 @dataclass
 class _Window:
     records: list[RequestRecord]
     reading: EnergyReading
+    start_s: float
     duration_s: float
+
+
+@dataclass
+class _Phases:
+    model: ModelInfo
+    model_load_s: float
+    warmup_s: float
+    baseline: Baseline | None
+    window: _Window
 
 
 def run_experiment(
     config: ExperimentConfig,
     *,
     backend: Backend | None = None,
-    sampler: EnergySampler | None = None,
+    sampler_factory: SamplerFactory | None = None,
+    telemetry_sources: Sequence[TelemetrySource] | None = None,
+    baseline_cache: BaselineCache | None = None,
     clock: Clock = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
     observer: RunObserver | None = None,
@@ -59,9 +94,12 @@ def run_experiment(
     Args:
         config: the validated experiment.
         backend: an inference backend (default: the registry's backend for ``config.backend``).
-        sampler: an energy sampler (default: the factory's choice for ``config.energy``).
+        sampler_factory: builds a fresh energy sampler per window (baseline and measurement;
+            default: the factory's choice for ``config.energy``).
+        telemetry_sources: what the telemetry poller reads (default: the CPU).
+        baseline_cache: where idle baselines are cached (default: the user cache dir).
         clock: monotonic clock in seconds for phase and window timing.
-        sleep: used for the thermal floor (tests pass a no-op).
+        sleep: used for the thermal floor and the baseline window (tests pass a no-op).
         observer: receives progress events.
 
     Raises:
@@ -70,46 +108,57 @@ def run_experiment(
     observer = observer or SilentObserver()
     started_at = datetime.now(timezone.utc)
     validate_source(config.dataset)  # bad prompts fail before a model is loaded
-    sampler = sampler or create_sampler(config.energy)
+    new_sampler = sampler_factory or (lambda: create_sampler(config.energy))
+    window_sampler = new_sampler()  # an unavailable sampler fails before loading too
     backend = backend or create_backend(config.backend, clock=clock)
     environment = snapshot_environment()
+    poller = TelemetryPoller(
+        telemetry_sources if telemetry_sources is not None else [CpuTelemetrySource()],
+        config.telemetry.interval_ms,
+        clock,
+    )
+    if config.telemetry.enabled:
+        poller.start()
+    try:
+        phases = _run_phases(
+            config, backend, window_sampler, new_sampler, baseline_cache, poller, clock, sleep,
+            observer,
+        )  # fmt: skip
+    finally:
+        backend.unload()
+        samples = poller.stop()
+    timeseries = [_shift_sample(s, phases.window.start_s) for s in samples]
+    result = _build_result(config, backend, phases, timeseries, started_at, environment)
+    return ExperimentRun(result, phases.window.records, timeseries)
 
+
+def _run_phases(
+    config: ExperimentConfig,
+    backend: Backend,
+    window_sampler: EnergySampler,
+    new_sampler: SamplerFactory,
+    baseline_cache: BaselineCache | None,
+    poller: TelemetryPoller,
+    clock: Clock,
+    sleep: Callable[[float], None],
+    observer: RunObserver,
+) -> _Phases:
+    poller.set_phase("load")
     observer.phase("loading model")
     t0 = clock()
     model_info = backend.load(config)
     model_load_s = clock() - t0
-    try:
-        prompts = load_prompts(config.dataset, config.n, config.random_seed, codec=backend.codec)
-        prepared = backend.prepare(prompts)
-        warmup_s = _warmup(backend, config, prepared, clock, observer)
-        sleep(config.warmup.thermal_floor_s)
-        window = _measure(backend, sampler, prepared, config, clock, observer)
-    finally:
-        backend.unload()
-
-    metrics = compute_metrics(
-        window.records, window.duration_s, window.reading.energy_total_j, backend.peak_memory()
-    )
-    result = ExperimentResult(
-        llem_version=__version__,
-        config=config,
-        measurement_config_hash=config.measurement_config_hash(),
-        started_at=started_at,
-        ended_at=datetime.now(timezone.utc),
-        measurement_method=window.reading.method,
-        model=model_info,
-        environment=environment,
-        timings=PhaseTimings(
-            model_load_s=model_load_s,
-            warmup_s=warmup_s,
-            thermal_floor_s=config.warmup.thermal_floor_s,
-            window_s=window.duration_s,
-        ),
-        energy=energy_metrics(window.reading),
-        metrics=metrics,
-        warnings=measurement_warnings(window.reading, window.duration_s),
-    )
-    return ExperimentRun(result, window.records)
+    prompts = load_prompts(config.dataset, config.n, config.random_seed, codec=backend.codec)
+    prepared = backend.prepare(prompts)
+    poller.set_phase("warmup")
+    warmup_s = _warmup(backend, config, prepared, clock, observer)
+    sleep(config.warmup.thermal_floor_s)
+    poller.set_phase("baseline")
+    baseline = _baseline(config, window_sampler.name, new_sampler, baseline_cache, sleep, observer)
+    poller.set_phase("window")
+    window = _measure(backend, window_sampler, prepared, config, clock, observer)
+    poller.set_phase("after")
+    return _Phases(model_info, model_load_s, warmup_s, baseline, window)
 
 
 def _warmup(
@@ -130,6 +179,30 @@ def _warmup(
     return clock() - t0
 
 
+def _baseline(
+    config: ExperimentConfig,
+    sampler_name: str,
+    new_sampler: SamplerFactory,
+    cache: BaselineCache | None,
+    sleep: Callable[[float], None],
+    observer: RunObserver,
+) -> Baseline | None:
+    """Reuse a fresh-enough cached idle baseline, else measure (and cache) one."""
+    settings = config.baseline
+    if not settings.enabled or sampler_name == "null":
+        return None
+    cache = cache or BaselineCache()
+    key = cache.key(sampler_name)
+    cached = cache.get(key, settings.cache_ttl_s, time.time())
+    if cached is not None:
+        return cached
+    observer.phase(f"idle baseline ({settings.duration_s:g} s)")
+    measured = measure_baseline(new_sampler(), settings.duration_s, sleep)
+    if measured is not None:
+        cache.put(key, measured)
+    return measured
+
+
 def _measure(
     backend: Backend,
     sampler: EnergySampler,
@@ -146,16 +219,58 @@ def _measure(
     try:
         records = backend.run(prompts, config.max_output_tokens, on_progress=observer.advance)
     except BaseException:
-        _stop_quietly(sampler)
+        with contextlib.suppress(LLEMError):  # the inference error is the one to report
+            sampler.stop()
         raise
     t_end = clock()
     reading = sampler.stop()
-    return _Window([_relative(r, t_start) for r in records], reading, t_end - t_start)
+    return _Window([_relative(r, t_start) for r in records], reading, t_start, t_end - t_start)
 
 
-def _stop_quietly(sampler: EnergySampler) -> None:
-    with contextlib.suppress(LLEMError):  # the inference error is the one to report
-        sampler.stop()
+def _build_result(
+    config: ExperimentConfig,
+    backend: Backend,
+    phases: _Phases,
+    timeseries: list[TelemetrySample],
+    started_at: datetime,
+    environment: EnvironmentSnapshot,
+) -> ExperimentResult:
+    window, reading = phases.window, phases.window.reading
+    co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity())
+    energy = energy_metrics(reading, phases.baseline, co2, time.time())
+    telemetry = (
+        summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None
+    )
+    metrics = compute_metrics(
+        window.records, window.duration_s, reading.energy_total_j, backend.peak_memory(),
+        energy.energy_adjusted_j,
+    )  # fmt: skip
+    warnings = (
+        window_warnings(reading, window.duration_s)
+        + sampler_warnings(reading)
+        + telemetry_warnings(telemetry)
+        + context_warnings(phases.baseline, config.baseline.enabled, co2)
+    )
+    return ExperimentResult(
+        llem_version=__version__,
+        config=config,
+        measurement_config_hash=config.measurement_config_hash(),
+        started_at=started_at,
+        ended_at=datetime.now(timezone.utc),
+        measurement_method=reading.method,
+        model=phases.model,
+        environment=environment,
+        timings=PhaseTimings(
+            model_load_s=phases.model_load_s,
+            warmup_s=phases.warmup_s,
+            thermal_floor_s=config.warmup.thermal_floor_s,
+            window_s=window.duration_s,
+        ),
+        energy=energy,
+        metrics=metrics,
+        telemetry=telemetry,
+        warnings=warnings,
+    )
 
 
 def _relative(record: RequestRecord, origin_s: float) -> RequestRecord:
@@ -166,3 +281,7 @@ def _relative(record: RequestRecord, origin_s: float) -> RequestRecord:
         chunk_times_s=[t - origin_s for t in record.chunk_times_s],
         end_s=record.end_s - origin_s,
     )
+
+
+def _shift_sample(sample: TelemetrySample, origin_s: float) -> TelemetrySample:
+    return replace(sample, timestamp_s=sample.timestamp_s - origin_s)

@@ -22,9 +22,11 @@ from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.paths import make_shareable
 from llenergymeasure.results.models import ExperimentResult
+from llenergymeasure.telemetry import TelemetrySample
 
 RESULT_FILE = "result.json"
 REQUESTS_FILE = "requests.parquet"
+TIMESERIES_FILE = "timeseries.parquet"
 
 _REQUEST_SCHEMA = pa.schema(
     [
@@ -41,6 +43,21 @@ _REQUEST_SCHEMA = pa.schema(
 )
 
 
+_TIMESERIES_SCHEMA = pa.schema(
+    [
+        ("timestamp_s", pa.float64()),
+        ("device", pa.string()),
+        ("phase", pa.string()),
+        ("power_w", pa.float64()),
+        ("temperature_c", pa.float64()),
+        ("memory_used_mb", pa.float64()),
+        ("utilisation_pct", pa.float64()),
+        ("clock_mhz", pa.float64()),
+        ("throttle_reasons", pa.string()),
+    ]
+)
+
+
 def run_dir_name(label: str, result: ExperimentResult) -> str:
     """``<label>_<UTC timestamp>`` with the label reduced to safe characters."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "experiment"
@@ -48,9 +65,14 @@ def run_dir_name(label: str, result: ExperimentResult) -> str:
 
 
 def write_experiment(
-    result: ExperimentResult, records: Sequence[RequestRecord], root: Path, label: str
+    result: ExperimentResult,
+    records: Sequence[RequestRecord],
+    root: Path,
+    label: str,
+    timeseries: Sequence[TelemetrySample] = (),
 ) -> Path:
-    """Write ``result.json`` and ``requests.parquet`` into a new directory under ``root``.
+    """Write ``result.json``, ``requests.parquet`` and (if any) ``timeseries.parquet``
+    into a new directory under ``root``.
 
     Returns:
         The directory created. ``result.output_dir`` is set to it.
@@ -66,6 +88,9 @@ def write_experiment(
         raise ResultsError(f"cannot create results directory under {root}: {exc}") from None
     try:
         write_requests(records, staging / REQUESTS_FILE)
+        if timeseries:
+            write_timeseries(timeseries, staging / TIMESERIES_FILE)
+            result.timeseries_file = TIMESERIES_FILE
         # output_dir is where the file is found, set on load; it is not part of the record.
         json_text = result.model_dump_json(indent=2, exclude={"output_dir"})
         (staging / RESULT_FILE).write_text(json_text, encoding="utf-8")
@@ -106,6 +131,12 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "chunk_tokens": [r.chunk_tokens for r in records],
     }
     pq.write_table(pa.table(columns, schema=_REQUEST_SCHEMA), path)
+
+
+def write_timeseries(samples: Sequence[TelemetrySample], path: Path) -> None:
+    """Write telemetry samples (timestamps relative to the window start) as Parquet."""
+    columns = {name: [getattr(s, name) for s in samples] for name in _TIMESERIES_SCHEMA.names}
+    pq.write_table(pa.table(columns, schema=_TIMESERIES_SCHEMA), path)
 
 
 def load_result(path: str | os.PathLike[str]) -> ExperimentResult:

@@ -40,8 +40,30 @@ class EnergyMetrics(_Lenient):
     duration_s: float | None = None
     sample_count: int = 0
     co2_kg: float | None = None
+    co2_source: str | None = None
+    carbon_intensity_g_per_kwh: float | None = None
     uncertainty_j: float | None = None
+    baseline_power_w: float | None = None
+    baseline_power_by_domain_w: dict[str, float] = Field(default_factory=dict)
+    baseline_from_cache: bool | None = None
+    baseline_age_s: float | None = None
+    energy_adjusted_j: float | None = None
+    energy_adjusted_by_domain_j: dict[str, float] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+
+
+class TelemetrySummary(_Lenient):
+    """Device state over the measured window, from the telemetry timeseries."""
+
+    interval_ms: int
+    n_samples: int = 0
+    devices: list[str] = Field(default_factory=list)
+    mean_power_w: float | None = None
+    max_power_w: float | None = None
+    max_temperature_c: float | None = None
+    temperature_drift_c: float | None = None
+    throttled_fraction: float | None = None
+    mean_utilisation_pct: float | None = None
 
 
 class PerformanceMetrics(_Lenient):
@@ -56,6 +78,8 @@ class PerformanceMetrics(_Lenient):
     requests_per_s: float | None = None
     energy_per_output_token_j: float | None = None
     energy_per_request_j: float | None = None
+    energy_per_output_token_adjusted_j: float | None = None
+    energy_per_request_adjusted_j: float | None = None
     ttft: LatencyStats = Field(default_factory=LatencyStats)
     itl: LatencyStats = Field(default_factory=LatencyStats)
     e2e_latency: LatencyStats = Field(default_factory=LatencyStats)
@@ -120,6 +144,7 @@ class ExperimentResult(_Lenient):
     timings: PhaseTimings
     energy: EnergyMetrics
     metrics: PerformanceMetrics
+    telemetry: TelemetrySummary | None = None
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     requests_file: str | None = "requests.parquet"
     timeseries_file: str | None = None

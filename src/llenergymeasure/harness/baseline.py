@@ -1,0 +1,105 @@
+"""Idle baseline power: measured with nothing running, cached per machine and sampler.
+
+``energy_adjusted_j = energy_total_j - baseline_power_w x duration_s`` removes what the
+devices draw when idle, leaving the energy attributable to the workload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.energy.base import EnergySampler
+from llenergymeasure.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Mean idle power over a baseline window.
+
+    Attributes:
+        power_w: total idle power in watts.
+        power_by_domain_w: the same per device/domain.
+        duration_s: how long the baseline window lasted.
+        measured_at: when it was measured (UNIX time, seconds).
+        method: the sampler that measured it.
+        from_cache: True when reused from the cache rather than measured for this run.
+    """
+
+    power_w: float
+    power_by_domain_w: dict[str, float]
+    duration_s: float
+    measured_at: float
+    method: str
+    from_cache: bool = False
+
+    def age_s(self, now: float) -> float:
+        """Seconds since the baseline was measured."""
+        return now - self.measured_at
+
+
+def measure_baseline(
+    sampler: EnergySampler, duration_s: float, sleep: Callable[[float], None]
+) -> Baseline | None:
+    """Measure idle power for ``duration_s``; None when the sampler measures no energy."""
+    sampler.start()
+    sleep(duration_s)
+    reading = sampler.stop()
+    if reading.energy_total_j is None or reading.duration_s <= 0:
+        return None
+    return Baseline(
+        power_w=reading.energy_total_j / reading.duration_s,
+        power_by_domain_w={
+            k: v / reading.duration_s for k, v in reading.energy_by_domain_j.items()
+        },
+        duration_s=reading.duration_s,
+        measured_at=time.time(),
+        method=reading.method,
+    )
+
+
+class BaselineCache:
+    """A JSON file of baselines keyed by host and sampler, written atomically."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "baselines.json"
+
+    @staticmethod
+    def key(sampler_name: str) -> str:
+        """Baselines belong to one machine and one way of measuring."""
+        return f"{socket.gethostname()}:{sampler_name}"
+
+    def get(self, key: str, ttl_s: float, now: float) -> Baseline | None:
+        """The cached baseline if it is younger than ``ttl_s``."""
+        entry = self._load().get(key)
+        try:
+            baseline = Baseline(**{**entry, "from_cache": True}) if entry else None
+        except TypeError:  # written by another version: measure afresh
+            return None
+        if baseline is None:
+            return None
+        return baseline if baseline.age_s(now) < ttl_s else None
+
+    def put(self, key: str, baseline: Baseline) -> None:
+        """Store ``baseline`` under ``key`` (other keys are kept)."""
+        entries = self._load()
+        entries[key] = {k: v for k, v in asdict(baseline).items() if k != "from_cache"}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".baselines-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(entries, handle, indent=2)
+        os.replace(tmp, self.path)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}

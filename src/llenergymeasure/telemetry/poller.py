@@ -1,0 +1,162 @@
+"""A background thread that samples device state at a fixed interval.
+
+Sources are pluggable: GPUs report power, temperature, memory, utilisation, clocks and
+throttle reasons; where there is no GPU the CPU source records utilisation, frequency and the
+process's memory, so every run has a timeline. Each sample is tagged with the harness phase
+(baseline, warmup, window) so plots can shade them. The poller never reads energy counters:
+those belong to the energy sampler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import psutil
+
+from llenergymeasure.results.models import TelemetrySummary
+
+
+@dataclass(frozen=True)
+class TelemetrySample:
+    """One device's state at one moment (None where the device cannot say)."""
+
+    timestamp_s: float
+    device: str
+    phase: str = ""
+    power_w: float | None = None
+    temperature_c: float | None = None
+    memory_used_mb: float | None = None
+    utilisation_pct: float | None = None
+    clock_mhz: float | None = None
+    throttle_reasons: str | None = None
+
+
+class TelemetrySource(Protocol):
+    """Reads the current state of the devices it covers."""
+
+    def read(self, timestamp_s: float) -> list[TelemetrySample]:
+        """One sample per device, stamped with ``timestamp_s``."""
+
+
+class CpuTelemetrySource:
+    """System CPU utilisation and frequency, and this process's resident memory (psutil)."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        psutil.cpu_percent(interval=None)  # the first call only primes the counter
+
+    def read(self, timestamp_s: float) -> list[TelemetrySample]:
+        """The CPU's state now."""
+        frequency = psutil.cpu_freq()
+        return [
+            TelemetrySample(
+                timestamp_s=timestamp_s,
+                device="cpu",
+                memory_used_mb=self._process.memory_info().rss / 2**20,
+                utilisation_pct=psutil.cpu_percent(interval=None),
+                clock_mhz=frequency.current if frequency else None,
+            )
+        ]
+
+
+class TelemetryPoller:
+    """Samples every source every ``interval_ms`` on a daemon thread.
+
+    Args:
+        sources: what to read (GPUs, or the CPU when there is none).
+        interval_ms: time between samples.
+        clock: monotonic clock in seconds (timestamps are on this clock).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[TelemetrySource],
+        interval_ms: int = 100,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._sources = list(sources)
+        self._interval_s = interval_ms / 1000
+        self._clock = clock
+        self._samples: list[TelemetrySample] = []
+        self._phase = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def set_phase(self, phase: str) -> None:
+        """Tag the following samples with ``phase``; sample now if the poller is running,
+        so even a phase shorter than the interval has a sample at its start."""
+        self._phase = phase
+        if self._thread is not None:
+            self.poll()
+
+    def poll(self) -> None:
+        """Take one sample from every source (a failing source is noted, not fatal)."""
+        with self._lock:
+            self._poll_locked()
+
+    def _poll_locked(self) -> None:
+        now = self._clock()
+        for source in self._sources:
+            try:
+                rows = source.read(now)
+            except Exception as exc:  # telemetry must never end a measurement
+                self.errors.append(f"{type(source).__name__}: {exc}")
+                continue
+            self._samples += [_with_phase(row, self._phase) for row in rows]
+
+    def start(self) -> None:
+        """Begin sampling in the background."""
+        self._thread = threading.Thread(target=self._loop, name="llem-telemetry", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[TelemetrySample]:
+        """Stop sampling and return every sample taken."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return list(self._samples)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self._interval_s)
+
+
+def _with_phase(sample: TelemetrySample, phase: str) -> TelemetrySample:
+    return TelemetrySample(**{**sample.__dict__, "phase": phase})
+
+
+def summarise(samples: Sequence[TelemetrySample], phase: str, interval_ms: int) -> TelemetrySummary:
+    """Power, temperature, throttling and utilisation over the samples of one phase."""
+    rows = [s for s in samples if s.phase == phase]
+    power = [s.power_w for s in rows if s.power_w is not None]
+    temps = _per_device_temperatures(rows)
+    throttled = [s for s in rows if s.throttle_reasons is not None]
+    utilisation = [s.utilisation_pct for s in rows if s.utilisation_pct is not None]
+    return TelemetrySummary(
+        interval_ms=interval_ms,
+        n_samples=len(rows),
+        devices=sorted({s.device for s in rows}),
+        mean_power_w=sum(power) / len(power) if power else None,
+        max_power_w=max(power) if power else None,
+        max_temperature_c=max((t for ts in temps.values() for t in ts), default=None),
+        temperature_drift_c=max((ts[-1] - ts[0] for ts in temps.values()), default=None),
+        throttled_fraction=(
+            sum(1 for s in throttled if s.throttle_reasons) / len(throttled) if throttled else None
+        ),
+        mean_utilisation_pct=sum(utilisation) / len(utilisation) if utilisation else None,
+    )
+
+
+def _per_device_temperatures(rows: Sequence[TelemetrySample]) -> dict[str, list[float]]:
+    temps: dict[str, list[float]] = {}
+    for row in rows:
+        if row.temperature_c is not None:
+            temps.setdefault(row.device, []).append(row.temperature_c)
+    return temps

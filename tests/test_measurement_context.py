@@ -1,0 +1,124 @@
+"""Idle baseline, CO2, telemetry summaries and the warnings that depend on them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.energy import EnergyReading
+from llenergymeasure.energy.fakes import FakeClock
+from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
+from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
+from llenergymeasure.harness.checks import context_warnings, energy_metrics, telemetry_warnings
+from llenergymeasure.telemetry import (
+    CpuTelemetrySource,
+    TelemetryPoller,
+    TelemetrySample,
+    summarise,
+)
+
+
+class ConstantPowerSampler:
+    name = "const"
+
+    def __init__(self, clock: FakeClock, power_by_domain_w: dict[str, float]) -> None:
+        self.clock, self.power = clock, power_by_domain_w
+
+    def start(self) -> None:
+        self.t0 = self.clock()
+
+    def stop(self) -> EnergyReading:
+        duration = self.clock() - self.t0
+        by_domain = {k: p * duration for k, p in self.power.items()}
+        return EnergyReading("const", list(by_domain), sum(by_domain.values()), by_domain,
+                             duration, 100)  # fmt: skip
+
+
+def test_baseline_measures_mean_idle_power_per_domain() -> None:
+    clock = FakeClock()
+    sampler = ConstantPowerSampler(clock, {"gpu:0": 60.0, "gpu:1": 40.0})
+    baseline = measure_baseline(sampler, 5.0, sleep=clock.advance)
+    assert baseline is not None
+    assert baseline.power_w == pytest.approx(100.0)
+    assert baseline.power_by_domain_w == pytest.approx({"gpu:0": 60.0, "gpu:1": 40.0})
+
+
+def test_adjusted_energy_subtracts_baseline_power_times_duration() -> None:
+    window = EnergyReading("x", ["gpu:0", "gpu:1"], 3000.0, {"gpu:0": 2000.0, "gpu:1": 1000.0},
+                           10.0, 100)  # fmt: skip
+    baseline = Baseline(100.0, {"gpu:0": 60.0, "gpu:1": 40.0}, 5.0, 1000.0, "x")
+    energy = energy_metrics(window, baseline, compute_co2(None, None, None), now=1060.0)
+    assert energy.energy_adjusted_j == pytest.approx(3000.0 - 100.0 * 10.0)
+    assert energy.energy_adjusted_by_domain_j == pytest.approx({"gpu:0": 1400.0, "gpu:1": 600.0})
+    assert energy.baseline_age_s == pytest.approx(60.0) and energy.baseline_power_w == 100.0
+
+
+def test_baseline_cache_respects_ttl_and_keeps_other_keys(tmp_path: Path) -> None:
+    cache = BaselineCache(tmp_path / "baselines.json")
+    cache.put("a", Baseline(10.0, {"cpu": 10.0}, 5.0, 1000.0, "rapl"))
+    cache.put("b", Baseline(20.0, {"cpu": 20.0}, 5.0, 1000.0, "rapl"))
+    hit = cache.get("a", ttl_s=100.0, now=1050.0)
+    assert hit is not None and hit.from_cache and hit.power_w == 10.0
+    assert cache.get("a", ttl_s=100.0, now=1200.0) is None  # expired
+    assert cache.get("b", ttl_s=100.0, now=1050.0) is not None
+    (tmp_path / "baselines.json").write_text("not json")
+    assert cache.get("a", ttl_s=100.0, now=1050.0) is None
+
+
+def test_co2_from_user_intensity_else_sampler_else_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    co2 = compute_co2(3.6e6, None, 400.0)  # 1 kWh at 400 g/kWh
+    assert co2.co2_kg == pytest.approx(0.4) and co2.source == "user intensity"
+    assert compute_co2(1.0, 0.002, None).source == "codecarbon"
+    assert compute_co2(1.0, None, None).co2_kg is None
+    monkeypatch.setenv("LLEM_CARBON_INTENSITY", "250")
+    assert user_carbon_intensity() == 250.0
+    monkeypatch.setenv("LLEM_CARBON_INTENSITY", "lots")
+    assert user_carbon_intensity() is None
+
+
+def test_context_warnings() -> None:
+    none = compute_co2(None, None, None)
+    codes = {w.code for w in context_warnings(None, True, none)}
+    assert codes == {"baseline_missing", "co2_not_computed"}
+    baseline = Baseline(1.0, {}, 1.0, 0.0, "x")
+    assert context_warnings(baseline, True, compute_co2(1.0, 0.1, None)) == []
+
+
+def sample(t: float, device: str, phase: str, temp: float, throttle: str) -> TelemetrySample:
+    return TelemetrySample(t, device, phase, power_w=100.0 + t, temperature_c=temp,
+                           throttle_reasons=throttle)  # fmt: skip
+
+
+def test_summary_covers_the_window_phase_only_and_flags_drift_and_throttling() -> None:
+    samples = [
+        sample(-1.0, "gpu:0", "warmup", 90.0, "sw_thermal"),
+        sample(0.0, "gpu:0", "window", 50.0, ""),
+        sample(1.0, "gpu:0", "window", 53.0, "sw_power_cap"),
+        sample(2.0, "gpu:0", "window", 56.5, ""),
+        sample(2.0, "gpu:1", "window", 40.0, ""),
+    ]
+    summary = summarise(samples, "window", 100)
+    assert summary.n_samples == 4 and summary.devices == ["gpu:0", "gpu:1"]
+    assert summary.max_temperature_c == 56.5 and summary.temperature_drift_c == pytest.approx(6.5)
+    assert summary.throttled_fraction == pytest.approx(0.25)
+    assert summary.mean_power_w == pytest.approx(101.25)
+    assert {w.code for w in telemetry_warnings(summary)} == {"thermal_drift", "throttling"}
+
+
+def test_poller_tags_phases_and_survives_a_failing_source() -> None:
+    class Broken:
+        def read(self, timestamp_s: float) -> list[TelemetrySample]:
+            raise RuntimeError("sensor gone")
+
+    clock = FakeClock()
+    poller = TelemetryPoller([CpuTelemetrySource(), Broken()], 100, clock)
+    poller.set_phase("warmup")
+    poller.poll()
+    poller.set_phase("window")
+    clock.advance(0.1)
+    poller.poll()
+    samples = poller.stop()
+    assert [(s.phase, s.device) for s in samples] == [("warmup", "cpu"), ("window", "cpu")]
+    assert samples[1].memory_used_mb and samples[1].utilisation_pct is not None
+    assert poller.errors == ["Broken: sensor gone"] * 2
