@@ -197,3 +197,10 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "background reader did not poll"
         time.sleep(0.001)
+
+
+def test_rapl_uncertainty_is_two_counter_periods_of_mean_power() -> None:
+    from llenergymeasure.energy.rapl import rapl_uncertainty_j
+
+    assert rapl_uncertainty_j(1000.0, 10.0) == pytest.approx(2 * 0.001 * 100.0)
+    assert rapl_uncertainty_j(5.0, 0.0) is None

@@ -178,14 +178,16 @@ class RaplSampler:
             self._thread.join()
         self.poll()
         by_domain_j = {key: uj / _UJ_PER_J for key, uj in self._total_uj.items()}
+        total_j = sum(by_domain_j.values())
         return EnergyReading(
             method=self.name,
             scope=list(by_domain_j),
-            energy_total_j=sum(by_domain_j.values()),
+            energy_total_j=total_j,
             energy_by_domain_j=by_domain_j,
             duration_s=duration_s,
             sample_count=self._read_count,
             notes=self._notes(),
+            uncertainty_j=rapl_uncertainty_j(total_j, duration_s),
         )
 
     def _run(self) -> None:
@@ -206,6 +208,17 @@ class RaplSampler:
             f"background read failed (later reads recovered): {e}" for e in self._poll_errors
         )
         return notes
+
+
+RAPL_UPDATE_PERIOD_S = 0.001
+"""RAPL energy counters are refreshed about every millisecond (Intel SDM vol. 3B, 15.10)."""
+
+
+def rapl_uncertainty_j(energy_j: float, duration_s: float) -> float | None:
+    """Bound from counter staleness at both window ends: 2 x update period x mean power."""
+    if duration_s <= 0:
+        return None
+    return 2 * RAPL_UPDATE_PERIOD_S * energy_j / duration_s
 
 
 def counter_delta_uj(previous_uj: int, now_uj: int, max_energy_range_uj: int) -> int:
