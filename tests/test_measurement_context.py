@@ -122,3 +122,64 @@ def test_poller_tags_phases_and_survives_a_failing_source() -> None:
     assert [(s.phase, s.device) for s in samples] == [("warmup", "cpu"), ("window", "cpu")]
     assert samples[1].memory_used_mb and samples[1].utilisation_pct is not None
     assert poller.errors == ["Broken: sensor gone"] * 2
+
+
+def temps(values: list[float], power: float = 100.0) -> list[TelemetrySample]:
+    return [TelemetrySample(float(i), "gpu:0", "", power_w=power, temperature_c=t)
+            for i, t in enumerate(values)]  # fmt: skip
+
+
+def test_stability_judges_temperature_and_power_per_device() -> None:
+    from llenergymeasure.config import WarmupConfig
+    from llenergymeasure.harness.stability import is_stable
+
+    settings = WarmupConfig(stabilise_temperature_c=1.0, stabilise_power_pct=5.0)
+    assert is_stable(temps([60.0, 60.4, 60.8]), settings) is True
+    assert is_stable(temps([60.0, 61.5]), settings) is False
+    drifting_power = [TelemetrySample(0.0, "gpu:0", power_w=100.0),
+                      TelemetrySample(1.0, "gpu:0", power_w=120.0)]  # fmt: skip
+    assert is_stable(drifting_power, settings) is False
+    assert is_stable([TelemetrySample(0.0, "cpu", utilisation_pct=5.0)] * 3, settings) is None
+
+
+def test_wait_until_stable_times_out_with_a_verdict() -> None:
+    from llenergymeasure.config import WarmupConfig
+    from llenergymeasure.harness.stability import wait_until_stable
+
+    class Heating:
+        def read(self, timestamp_s: float) -> list[TelemetrySample]:
+            return [TelemetrySample(timestamp_s, "gpu:0", temperature_c=40 + timestamp_s)]
+
+    clock = FakeClock()
+    poller = TelemetryPoller([Heating()], 100, clock)
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        poller.poll()
+
+    settings = WarmupConfig(stabilise_timeout_s=10.0, stabilise_window_s=3.0)
+    poller.poll()
+    assert wait_until_stable(poller, settings, clock, sleep) is False
+    assert clock() >= 10.0
+    assert wait_until_stable(poller, WarmupConfig(), clock, sleep) is None  # disabled
+
+
+def test_wait_until_stable_returns_once_a_full_window_is_flat() -> None:
+    from llenergymeasure.config import WarmupConfig
+    from llenergymeasure.harness.stability import wait_until_stable
+
+    class Settled:
+        def read(self, timestamp_s: float) -> list[TelemetrySample]:
+            return [TelemetrySample(timestamp_s, "gpu:0", temperature_c=55.0, power_w=80.0)]
+
+    clock = FakeClock()
+    poller = TelemetryPoller([Settled()], 100, clock)
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        poller.poll()
+
+    poller.poll()
+    settings = WarmupConfig(stabilise_timeout_s=30.0, stabilise_window_s=3.0)
+    assert wait_until_stable(poller, settings, clock, sleep) is True
+    assert 3.0 <= clock() < 5.0

@@ -102,6 +102,21 @@ class WarmupConfig(_Strict):
         ge=0.0,
         description="Seconds to wait after warmup before the measured window starts.",
     )
+    stabilise_timeout_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="After the thermal floor, wait up to this many seconds until device "
+        "temperature and power are stable (0 = do not wait). Needs GPU telemetry.",
+    )
+    stabilise_window_s: float = Field(
+        5.0, gt=0.0, description="Length of the trailing window judged for stability."
+    )
+    stabilise_temperature_c: float = Field(
+        1.0, gt=0.0, description="Stable when each device's temperature varies less than this."
+    )
+    stabilise_power_pct: float = Field(
+        5.0, gt=0.0, description="Stable when each device's power varies less than this %."
+    )
 
 
 class EnergyConfig(_Strict):

@@ -93,6 +93,17 @@ def context_warnings(
     return warnings
 
 
+def stability_warnings(stable: bool | None, timeout_s: float) -> list[MeasurementWarning]:
+    """The devices did not settle before the window (only when a wait was asked for)."""
+    if timeout_s <= 0 or stable:
+        return []
+    if stable is None:
+        return [_warn("stability_unknown", "stability wait asked for, but the telemetry has "
+                      "no temperature or power to judge it by (no GPU telemetry)")]  # fmt: skip
+    return [_warn("not_stable", f"temperature/power still varied after {timeout_s:g} s of "
+                  "waiting; the window started anyway")]  # fmt: skip
+
+
 def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:
     """Warnings the sampler itself raised (mismatch, failure mid-window...)."""
     return [_warn(code, message) for code, message in reading.warnings]

@@ -25,12 +25,14 @@ from llenergymeasure.harness.checks import (
     context_warnings,
     energy_metrics,
     sampler_warnings,
+    stability_warnings,
     telemetry_warnings,
     window_warnings,
 )
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
+from llenergymeasure.harness.stability import wait_until_stable
 from llenergymeasure.results.models import (
     EnvironmentSnapshot,
     ExperimentResult,
@@ -74,6 +76,7 @@ class _Phases:
     model: ModelInfo
     model_load_s: float
     warmup_s: float
+    stable: bool | None
     baseline: Baseline | None
     window: _Window
 
@@ -153,12 +156,13 @@ def _run_phases(
     poller.set_phase("warmup")
     warmup_s = _warmup(backend, config, prepared, clock, observer)
     sleep(config.warmup.thermal_floor_s)
+    stable = wait_until_stable(poller, config.warmup, clock, sleep)
     poller.set_phase("baseline")
     baseline = _baseline(config, window_sampler.name, new_sampler, baseline_cache, sleep, observer)
     poller.set_phase("window")
     window = _measure(backend, window_sampler, prepared, config, clock, observer)
     poller.set_phase("after")
-    return _Phases(model_info, model_load_s, warmup_s, baseline, window)
+    return _Phases(model_info, model_load_s, warmup_s, stable, baseline, window)
 
 
 def _warmup(
@@ -250,6 +254,7 @@ def _build_result(
         + sampler_warnings(reading)
         + telemetry_warnings(telemetry)
         + context_warnings(phases.baseline, config.baseline.enabled, co2)
+        + stability_warnings(phases.stable, config.warmup.stabilise_timeout_s)
     )
     return ExperimentResult(
         llem_version=__version__,

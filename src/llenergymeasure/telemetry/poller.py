@@ -110,6 +110,11 @@ class TelemetryPoller:
                 continue
             self._samples += [_with_phase(row, self._phase) for row in rows]
 
+    def since(self, timestamp_s: float) -> list[TelemetrySample]:
+        """Samples taken at or after ``timestamp_s`` (on the poller's clock)."""
+        with self._lock:
+            return [s for s in self._samples if s.timestamp_s >= timestamp_s]
+
     def start(self) -> None:
         """Begin sampling in the background."""
         self._thread = threading.Thread(target=self._loop, name="llem-telemetry", daemon=True)
