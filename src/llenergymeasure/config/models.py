@@ -169,17 +169,37 @@ class PyTorchConfig(_Strict):
     )
     model_kwargs: dict[str, Any] = Field(
         default_factory=dict,
-        description="Extra keyword arguments for `AutoModelForCausalLM.from_pretrained`.",
+        description="Extra keyword arguments for `AutoModelForCausalLM.from_pretrained` "
+        "(`from_config` with no_weights).",
     )
     extra: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra keyword arguments for `model.generate` (anything not modelled).",
+    )
+    no_weights: bool = Field(
+        False,
+        description="Build the model from its config with random weights instead of loading "
+        "trained ones: nothing is downloaded, energy and speed reflect the architecture, the "
+        "text is noise. Output length is forced: EOS is suppressed, so every request generates "
+        "exactly max_output_tokens (supersedes decoder.min_new_tokens). Implied by an "
+        "architecture model ('llama-3.1-8b-arch', or a path to a config.json). Without a "
+        "tokenizer (shipped architectures other than smollm2-135m-arch) it needs "
+        "dataset: synthetic.",
     )
 
     @model_validator(mode="after")
     def _compile_mode_needs_compile(self) -> PyTorchConfig:
         if self.torch_compile_mode is not None and not self.torch_compile:
             raise ValueError("torch_compile_mode is set but torch_compile is false")
+        return self
+
+    @model_validator(mode="after")
+    def _no_weights_on_one_device(self) -> PyTorchConfig:
+        if self.no_weights and (isinstance(self.device_map, dict) or self.device_map == "auto"):
+            raise ValueError(
+                "no_weights builds the random model on one device: leave device_map unset or "
+                "name one device (e.g. 'cuda:0'), not 'auto' or a per-module map"
+            )
         return self
 
 

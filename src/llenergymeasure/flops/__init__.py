@@ -14,6 +14,7 @@ from llenergymeasure.flops.architecture import (
     ArchitectureError,
     ParameterCounts,
     TransformerShape,
+    architecture_summary,
 )
 from llenergymeasure.flops.metrics import (
     FlopsMetrics,
@@ -41,6 +42,7 @@ __all__ = [
     "TokenCounts",
     "TransformerShape",
     "WorkloadFlops",
+    "architecture_summary",
     "canonical_dtype",
     "compute_flops_metrics",
     "decode_flops",

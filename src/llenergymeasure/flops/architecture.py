@@ -292,3 +292,15 @@ def _assumption(values: Mapping[str, Any], model_type: str | None) -> str | None
         f"model_type '{model_type}' counted as a Llama-style decoder (gated MLP, RMSNorm, "
         "rotary positions); parameter and FLOP counts may be approximate"
     )
+
+
+def architecture_summary(config: Mapping[str, Any] | Any) -> dict[str, Any] | None:
+    """The shape of a model config as a dict (for results), or None when it cannot be counted.
+
+    The dict is a valid ``model_config`` for
+    :func:`~llenergymeasure.flops.compute_flops_metrics`.
+    """
+    try:
+        return TransformerShape.from_config(config).as_dict()
+    except ArchitectureError:
+        return None

@@ -18,12 +18,14 @@ from llenergymeasure.backends.base import (
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+from llenergymeasure.backends.pytorch.no_weights import build_random_model, wants_random_weights
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import batch_records
 from llenergymeasure.backends.pytorch.step_timer import StepTimer
 from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.errors import BackendError, ModelNotFoundError
+from llenergymeasure.flops import architecture_summary
 from llenergymeasure.results.models import ModelInfo
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -72,6 +74,8 @@ class PyTorchBackend:
         clock: monotonic clock in seconds used for every timestamp.
         model_loader: ``AutoModelForCausalLM.from_pretrained`` unless a test injects a spy.
         tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects a spy.
+        model_builder: ``AutoModelForCausalLM.from_config`` (random weights, ``no_weights``)
+            unless a test injects a spy.
     """
 
     name = "pytorch"
@@ -81,28 +85,41 @@ class PyTorchBackend:
         clock: Callable[[], float] = time.perf_counter,
         model_loader: Callable[..., Any] | None = None,
         tokenizer_loader: Callable[..., Any] | None = None,
+        model_builder: Callable[..., Any] | None = None,
     ) -> None:
         self._clock = clock
         self._model_loader = model_loader or AutoModelForCausalLM.from_pretrained
         self._tokenizer_loader = tokenizer_loader or AutoTokenizer.from_pretrained
+        self._model_builder = model_builder or AutoModelForCausalLM.from_config
         self._model: Any = None
         self._tokenizer: Any = None
         self._config: ExperimentConfig | None = None
         self._use_template = False
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
-        """Load model and tokenizer as the config says (hub, folder, GGUF or embedded)."""
+        """Load model and tokenizer as the config says (hub, folder, GGUF or embedded).
+
+        With ``pytorch.no_weights`` or an architecture model, the model is built from its config
+        with random weights and forced output length instead (see ``no_weights``).
+        """
         source = resolve_model(config.model)
         if source.kind == "hub":
             check_hub_model(source.location)
         transformers.utils.logging.disable_progress_bar()  # llem shows its own progress
         location = self._local_location(source)
         dtype = resolve_dtype(config.precision)
-        try:
-            self._tokenizer = self._tokenizer_loader(location, padding_side="left")
-            model = self._model_loader(location, **load_kwargs(config, dtype))
-        except (OSError, ValueError) as exc:
-            raise self._load_error(source, exc) from None
+        random_details: dict[str, Any] = {}
+        if wants_random_weights(config, source):
+            built = build_random_model(
+                config, source, location, dtype, self._tokenizer_loader, self._model_builder
+            )
+            self._tokenizer, model, random_details = built.tokenizer, built.model, built.details
+        else:
+            try:
+                self._tokenizer = self._tokenizer_loader(location, padding_side="left")
+                model = self._model_loader(location, **load_kwargs(config, dtype))
+            except (OSError, ValueError) as exc:
+                raise self._load_error(source, exc) from None
         if config.pytorch_options.device_map is None:
             model = model.to("cuda" if torch.cuda.is_available() else "cpu")
         model.eval()
@@ -125,6 +142,8 @@ class PyTorchBackend:
                 "chat_template": self._use_template,
                 "transformers": transformers.__version__,
                 "torch": torch.__version__,
+                "architecture": architecture_summary(model.config),
+                **random_details,
             },
         )
 
