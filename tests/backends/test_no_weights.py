@@ -292,3 +292,20 @@ def test_token_id_tokenizer() -> None:
     assert len(tokenizer) == 5 and tokenizer.decode([3, 4]) == "<3> <4>"
     with pytest.raises(ConfigError, match="dataset: synthetic"):
         tokenizer("some text")
+
+
+@pytest.mark.gpu
+def test_random_weights_are_built_on_the_gpu_in_bf16() -> None:
+    config = experiment(
+        "smollm2-135m-arch",
+        precision="bf16",
+        n=4,
+        max_output_tokens=16,
+        dataset={"source": "synthetic", "synthetic_input_tokens": 32},
+        pytorch={"batch_size": 4},
+    )
+    backend = PyTorchBackend()
+    info = backend.load(config)
+    assert info.device.startswith("cuda") and info.dtype == "bfloat16"
+    assert all(p.device.type == "cuda" for p in backend._model.parameters())
+    assert [r.output_tokens for r in run_synthetic(backend, config)] == [16] * 4
