@@ -87,7 +87,7 @@ def test_context_warnings() -> None:
 
 def sample(t: float, device: str, phase: str, temp: float, throttle: str) -> TelemetrySample:
     return TelemetrySample(t, device, phase, power_w=100.0 + t, temperature_c=temp,
-                           throttle_reasons=throttle)  # fmt: skip
+                           throttle_reasons=throttle, throttled=bool(throttle))  # fmt: skip
 
 
 def test_summary_covers_the_window_phase_only_and_flags_drift_and_throttling() -> None:

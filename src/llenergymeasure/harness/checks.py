@@ -104,6 +104,15 @@ def stability_warnings(stable: bool | None, timeout_s: float) -> list[Measuremen
                   "waiting; the window started anyway")]  # fmt: skip
 
 
+def device_warnings(gpus: list[dict[str, Any]]) -> list[MeasurementWarning]:
+    """GPUs without persistence mode re-initialise between uses, adding latency and energy."""
+    off = [str(g.get("index")) for g in gpus if g.get("persistence_mode") is False]
+    if not off:
+        return []
+    return [_warn("persistence_mode_off", f"persistence mode is off on GPU {', '.join(off)}: "
+                  "enable it (nvidia-smi -pm 1) for stable measurements")]  # fmt: skip
+
+
 def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:
     """Warnings the sampler itself raised (mismatch, failure mid-window...)."""
     return [_warn(code, message) for code, message in reading.warnings]

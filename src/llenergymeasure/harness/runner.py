@@ -17,12 +17,15 @@ from llenergymeasure._version import __version__
 from llenergymeasure.backends import Backend, RequestRecord, create_backend
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
+from llenergymeasure.devices import get_gpus, gpu_snapshot
 from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
 from llenergymeasure.errors import LLEMError
+from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
 from llenergymeasure.harness.checks import (
     context_warnings,
+    device_warnings,
     energy_metrics,
     sampler_warnings,
     stability_warnings,
@@ -40,10 +43,10 @@ from llenergymeasure.results.models import (
     PhaseTimings,
 )
 from llenergymeasure.telemetry import (
-    CpuTelemetrySource,
     TelemetryPoller,
     TelemetrySample,
     TelemetrySource,
+    default_sources,
     summarise,
 )
 
@@ -114,9 +117,10 @@ def run_experiment(
     new_sampler = sampler_factory or (lambda: create_sampler(config.energy))
     window_sampler = new_sampler()  # an unavailable sampler fails before loading too
     backend = backend or create_backend(config.backend, clock=clock)
-    environment = snapshot_environment()
+    gpus = get_gpus()
+    environment = snapshot_environment(gpu_snapshot(gpus))
     poller = TelemetryPoller(
-        telemetry_sources if telemetry_sources is not None else [CpuTelemetrySource()],
+        telemetry_sources if telemetry_sources is not None else default_sources(gpus),
         config.telemetry.interval_ms,
         clock,
     )
@@ -245,6 +249,16 @@ def _build_result(
     telemetry = (
         summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None
     )
+    flops = compute_flops_metrics(
+        phases.model.details.get("architecture") or {},
+        window.records,
+        window.duration_s,
+        reading.energy_total_j,
+        phases.model.dtype,
+        _gpu_name(phases.model, environment),
+        batch_size=backend.concurrency,
+        n_devices=max(1, sum(key.startswith("gpu:") for key in reading.energy_by_domain_j)),
+    )
     metrics = compute_metrics(
         window.records, window.duration_s, reading.energy_total_j, backend.peak_memory(),
         energy.energy_adjusted_j,
@@ -255,6 +269,7 @@ def _build_result(
         + telemetry_warnings(telemetry)
         + context_warnings(phases.baseline, config.baseline.enabled, co2)
         + stability_warnings(phases.stable, config.warmup.stabilise_timeout_s)
+        + device_warnings(environment.gpus)
     )
     return ExperimentResult(
         llem_version=__version__,
@@ -274,8 +289,19 @@ def _build_result(
         energy=energy,
         metrics=metrics,
         telemetry=telemetry,
+        flops=flops,
         warnings=warnings,
     )
+
+
+def _gpu_name(model: ModelInfo, environment: EnvironmentSnapshot) -> str | None:
+    """The GPU the model ran on, as NVML names it (None on CPU)."""
+    if not model.device.startswith("cuda") or not environment.gpus:
+        return None
+    index = int(model.device.partition(":")[2] or 0)
+    matching = [g for g in environment.gpus if g.get("index") == index] or environment.gpus
+    name = matching[0].get("name")
+    return str(name) if name else None
 
 
 def _relative(record: RequestRecord, origin_s: float) -> RequestRecord:

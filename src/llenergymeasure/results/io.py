@@ -54,6 +54,7 @@ _TIMESERIES_SCHEMA = pa.schema(
         ("utilisation_pct", pa.float64()),
         ("clock_mhz", pa.float64()),
         ("throttle_reasons", pa.string()),
+        ("throttled", pa.bool_()),
     ]
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.flops import FlopsMetrics
 
 SCHEMA_VERSION = "1.0"
 
@@ -145,6 +146,7 @@ class ExperimentResult(_Lenient):
     energy: EnergyMetrics
     metrics: PerformanceMetrics
     telemetry: TelemetrySummary | None = None
+    flops: FlopsMetrics | None = None
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     requests_file: str | None = "requests.parquet"
     timeseries_file: str | None = None

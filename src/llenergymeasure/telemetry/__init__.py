@@ -2,16 +2,20 @@
 
 from llenergymeasure.telemetry.poller import (
     CpuTelemetrySource,
+    GpuTelemetrySource,
     TelemetryPoller,
     TelemetrySample,
     TelemetrySource,
+    default_sources,
     summarise,
 )
 
 __all__ = [
     "CpuTelemetrySource",
+    "GpuTelemetrySource",
     "TelemetryPoller",
     "TelemetrySample",
     "TelemetrySource",
+    "default_sources",
     "summarise",
 ]

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import psutil
 
+from llenergymeasure.devices import Gpu, is_throttled
 from llenergymeasure.results.models import TelemetrySummary
 
 
@@ -33,6 +34,7 @@ class TelemetrySample:
     utilisation_pct: float | None = None
     clock_mhz: float | None = None
     throttle_reasons: str | None = None
+    throttled: bool | None = None
 
 
 class TelemetrySource(Protocol):
@@ -61,6 +63,38 @@ class CpuTelemetrySource:
                 clock_mhz=frequency.current if frequency else None,
             )
         ]
+
+
+class GpuTelemetrySource:
+    """Power, temperature, memory, SM utilisation, clocks and clock-event reasons per GPU."""
+
+    def __init__(self, gpus: Sequence[Gpu]) -> None:
+        self._gpus = list(gpus)
+
+    def read(self, timestamp_s: float) -> list[TelemetrySample]:
+        """Every GPU's state now."""
+        return [self._sample(gpu, timestamp_s) for gpu in self._gpus]
+
+    @staticmethod
+    def _sample(gpu: Gpu, timestamp_s: float) -> TelemetrySample:
+        state = gpu.read_state()
+        reasons = state.clock_event_reasons
+        return TelemetrySample(
+            timestamp_s=timestamp_s,
+            device=gpu.key,
+            power_w=state.power_w,
+            temperature_c=state.temperature_c,
+            memory_used_mb=state.memory_used_mb,
+            utilisation_pct=state.sm_utilisation_pct,
+            clock_mhz=state.sm_clock_mhz,
+            throttle_reasons=",".join(reasons) if reasons is not None else None,
+            throttled=is_throttled(reasons) if reasons is not None else None,
+        )
+
+
+def default_sources(gpus: Sequence[Gpu]) -> list[TelemetrySource]:
+    """The given GPUs, or the CPU where there are none."""
+    return [GpuTelemetrySource(gpus)] if gpus else [CpuTelemetrySource()]
 
 
 class TelemetryPoller:
@@ -142,7 +176,7 @@ def summarise(samples: Sequence[TelemetrySample], phase: str, interval_ms: int) 
     rows = [s for s in samples if s.phase == phase]
     power = [s.power_w for s in rows if s.power_w is not None]
     temps = _per_device_temperatures(rows)
-    throttled = [s for s in rows if s.throttle_reasons is not None]
+    throttled = [s.throttled for s in rows if s.throttled is not None]
     utilisation = [s.utilisation_pct for s in rows if s.utilisation_pct is not None]
     return TelemetrySummary(
         interval_ms=interval_ms,
@@ -152,9 +186,7 @@ def summarise(samples: Sequence[TelemetrySample], phase: str, interval_ms: int) 
         max_power_w=max(power) if power else None,
         max_temperature_c=max((t for ts in temps.values() for t in ts), default=None),
         temperature_drift_c=max((ts[-1] - ts[0] for ts in temps.values()), default=None),
-        throttled_fraction=(
-            sum(1 for s in throttled if s.throttle_reasons) / len(throttled) if throttled else None
-        ),
+        throttled_fraction=sum(throttled) / len(throttled) if throttled else None,
         mean_utilisation_pct=sum(utilisation) / len(utilisation) if utilisation else None,
     )
 
