@@ -66,10 +66,9 @@ def _num(value: float | None, unit: str = "", digits: int = 3) -> str:
 def _ms(stats: LatencyStats) -> str:
     if stats.mean_s is None:
         return "—"
-    return (
-        f"{stats.mean_s * 1e3:.1f} ms (p50 {_num((stats.median_s or 0) * 1e3, '', 4)}, "
-        f"p95 {_num((stats.p95_s or 0) * 1e3, '', 4)}, p99 {_num((stats.p99_s or 0) * 1e3, '', 4)})"
-    )
+    parts = [(name, getattr(stats, f"{name}_s")) for name in ("median", "p95", "p99")]
+    spread = ", ".join(f"{name} {value * 1e3:.1f}" for name, value in parts if value is not None)
+    return f"{stats.mean_s * 1e3:.1f} ms ({spread})"
 
 
 def _energy(energy: EnergyMetrics, kind: str) -> str:
@@ -95,6 +94,38 @@ def _co2(energy: EnergyMetrics) -> str:
     if energy.co2_kg is None:
         return "— (set LLEM_CARBON_INTENSITY)"
     return f"{energy.co2_kg * 1000:.3g} g ({energy.co2_source})"
+
+
+def _flops(result: ExperimentResult) -> str:
+    flops = result.flops
+    if flops is None or flops.flops_total is None:
+        return "—"
+    return f"{flops.flops_total:.3g} · {_num(flops.energy_per_flop_j, ' J', 3)}"
+
+
+def _utilisation(result: ExperimentResult) -> str:
+    flops = result.flops
+    if flops is None or (flops.mfu is None and flops.mbu is None):
+        return "— (no GPU spec for this device)"
+    return f"{_pct(flops.mfu)} · {_pct(flops.mbu)}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _telemetry(result: ExperimentResult) -> str:
+    summary = result.telemetry
+    if summary is None:
+        return "—"
+    parts = [f"{summary.n_samples} samples of {', '.join(summary.devices)}"]
+    if summary.mean_power_w is not None:
+        parts.append(f"mean {summary.mean_power_w:.0f} W")
+    if summary.max_temperature_c is not None:
+        parts.append(f"max {summary.max_temperature_c:.0f} °C")
+    if summary.mean_utilisation_pct is not None:
+        parts.append(f"util {summary.mean_utilisation_pct:.0f}%")
+    return ", ".join(parts)
 
 
 def result_table(result: ExperimentResult) -> Table:
@@ -124,6 +155,9 @@ def result_table(result: ExperimentResult) -> Table:
          f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
         ("measured window", f"{metrics.duration_s:.2f} s"),
         ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),
+        ("FLOPs · J/FLOP", _flops(result)),
+        ("MFU · MBU", _utilisation(result)),
+        ("device telemetry", _telemetry(result)),
         ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
     ]  # fmt: skip
     for name, value in rows:
