@@ -25,14 +25,21 @@ from llenergymeasure.energy.rapl import RaplSampler
 from llenergymeasure.errors import ConfigError, SamplerUnavailableError
 
 
+@pytest.fixture(autouse=True)
+def no_gpu_samplers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make zeus and nvml unavailable, so these tests mean the same on a GPU machine."""
+    for module in ("zeus", "zeus.monitor", "pynvml"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+
 @pytest.fixture
 def no_codecarbon(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make codecarbon look uninstalled (a None entry makes its import fail)."""
     monkeypatch.setitem(sys.modules, "codecarbon", None)
 
 
-def test_priority_is_rapl_then_codecarbon_then_null() -> None:
-    assert SAMPLER_PRIORITY == ("rapl", "codecarbon", "null")
+def test_priority_is_zeus_nvml_rapl_codecarbon_null() -> None:
+    assert SAMPLER_PRIORITY == ("zeus", "nvml", "rapl", "codecarbon", "null")
 
 
 def test_config_offers_exactly_the_registered_samplers() -> None:

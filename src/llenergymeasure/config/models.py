@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 BackendName = Literal["pytorch"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
-SamplerName = Literal["auto", "rapl", "codecarbon", "null"]
+SamplerName = Literal["auto", "zeus", "nvml", "rapl", "codecarbon", "null"]
 
 
 class _Strict(BaseModel):
@@ -125,7 +125,8 @@ class EnergyConfig(_Strict):
     sampler: SamplerName = Field(
         "auto",
         description="Energy source. 'auto' picks the best available "
-        "(RAPL > CodeCarbon estimate > null); the result records which was used.",
+        "(Zeus > NVML > RAPL > CodeCarbon estimate > null); the result records which was used. "
+        "'nvml' needs an NVIDIA GPU and driver; 'zeus' also needs llenergymeasure[zeus].",
     )
     sample_interval_ms: int = Field(
         100,
@@ -133,6 +134,22 @@ class EnergyConfig(_Strict):
         le=60_000,
         description="Polling interval in milliseconds for samplers that poll counters or power.",
     )
+    gpu_indices: list[int] | None = Field(
+        None,
+        description="GPUs whose energy the nvml and zeus samplers measure, numbered as the "
+        "inference engine sees them (cuda:N, after CUDA_VISIBLE_DEVICES). None = every "
+        "visible GPU. Energy per token uses the sum over these GPUs.",
+    )
+
+    @field_validator("gpu_indices")
+    @classmethod
+    def _distinct_non_negative(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if any(index < 0 for index in value):
+                raise ValueError("gpu_indices must be >= 0")
+            if len(set(value)) != len(value):
+                raise ValueError("gpu_indices must not repeat a GPU")
+        return value
 
 
 class PyTorchConfig(_Strict):

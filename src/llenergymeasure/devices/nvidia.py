@@ -319,9 +319,11 @@ def discover(visible: str | None, nvml: Any | None = None) -> list[NvidiaGpu]:
     try:
         count = int(session.call("nvmlDeviceGetCount"))
         handles = [session.call("nvmlDeviceGetHandleByIndex", i) for i in range(count)]
-        uuids = [_text(session.call("nvmlDeviceGetUUID", handle)) for handle in handles]
     except GpuError as exc:
         raise GpuUnavailableError(f"NVML cannot list the GPUs: {exc}") from exc
+    # A device that fails here (lost) stays in the list, so its failure is reported where it
+    # is used; it just cannot be named by UUID in CUDA_VISIBLE_DEVICES.
+    uuids = [_uuid_or_empty(session, handle) for handle in handles]
     if visible is None:
         chosen: list[tuple[int, str | None]] = [(i, None) for i in range(count)]
     else:
@@ -390,8 +392,17 @@ def _resolve_entry(
 
 
 def _unique_prefix(prefix: str, uuids: Sequence[str]) -> int | None:
-    matches = [i for i, uuid in enumerate(uuids) if uuid.lower().startswith(prefix.lower())]
+    matches = [
+        i for i, uuid in enumerate(uuids) if uuid and uuid.lower().startswith(prefix.lower())
+    ]
     return matches[0] if len(matches) == 1 else None
+
+
+def _uuid_or_empty(session: NvmlSession, handle: Any) -> str:
+    try:
+        return _text(session.call("nvmlDeviceGetUUID", handle))
+    except GpuError:
+        return ""
 
 
 def _mig_parent_uuid(session: NvmlSession, mig_uuid: str) -> str | None:

@@ -1,4 +1,6 @@
-"""Energy samplers (RAPL, CodeCarbon, null) behind one start/stop interface, and their factory."""
+"""Energy samplers (Zeus, NVML, RAPL, CodeCarbon, null) behind one start/stop interface, and their
+probing factory. Vendor libraries are imported only when a sampler is built or probed.
+"""
 
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading, EnergySampler
 from llenergymeasure.energy.codecarbon import CodeCarbonSampler
@@ -9,7 +11,9 @@ from llenergymeasure.energy.factory import (
     resolve_sampler_name,
 )
 from llenergymeasure.energy.null import NullSampler
+from llenergymeasure.energy.nvml import NvmlSampler
 from llenergymeasure.energy.rapl import RaplSampler
+from llenergymeasure.energy.zeus import ZeusSampler
 
 __all__ = [
     "SAMPLER_PRIORITY",
@@ -19,7 +23,9 @@ __all__ = [
     "EnergyReading",
     "EnergySampler",
     "NullSampler",
+    "NvmlSampler",
     "RaplSampler",
+    "ZeusSampler",
     "create_sampler",
     "probe_samplers",
     "resolve_sampler_name",

@@ -482,6 +482,11 @@ class FakeNvml:
         ).spec.compute_capability
         return (major, minor)
 
+    def nvmlDeviceGetC2cModeInfoV(self, handle: FakeDeviceHandle) -> None:
+        """NotSupported: the fake GPUs are not Grace Hopper superchips (Zeus asks)."""
+        self._device(handle, "nvmlDeviceGetC2cModeInfoV")
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+
     # -- pynvml: energy and power --
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeDeviceHandle) -> int:
@@ -529,6 +534,12 @@ class FakeNvml:
         if sensor != NVML_TEMPERATURE_GPU:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return device.spec.temperature_c
+
+    def nvmlDeviceGetTemperatureV(
+        self, handle: FakeDeviceHandle, sensor: int, version: int | None = None
+    ) -> int:
+        """The versioned nvmlDeviceGetTemperature (Zeus uses it)."""
+        return self.nvmlDeviceGetTemperature(handle, sensor)
 
     def nvmlDeviceGetMemoryInfo(
         self, handle: FakeDeviceHandle, version: int | None = None
