@@ -159,6 +159,18 @@ def test_device_is_lost_after_n_calls_and_at_a_time(clock: FakeClock) -> None:
         fake.nvmlDeviceGetPowerUsage(second)
 
 
+def test_a_test_can_lose_a_gpu_at_any_moment() -> None:
+    fake = FakeNvml([FakeGpuSpec()])
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    fake.nvmlDeviceGetPowerUsage(handle)
+
+    fake.lose_gpu(0, fake_pynvml.NVML_ERROR_RESET_REQUIRED)
+
+    with pytest.raises(fake_pynvml.nvmlExceptionClass(fake_pynvml.NVML_ERROR_RESET_REQUIRED)):
+        fake.nvmlDeviceGetTotalEnergyConsumption(handle)
+
+
 def test_state_readings_use_pynvml_units_and_types() -> None:
     fake = FakeNvml([FakeGpuSpec(memory_used_bytes=3 * 2**30, ecc_mode=None)])
     fake.nvmlInit()
@@ -192,3 +204,31 @@ def test_spec_from_json() -> None:
     assert fake.power_at_w(1, 3.0) == 300.0 and fake.driver_version == "1"
     with pytest.raises(ValueError, match="unknown fake GPU field"):
         fake_from_spec({"gpus": [{"watts": 1}]})
+
+
+def test_the_testing_entry_point_installs_what_the_environment_asks_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llenergymeasure.testing import __main__ as entry
+    from llenergymeasure.testing.fake_zeus import FakeZeus, FakeZeusSpec, build_modules
+
+    for name in ["pynvml", *build_modules(FakeZeus(FakeZeusSpec()))]:
+        monkeypatch.setitem(sys.modules, name, None)  # restored after the test
+
+    installed = entry.install_from_environment(
+        {"LLEM_FAKE_NVML": '{"gpus": [{"power_w": 1}, {}]}', "LLEM_FAKE_ZEUS": "{}"}
+    )
+
+    assert installed == ["pynvml", "zeus"]
+    assert sys.modules["pynvml"].nvmlDeviceGetCount.__self__.power_at_w(0) == 1.0
+    assert hasattr(sys.modules["zeus.monitor"], "ZeusMonitor")
+    assert entry.install_from_environment({}) == []
+
+
+def test_the_testing_entry_point_rejects_a_bad_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llenergymeasure.testing import __main__ as entry
+
+    monkeypatch.setenv("LLEM_FAKE_NVML", '{"gpus": [{"watts": 1}]}')
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 2

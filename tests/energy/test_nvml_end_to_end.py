@@ -15,7 +15,7 @@ import yaml
 
 import llenergymeasure as llem
 from llenergymeasure.results.io import RESULT_FILE
-from llenergymeasure.testing import FAKE_NVML_ENV, FakeGpuSpec, install_fake_pynvml
+from llenergymeasure.testing import FAKE_NVML_ENV, FakeGpuSpec, FakeNvml, install_fake_pynvml
 
 pytest.importorskip("transformers")
 
@@ -59,18 +59,32 @@ def test_library_run_reports_fake_power_times_the_window(
     assert "counter_mismatch" not in codes and "sampler_failed" not in codes
 
 
-def test_a_gpu_lost_mid_run_keeps_the_throughput_figures(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
-    # Discovery (probe, then the sampler's GPUs) and the window's first reads take 4 calls, so
-    # the GPU is lost at the first read after the window opens, whatever the timing.
-    with install_fake_pynvml([FakeGpuSpec(power_w=POWER_W, fail_after_calls=4)]):
-        result = llem.run(experiment(tiny_model_dir, n=8), save=False)
+class LoseTheGpuInTheWindow:
+    """A run observer that makes the fake GPU fall off the bus after the first window batch."""
 
-    assert result.metrics.total_output_tokens > 0 and result.metrics.duration_s > 0
-    assert result.energy_total_j is None
+    def __init__(self, fake: FakeNvml) -> None:
+        self.fake = fake
+        self.measuring = False
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self.measuring = name == "measuring"
+
+    def advance(self, n_requests: int) -> None:
+        if self.measuring:
+            self.fake.lose_gpu(0)
+
+
+def test_a_gpu_lost_mid_window_keeps_the_throughput_figures(tiny_model_dir: Path) -> None:
+    with install_fake_pynvml([FakeGpuSpec(power_w=POWER_W)]) as fake:
+        result = llem.run(
+            experiment(tiny_model_dir, n=8), save=False, observer=LoseTheGpuInTheWindow(fake)
+        )
+
+    assert result.metrics.n_requests == 8 and result.metrics.total_output_tokens > 0
     failure = next(w.message for w in result.warnings if w.code == "sampler_failed")
     assert failure.startswith("gpu:0: lost ") and "GPU is lost" in failure
+    if result.energy_total_j is not None:  # a poll landed before the loss: the energy so far
+        assert result.energy_total_j < POWER_W * result.timings.window_s
 
 
 def test_llem_run_subprocess_with_the_fake_nvml(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -60,10 +60,9 @@ def select_gpus(gpu_indices: Sequence[int] | None = None) -> list[Gpu]:
     Raises:
         SamplerUnavailableError: no GPU can be read, or a requested index is not visible.
     """
-    found = devices.probe()
-    if not found.available:
-        raise SamplerUnavailableError(found.reason)
     gpus = devices.get_gpus()
+    if not gpus:
+        raise SamplerUnavailableError(devices.probe().reason)
     if gpu_indices is None:
         return gpus
     by_index = {gpu.index: gpu for gpu in gpus}
@@ -275,7 +274,9 @@ class NvmlSampler:
             power_w = gpu.power_w()
             device.samples.append((self._clock(), power_w))
         except GpuLostError as exc:
-            device.lost = f"lost {self._clock() - self._window_start():.2f} s into the window ({exc})"
+            device.lost = (
+                f"lost {self._clock() - self._window_start():.2f} s into the window ({exc})"
+            )
         except GpuError as exc:
             device.errors.append(str(exc))
             if first and device.counter_start_mj is None:

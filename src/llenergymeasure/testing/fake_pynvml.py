@@ -314,6 +314,7 @@ class _Device:
     uuid: str
     schedule: list[tuple[float, float]]
     calls: int = 0
+    lost_code: int | None = None
 
 
 class FakeNvml:
@@ -367,6 +368,10 @@ class FakeNvml:
         """Exact energy of GPU ``index`` between two times (seconds since creation)."""
         end = self.elapsed_s if end_s is None else end_s
         return _integral(self._devices[index].schedule, start_s, end)
+
+    def lose_gpu(self, index: int, error: int = NVML_ERROR_GPU_IS_LOST) -> None:
+        """Make every later call on GPU ``index`` fail with ``error`` (e.g. mid-window)."""
+        self._devices[index].lost_code = error
 
     def power_at_w(self, index: int, at_s: float | None = None) -> float:
         """GPU ``index``'s power at a time (seconds since creation; default now)."""
@@ -611,6 +616,8 @@ class FakeNvml:
         spec = device.spec
         lost_by_calls = spec.fail_after_calls is not None and calls > spec.fail_after_calls
         lost_by_time = spec.fail_at_s is not None and self.elapsed_s >= spec.fail_at_s
+        if device.lost_code is not None:
+            raise NVMLError(device.lost_code)
         if lost_by_calls or lost_by_time:
             raise NVMLError(spec.fail_error)
         return device
