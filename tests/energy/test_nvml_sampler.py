@@ -19,6 +19,7 @@ from llenergymeasure.energy.nvml import (
 )
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
 from llenergymeasure.testing import FakeGpuSpec, FakeNvml, install_fake_pynvml
+from llenergymeasure.testing import fake_pynvml as fp
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +96,34 @@ def test_a_gpu_lost_mid_window_keeps_the_energy_so_far_with_a_warning(clock: Fak
     )
     # The uncovered 1.1 s of gpu:0 at its 200 W peak widens the bound.
     assert reading.uncertainty_j == pytest.approx(0.1 * 200 + 1.1 * 200 + 0.1 * 100)
+
+
+def test_a_driver_error_to_the_end_keeps_the_energy_so_far_with_a_warning(
+    clock: FakeClock,
+) -> None:
+    spec = FakeGpuSpec(power_w=200.0, fail_at_s=0.95, fail_error=fp.NVML_ERROR_TIMEOUT)
+    reading, _ = measure([spec], clock, seconds=2.0)
+
+    assert reading.energy_total_j == pytest.approx(200.0 * 0.9)
+    (failure,) = [m for c, m in reading.warnings if c == "sampler_failed"]
+    assert "reads failed at the window's end" in failure and "Timeout" in failure
+    assert any("12 reads failed and were skipped" in note for note in reading.notes)  # 11 + final
+
+
+def test_transient_read_errors_are_skipped_and_noted(clock: FakeClock) -> None:
+    with install_fake_pynvml([FakeGpuSpec(power_w=100.0)], clock=clock) as fake:
+        sampler = NvmlSampler(get_gpus(), 100, clock, background=False)
+        sampler.start()
+        clock.advance(0.5)
+        fake.lose_gpu(0, fp.NVML_ERROR_TIMEOUT)
+        sampler.poll()
+        fake.recover_gpu(0)
+        clock.advance(0.5)
+        reading = sampler.stop()
+
+    assert reading.energy_total_j == pytest.approx(100.0)
+    assert "sampler_failed" not in codes(reading)
+    assert any("1 reads failed and were skipped" in note for note in reading.notes)
 
 
 def test_a_gpu_lost_before_the_window_gives_null_energy_not_an_exception(clock: FakeClock) -> None:

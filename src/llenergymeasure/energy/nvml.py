@@ -134,8 +134,17 @@ class _Device:
     counter_last_s: float | None = None
     counter_reads: int = 0
     samples: list[PowerSample] = field(default_factory=list)
-    lost: str | None = None
+    failure: str | None = None
+    last_read_ok: bool = True
     errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+
+    def note_error(self, exc: Exception) -> None:
+        """Count a failed read, keeping the first few distinct messages."""
+        self.error_count += 1
+        message = str(exc) if isinstance(exc, GpuError) else f"{type(exc).__name__}: {exc}"
+        if message not in self.errors and len(self.errors) < 3:
+            self.errors.append(message)
 
     @property
     def last_good_s(self) -> float | None:
@@ -220,7 +229,7 @@ class NvmlSampler:
         if self._start_s is None:
             raise EnergySamplerError("NvmlSampler.poll() called before start()")
         for device in self._devices:
-            if device.lost is None:
+            if device.failure is None:
                 self._read(device)
 
     def stop(self) -> EnergyReading:
@@ -239,6 +248,9 @@ class NvmlSampler:
             self._thread.join()
         self.poll()
         self._stop_s = self._clock()
+        for device in self._devices:
+            if device.failure is None and not device.last_read_ok:  # the final read failed
+                device.failure = f"reads failed at the window's end ({device.errors[-1]})"
         results = {d.gpu.key: self._result(d) for d in self._devices}
         measured = {key: r.energy_j for key, r in results.items() if r.energy_j is not None}
         bounds = [r.uncertainty_j for r in results.values()]
@@ -273,12 +285,14 @@ class NvmlSampler:
                 self._read_counter(device, first=first)
             power_w = gpu.power_w()
             device.samples.append((self._clock(), power_w))
+            device.last_read_ok = True
         except GpuLostError as exc:
-            device.lost = (
+            device.failure = (
                 f"lost {self._clock() - self._window_start():.2f} s into the window ({exc})"
             )
-        except GpuError as exc:
-            device.errors.append(str(exc))
+        except Exception as exc:  # GpuError, or anything unforeseen: never lose the run
+            device.note_error(exc)
+            device.last_read_ok = False
             if first and device.counter_start_mj is None:
                 device.has_counter = False  # a counter that missed the start would undercount
 
@@ -337,7 +351,11 @@ class NvmlSampler:
                 f"{key}: power read as the driver's {AVERAGE_POWER_WINDOW_S:.0f}-second average "
                 "(NVML_FI_DEV_POWER_INSTANT unsupported): short phases are smeared"
             )
-        notes += [f"{key}: read failed (later reads recovered): {e}" for e in device.errors[:3]]
+        if device.error_count:
+            notes.append(
+                f"{key}: {device.error_count} reads failed and were skipped (the gaps widen the "
+                f"bound): {'; '.join(device.errors)}"
+            )
         failure = _failure_warning(device, energy_j, window)
         if failure is not None:
             warnings.append(failure)
@@ -354,7 +372,7 @@ class NvmlSampler:
         mean_w = counter_j / (last_s - first_s) if last_s > first_s else 0.0
         start_w, end_w = (powers[0], powers[-1]) if powers else (mean_w, mean_w)
         bound = counter_bound_j(self._counter_update_s, start_w, end_w)
-        if device.lost is not None:  # the window's tail after the failure is not counted
+        if device.failure is not None:  # the window's tail after the failure is not counted
             bound += max(0.0, window[1] - last_s) * max([*powers, mean_w])
         return bound
 
@@ -386,16 +404,16 @@ def _mismatch(
 def _failure_warning(
     device: _Device, energy_j: float | None, window: tuple[float, float]
 ) -> tuple[str, str] | None:
-    if device.lost is None:
+    if device.failure is None:
         return None
     key = device.gpu.key
     if energy_j is None:
-        return ("sampler_failed", f"{key}: {device.lost}; no energy could be measured for it")
+        return ("sampler_failed", f"{key}: {device.failure}; no energy could be measured for it")
     last = device.last_good_s or window[0]
     duration = window[1] - window[0]
     share = (last - window[0]) / duration if duration > 0 else 0.0
     return (
         "sampler_failed",
-        f"{key}: {device.lost}; its energy ({energy_j:.2f} J) covers only the first "
+        f"{key}: {device.failure}; its energy ({energy_j:.2f} J) covers only the first "
         f"{last - window[0]:.2f} s ({share:.0%}) of the window",
     )

@@ -373,6 +373,10 @@ class FakeNvml:
         """Make every later call on GPU ``index`` fail with ``error`` (e.g. mid-window)."""
         self._devices[index].lost_code = error
 
+    def recover_gpu(self, index: int) -> None:
+        """Undo :meth:`lose_gpu` (a transient driver error that went away)."""
+        self._devices[index].lost_code = None
+
     def power_at_w(self, index: int, at_s: float | None = None) -> float:
         """GPU ``index``'s power at a time (seconds since creation; default now)."""
         return _power_at(self._devices[index].schedule, self.elapsed_s if at_s is None else at_s)
