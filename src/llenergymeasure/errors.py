@@ -10,6 +10,10 @@
     ├── BackendError               exit 1  the inference library failed while loading or generating
     ├── EnergySamplerError         exit 1  an energy sampler could not start or read its counters
     │   └── SamplerUnavailableError        the requested sampler does not work on this machine
+    ├── GpuError (devices.gpu)     exit 1  a GPU read failed (vendor errors translated there)
+    │   ├── GpuNotSupportedError           the device lacks this reading
+    │   ├── GpuLostError                   the device fell off the bus / needs a reset
+    │   └── GpuUnavailableError            no driver, library or visible GPU
     └── ResultsError               exit 1  result files could not be written or read
 
 Vendor exceptions (torch, transformers, pynvml, codecarbon, ...) are translated into these at the

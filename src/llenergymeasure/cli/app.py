@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from llenergymeasure._version import __version__
-from llenergymeasure.config.models import ExperimentConfig, PyTorchConfig
+from llenergymeasure.config.models import EnergyConfig, ExperimentConfig, PyTorchConfig
 from llenergymeasure.errors import EXIT_INTERRUPTED, LLEMError
 
 app = typer.Typer(
@@ -85,9 +85,7 @@ def run(
     precision: Annotated[
         str | None, typer.Option(help=_help(ExperimentConfig, "precision"))
     ] = None,
-    sampler: Annotated[
-        str | None, typer.Option(help="Energy sampler: auto, rapl, codecarbon or null.")
-    ] = None,
+    sampler: Annotated[str | None, typer.Option(help=_help(EnergyConfig, "sampler"))] = None,
     seed: Annotated[int | None, typer.Option(help=_help(ExperimentConfig, "random_seed"))] = None,
     out: Annotated[
         Path | None,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import platform
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.backends import BACKENDS, backend_status
 from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
+from llenergymeasure.devices import gpu_snapshot
+from llenergymeasure.devices import probe as probe_gpus
 from llenergymeasure.energy import probe_samplers, resolve_sampler_name
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.harness.environment import cpu_model
@@ -21,12 +25,26 @@ def print_machine_report(console: Console) -> None:
         f"[bold]machine[/]: {cpu_model()} · {platform.system()} {platform.release()} "
         f"· Python {platform.python_version()}"
     )
+    console.print(f"[bold]GPUs[/]: {_gpus()}", soft_wrap=True, highlight=False)
     console.print(_backends_table())
     console.print(_samplers_table())
     console.print(f"[bold]embedded model[/]: {_embedded_status()}", soft_wrap=True)
     console.print(
         f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}"
     )
+
+
+def _gpus() -> str:
+    found = probe_gpus()
+    if not found.available:
+        return f"none ({escape(found.reason)})"
+    described = []
+    for gpu in gpu_snapshot():
+        described.append(
+            f"{gpu.get('index')}: {gpu.get('name')} (driver {gpu.get('driver_version')}, "
+            f"CUDA {gpu.get('cuda_driver_version')}, persistence {gpu.get('persistence_mode')})"
+        )
+    return "; ".join(described)
 
 
 def _backends_table() -> Table:
@@ -40,7 +58,7 @@ def _backends_table() -> Table:
             name,
             "yes" if status.installed else "no",
             versions,
-            "" if status.installed else status.install_hint,
+            Text("" if status.installed else status.install_hint),
         )
     return table
 
@@ -51,7 +69,7 @@ def _samplers_table() -> Table:
     for column in ("sampler", "available", "why not"):
         table.add_column(column)
     for name, availability in probe_samplers().items():
-        table.add_row(name, "yes" if availability.available else "no", availability.reason)
+        table.add_row(name, "yes" if availability.available else "no", Text(availability.reason))
     return table
 
 
