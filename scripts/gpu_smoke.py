@@ -62,7 +62,8 @@ def measure(args: argparse.Namespace, sampler: str, batch: int) -> llem.Experime
 
 
 def cross_check(result: llem.ExperimentResult) -> str:
-    lines = [note for note in result.energy.notes if "counter" in note or "integrated" in note]
+    keys = ("counter", "integrated", "cross-check")
+    lines = [note for note in result.energy.notes if any(key in note for key in keys)]
     return " | ".join(lines) or "—"
 
 
