@@ -1,0 +1,213 @@
+"""Statistics over repeated measurements: mean, spread, Student-t intervals, Welch's test.
+
+Pure Python (no scipy): the Student-t distribution comes from the regularised incomplete beta
+function, evaluated by its continued fraction, which is accurate to ~1e-12 for any positive
+(also fractional) degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+_EPS = 1e-15
+_TINY = 1e-300
+_MAX_ITERATIONS = 500
+
+
+class Summary(BaseModel):
+    """Mean, spread and 95% confidence interval of repeated measurements of one quantity.
+
+    Units-neutral: the fields carry the unit of the measured values (the field that holds a
+    Summary names the unit, e.g. ``energy_total_j``).
+
+    Attributes:
+        n: how many values were summarised (None values excluded).
+        mean: arithmetic mean.
+        std: sample standard deviation (ddof=1); None for fewer than 2 values.
+        ci95_low: lower bound of the two-sided 95% Student-t confidence interval of the mean.
+        ci95_high: upper bound of that interval.
+        ci95_half_width: ``t(0.975, n-1) * std / sqrt(n)``.
+        cv: coefficient of variation, ``std / mean``; None when the mean is 0.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    n: int = 0
+    mean: float | None = None
+    std: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    ci95_half_width: float | None = None
+    cv: float | None = None
+
+
+def summary_stats(values: Sequence[float | None]) -> Summary:
+    """Summarise repeated measurements; None and NaN values are skipped.
+
+    Args:
+        values: one value per repetition (e.g. per cycle), in any single unit.
+
+    Returns:
+        The summary. With no values every statistic is None; with one value only ``n`` and
+        ``mean`` are set.
+    """
+    kept = [float(v) for v in values if v is not None and not math.isnan(v)]
+    n = len(kept)
+    if n == 0:
+        return Summary()
+    mean = math.fsum(kept) / n
+    if n == 1:
+        return Summary(n=1, mean=mean)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / (n - 1))
+    half_width = t_quantile(0.975, n - 1) * std / math.sqrt(n)
+    return Summary(
+        n=n,
+        mean=mean,
+        std=std,
+        ci95_low=mean - half_width,
+        ci95_high=mean + half_width,
+        ci95_half_width=half_width,
+        cv=std / mean if mean != 0 else None,
+    )
+
+
+def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Welch's unequal-variances t-test of the means of ``a`` and ``b`` (two-sided).
+
+    Args:
+        a: samples of the first group (at least 2).
+        b: samples of the second group (at least 2).
+
+    Returns:
+        ``(t, dof, p_value)``: the statistic (positive when ``mean(a) > mean(b)``), the
+        Welch-Satterthwaite degrees of freedom, and the two-sided p-value. When both groups
+        have zero variance the statistic is ±inf (p = 0) for different means, or 0 (p = 1)
+        for equal ones, with ``len(a) + len(b) - 2`` degrees of freedom.
+
+    Raises:
+        ValueError: a group has fewer than 2 values.
+    """
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's t-test needs at least 2 values in each group")
+    first, second = summary_stats(a), summary_stats(b)
+    assert first.mean is not None and first.std is not None  # n >= 2
+    assert second.mean is not None and second.std is not None
+    diff = first.mean - second.mean
+    var_a = first.std**2 / first.n
+    var_b = second.std**2 / second.n
+    se2 = var_a + var_b
+    if se2 == 0:
+        dof = float(first.n + second.n - 2)
+        if diff == 0:
+            return 0.0, dof, 1.0
+        return math.copysign(math.inf, diff), dof, 0.0
+    t = diff / math.sqrt(se2)
+    dof = se2**2 / (var_a**2 / (first.n - 1) + var_b**2 / (second.n - 1))
+    return t, dof, t_two_sided_p(t, dof)
+
+
+def t_two_sided_p(t: float, dof: float) -> float:
+    """Two-sided p-value ``P(|T| >= |t|)`` of Student's t with ``dof`` degrees of freedom."""
+    return _t_tails(t, dof)[1]
+
+
+def t_cdf(t: float, dof: float) -> float:
+    """Cumulative distribution function of Student's t with ``dof`` degrees of freedom."""
+    central, outer = _t_tails(t, dof)
+    return 0.5 + central / 2 if t > 0 else outer / 2
+
+
+def t_quantile(p: float, dof: float) -> float:
+    """Inverse CDF of Student's t: the ``t`` with ``t_cdf(t, dof) == p``, for 0 < p < 1.
+
+    Solved by bisection (the CDF is monotonic) to about 1e-13 relative accuracy.
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1 - p, dof)
+    # Compare whichever of P(|T| < t) and P(|T| >= t) is small, so neither loses precision.
+    use_outer = p > 0.75
+    target = 2 * (1 - p) if use_outer else 2 * p - 1
+
+    def below(t: float) -> bool:
+        central, outer = _t_tails(t, dof)
+        return outer > target if use_outer else central < target
+
+    low, high = 0.0, 1.0
+    while below(high):
+        low, high = high, high * 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        if below(mid):
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-14 * high:
+            break
+    return (low + high) / 2
+
+
+def _t_tails(t: float, dof: float) -> tuple[float, float]:
+    """``(P(|T| < |t|), P(|T| >= |t|))`` for Student's t, each without cancellation."""
+    if dof <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {dof}")
+    if math.isinf(t):
+        return 1.0, 0.0
+    t2 = t * t
+    # P(|T| < t) = I_y(1/2, dof/2) with y = t^2 / (dof + t^2); its complement is the tail.
+    return _betainc_pair(0.5, dof / 2, t2 / (dof + t2), dof / (dof + t2))
+
+
+def _betainc_pair(a: float, b: float, x: float, one_minus_x: float) -> tuple[float, float]:
+    """``(I_x(a, b), 1 - I_x(a, b))``, the regularised incomplete beta and its complement.
+
+    ``one_minus_x`` is passed in so callers can supply it without rounding loss.
+    """
+    if x <= 0:
+        return 0.0, 1.0
+    if one_minus_x <= 0:
+        return 1.0, 0.0
+    front = math.exp(
+        math.lgamma(a + b)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + a * math.log(x)
+        + b * math.log(one_minus_x)
+    )
+    # The continued fraction converges fast for x < (a + 1) / (a + b + 2); the symmetry
+    # I_x(a, b) = 1 - I_{1-x}(b, a) covers the other side.
+    if x < (a + 1) / (a + b + 2):
+        value = front * _betacf(a, b, x) / a
+        return value, 1.0 - value
+    complement = front * _betacf(b, a, one_minus_x) / b
+    return 1.0 - complement, complement
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
+    qab, qap, qam = a + b, a + 1, a - 1
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, _MAX_ITERATIONS + 1):
+        m2 = 2 * m
+        for numerator in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > _TINY else _TINY)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > _TINY else _TINY
+            step = d * c
+            h *= step
+        if abs(step - 1.0) < _EPS:
+            break
+    return h

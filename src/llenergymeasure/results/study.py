@@ -1,0 +1,429 @@
+"""A study's results: per-experiment statistics over cycles, and the study-level files.
+
+A study directory holds one result directory per (experiment, cycle) and, written here,
+``study_result.json`` (a :class:`StudyResult`) and ``results.parquet`` (one row per experiment ×
+cycle, config fields as columns, for pandas/duckdb). Statistics over cycles use Student-t
+confidence intervals; latency percentiles are recomputed from the pooled raw per-request samples
+of all finished cycles, never averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llenergymeasure._version import __version__
+from llenergymeasure.backends.base import RequestRecord
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.harness.metrics import latency_stats
+from llenergymeasure.results.io import REQUESTS_FILE, load_requests, load_result
+from llenergymeasure.results.models import ExperimentResult, LatencyStats
+from llenergymeasure.results.stats import Summary, summary_stats
+
+STUDY_SCHEMA_VERSION = "1.0"
+STUDY_RESULT_FILE = "study_result.json"
+STUDY_TABLE_FILE = "results.parquet"
+
+StudyStatus = Literal["pending", "running", "done", "failed", "skipped"]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StudyEntry(_Lenient):
+    """One (experiment, cycle) of a study and how it went.
+
+    Attributes:
+        experiment_index: position of the experiment in the study's resolved list.
+        cycle_index: 0-based cycle.
+        experiment_name: the experiment's label.
+        status: pending, running, done, failed or skipped.
+        result_dir: the run's result directory, relative to the study directory.
+        error: why it failed (one line).
+        exit_code: the isolated child's exit code, when it ended abnormally.
+        stderr_tail: the last part of the child's output, when it failed.
+        started_at: when the run started.
+        ended_at: when the run ended.
+    """
+
+    experiment_index: int
+    cycle_index: int
+    experiment_name: str
+    status: StudyStatus = "pending"
+    result_dir: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    stderr_tail: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class ExperimentAggregate(_Lenient):
+    """One experiment's figures over its finished cycles.
+
+    Each :class:`Summary` holds the mean, sample std, 95% Student-t confidence interval and
+    coefficient of variation of one per-cycle figure (in the unit its name ends with). The
+    ``*_pooled`` latency distributions are computed from every raw request sample of every
+    finished cycle together.
+    """
+
+    experiment_index: int
+    experiment_name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    n_cycles_done: int = 0
+    energy_total_j: Summary = Field(default_factory=Summary)
+    energy_adjusted_j: Summary = Field(default_factory=Summary)
+    energy_per_output_token_j: Summary = Field(default_factory=Summary)
+    energy_per_output_token_adjusted_j: Summary = Field(default_factory=Summary)
+    output_tokens_per_s: Summary = Field(default_factory=Summary)
+    requests_per_s: Summary = Field(default_factory=Summary)
+    ttft_mean_s: Summary = Field(default_factory=Summary)
+    itl_mean_s: Summary = Field(default_factory=Summary)
+    e2e_mean_s: Summary = Field(default_factory=Summary)
+    ttft_pooled: LatencyStats = Field(default_factory=LatencyStats)
+    itl_pooled: LatencyStats = Field(default_factory=LatencyStats)
+    e2e_latency_pooled: LatencyStats = Field(default_factory=LatencyStats)
+
+
+class StudyResult(_Lenient):
+    """Everything a study produced: per-experiment statistics, every entry, and its files.
+
+    Attributes:
+        name: the study's name.
+        study_design_hash: identifies the resolved experiments (a resume must match it).
+        started_at: when the study (first) started.
+        ended_at: when its last run ended.
+        execution: the execution protocol (cycles, order, gaps, timeout) as run.
+        experiments: one aggregate per experiment, in index order.
+        entries: every (experiment, cycle) with its status.
+        failed: the entries that failed.
+        skipped: the entries that were skipped.
+        files: paths, relative to the study directory, of every result directory and file.
+        output_dir: the study directory (set on load; not written to the file).
+    """
+
+    schema_version: str = STUDY_SCHEMA_VERSION
+    llem_version: str = __version__
+    name: str
+    study_design_hash: str
+    started_at: datetime
+    ended_at: datetime
+    execution: dict[str, Any] = Field(default_factory=dict)
+    experiments: list[ExperimentAggregate] = Field(default_factory=list)
+    entries: list[StudyEntry] = Field(default_factory=list)
+    failed: list[StudyEntry] = Field(default_factory=list)
+    skipped: list[StudyEntry] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    output_dir: str | None = Field(None, exclude=True)
+
+
+# Per-cycle figures summarised over cycles; each field of ExperimentAggregate of that name.
+_SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
+    "energy_total_j": lambda r: r.energy.energy_total_j,
+    "energy_adjusted_j": lambda r: r.energy.energy_adjusted_j,
+    "energy_per_output_token_j": lambda r: r.metrics.energy_per_output_token_j,
+    "energy_per_output_token_adjusted_j": lambda r: r.metrics.energy_per_output_token_adjusted_j,
+    "output_tokens_per_s": lambda r: r.metrics.output_tokens_per_s,
+    "requests_per_s": lambda r: r.metrics.requests_per_s,
+    "ttft_mean_s": lambda r: r.metrics.ttft.mean_s,
+    "itl_mean_s": lambda r: r.metrics.itl.mean_s,
+    "e2e_mean_s": lambda r: r.metrics.e2e_latency.mean_s,
+}
+
+# Per-cycle columns of results.parquet: name (with unit) -> (Arrow type, value from a result).
+_ROW_METRICS: dict[str, tuple[pa.DataType, Callable[[ExperimentResult], Any]]] = {
+    "energy_total_j": (pa.float64(), lambda r: r.energy.energy_total_j),
+    "energy_adjusted_j": (pa.float64(), lambda r: r.energy.energy_adjusted_j),
+    "energy_per_output_token_j": (pa.float64(), lambda r: r.metrics.energy_per_output_token_j),
+    "energy_per_output_token_adjusted_j": (
+        pa.float64(),
+        lambda r: r.metrics.energy_per_output_token_adjusted_j,
+    ),
+    "output_tokens_per_s": (pa.float64(), lambda r: r.metrics.output_tokens_per_s),
+    "input_tokens_per_s": (pa.float64(), lambda r: r.metrics.input_tokens_per_s),
+    "requests_per_s": (pa.float64(), lambda r: r.metrics.requests_per_s),
+    "ttft_mean_s": (pa.float64(), lambda r: r.metrics.ttft.mean_s),
+    "ttft_p95_s": (pa.float64(), lambda r: r.metrics.ttft.p95_s),
+    "itl_mean_s": (pa.float64(), lambda r: r.metrics.itl.mean_s),
+    "itl_p95_s": (pa.float64(), lambda r: r.metrics.itl.p95_s),
+    "e2e_mean_s": (pa.float64(), lambda r: r.metrics.e2e_latency.mean_s),
+    "e2e_p95_s": (pa.float64(), lambda r: r.metrics.e2e_latency.p95_s),
+    "duration_s": (pa.float64(), lambda r: r.metrics.duration_s),
+    "n_requests": (pa.int64(), lambda r: r.metrics.n_requests),
+    "total_output_tokens": (pa.int64(), lambda r: r.metrics.total_output_tokens),
+    "measurement_method": (pa.string(), lambda r: r.measurement_method),
+    "is_estimate": (pa.bool_(), lambda r: r.energy.is_estimate),
+}
+
+_ENTRY_COLUMNS: dict[str, pa.DataType] = {
+    "experiment_index": pa.int64(),
+    "experiment_name": pa.string(),
+    "cycle_index": pa.int64(),
+    "status": pa.string(),
+    "result_dir": pa.string(),
+    "error": pa.string(),
+    "started_at": pa.timestamp("us", tz="UTC"),
+}
+
+
+def aggregate_study(
+    study_dir: Path,
+    name: str,
+    design_hash: str,
+    execution: dict[str, Any],
+    experiments: Sequence[dict[str, Any]],
+    entries: Sequence[StudyEntry],
+    started_at: datetime,
+    ended_at: datetime,
+) -> StudyResult:
+    """Statistics over cycles for every experiment of a study, from its result directories.
+
+    Args:
+        study_dir: the study directory; entries' ``result_dir`` are relative to it.
+        name: the study's name.
+        design_hash: its study_design_hash.
+        execution: the execution protocol as run.
+        experiments: the resolved experiment configs (JSON-able dicts), in index order.
+        entries: every (experiment, cycle) and its status.
+        started_at: when the study started.
+        ended_at: when it ended.
+
+    Raises:
+        ResultsError: a done entry's result or requests cannot be read.
+    """
+    aggregates = [
+        _aggregate_experiment(study_dir, index, config, entries)
+        for index, config in enumerate(experiments)
+    ]
+    return StudyResult(
+        name=name,
+        study_design_hash=design_hash,
+        started_at=started_at,
+        ended_at=ended_at,
+        execution=execution,
+        experiments=aggregates,
+        entries=list(entries),
+        failed=[e for e in entries if e.status == "failed"],
+        skipped=[e for e in entries if e.status == "skipped"],
+        files=_study_files(study_dir, entries),
+    )
+
+
+def _aggregate_experiment(
+    study_dir: Path, index: int, config: dict[str, Any], entries: Sequence[StudyEntry]
+) -> ExperimentAggregate:
+    mine = sorted((e for e in entries if e.experiment_index == index), key=lambda e: e.cycle_index)
+    done = [e for e in mine if e.status == "done"]
+    results: list[ExperimentResult] = []
+    records: list[RequestRecord] = []
+    for entry in done:
+        run_dir = _run_dir(study_dir, entry)
+        result = load_result(run_dir)
+        results.append(result)
+        records.extend(load_requests(run_dir / (result.requests_file or REQUESTS_FILE)))
+    aggregate = ExperimentAggregate(
+        experiment_index=index,
+        experiment_name=_experiment_name(index, config, mine),
+        config=config,
+        n_cycles_done=len(done),
+        ttft_pooled=latency_stats([r.ttft_s for r in records if r.ttft_s is not None]),
+        itl_pooled=latency_stats([gap for r in records for gap in r.itl_s]),
+        e2e_latency_pooled=latency_stats([r.e2e_s for r in records]),
+    )
+    for field, value in _SUMMARISED.items():
+        setattr(aggregate, field, summary_stats([value(r) for r in results]))
+    return aggregate
+
+
+def _experiment_name(index: int, config: Mapping[str, Any], entries: Sequence[StudyEntry]) -> str:
+    if entries:
+        return entries[0].experiment_name
+    return str(config.get("name") or f"experiment-{index}")
+
+
+def _run_dir(study_dir: Path, entry: StudyEntry) -> Path:
+    if entry.result_dir is None:
+        raise ResultsError(
+            f"{entry.experiment_name} cycle {entry.cycle_index + 1} is done but has no "
+            "result directory"
+        )
+    return study_dir / entry.result_dir
+
+
+def _study_files(study_dir: Path, entries: Sequence[StudyEntry]) -> list[str]:
+    """Every result directory and every visible file of the study, relative, sorted."""
+    paths = {e.result_dir for e in entries if e.result_dir is not None}
+    paths.update(_visible_files(study_dir, study_dir))
+    return sorted(Path(p).as_posix() for p in paths)
+
+
+def _visible_files(folder: Path, root: Path) -> Iterator[str]:
+    """Files under ``folder`` whose path has no hidden part (staging and temp files are)."""
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            yield from _visible_files(child, root)
+        elif child.is_file():
+            yield child.relative_to(root).as_posix()
+
+
+def write_study_result(study: StudyResult, study_dir: Path) -> Path:
+    """Write ``study_result.json`` and ``results.parquet`` into ``study_dir``, each atomically.
+
+    The per-cycle rows of ``results.parquet`` are read from the done entries' ``result.json``.
+    ``study.output_dir`` is set to ``study_dir``.
+
+    Returns:
+        The path of ``study_result.json``.
+
+    Raises:
+        ResultsError: a file could not be written, or a done entry's result cannot be read.
+    """
+    for file in (STUDY_RESULT_FILE, STUDY_TABLE_FILE):
+        if file not in study.files:
+            study.files = sorted([*study.files, file])
+    table = study_table(study, study_dir)
+    target = study_dir / STUDY_RESULT_FILE
+    try:
+        _replace_atomically(study_dir / STUDY_TABLE_FILE, lambda tmp: pq.write_table(table, tmp))
+        text = study.model_dump_json(indent=2)
+        _replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"cannot write study results in {study_dir}: {exc}") from None
+    study.output_dir = str(study_dir)
+    return target
+
+
+def study_table(study: StudyResult, study_dir: Path) -> pa.Table:
+    """One row per entry (experiment × cycle): identity, status, config columns, metrics.
+
+    Config fields become ``config.<dotted.path>`` columns; metric columns are null for entries
+    that are not done.
+
+    Raises:
+        ResultsError: a done entry's result cannot be read.
+    """
+    configs = {a.experiment_index: a.config for a in study.experiments}
+    entries = sorted(study.entries, key=lambda e: (e.experiment_index, e.cycle_index))
+    results = [load_result(_run_dir(study_dir, e)) if e.status == "done" else None for e in entries]
+    flat = [_flatten(configs.get(e.experiment_index, {}), "config") for e in entries]
+    config_columns = _config_columns(flat)
+
+    columns: dict[str, pa.Array] = {
+        name: pa.array([getattr(e, name) for e in entries], type=kind)
+        for name, kind in _ENTRY_COLUMNS.items()
+    }
+    for key in config_columns:
+        columns[key] = _config_column([row.get(key) for row in flat])
+    for name, (kind, value) in _ROW_METRICS.items():
+        columns[name] = pa.array([value(r) if r else None for r in results], type=kind)
+    return pa.table(columns)
+
+
+def _config_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every flattened key in first-seen order, less a section that is null wherever it is not
+    expanded into sub-keys (e.g. ``config.pytorch`` beside ``config.pytorch.batch_size``)."""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
+    return [
+        key for key in keys if key not in sections or any(row.get(key) is not None for row in rows)
+    ]
+
+
+def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested mappings to ``prefix.a.b`` keys; an empty mapping stays one (JSON) cell."""
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}.{key}"
+        if isinstance(item, Mapping) and item:
+            flat.update(_flatten(item, name))
+        else:
+            flat[name] = item
+    return flat
+
+
+def _config_column(values: list[Any]) -> pa.Array:
+    """An Arrow column for one config field: its natural type where every row agrees, else
+    text (non-string values as JSON)."""
+    present = [v for v in values if v is not None]
+    kinds = {_scalar_kind(v) for v in present}
+    if kinds == {"bool"}:
+        return pa.array(values, type=pa.bool_())
+    if kinds == {"int"}:
+        return pa.array(values, type=pa.int64())
+    if kinds and kinds <= {"int", "float"}:
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
+
+
+def _scalar_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float" if math.isfinite(value) else "other"
+    return "other"
+
+
+def _as_text(value: Any) -> str:
+    """Strings as they are; anything else as JSON (``false``, ``8``, ``["a"]``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Write via a hidden temporary file beside ``target``, then rename it over ``target``."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes it 0600; give it a plain file's mode
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_study_result(path: str | os.PathLike[str]) -> StudyResult:
+    """Load a StudyResult from a study directory or its ``study_result.json``.
+
+    Unknown fields (from newer versions) are ignored; ``output_dir`` is set to the directory.
+
+    Raises:
+        ResultsError: the path does not hold a readable study result.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / STUDY_RESULT_FILE
+    if not file.is_file():
+        raise ResultsError(
+            f"no study result found at {path} (expected a study directory or {STUDY_RESULT_FILE})"
+        )
+    try:
+        study = StudyResult.model_validate_json(file.read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as exc:
+        raise ResultsError(f"{file}: not a readable llenergymeasure study result: {exc}") from None
+    study.output_dir = str(file.parent)
+    return study
