@@ -19,8 +19,11 @@ EXPECTED = {
     "ModelNotFoundError",
     "ResultsError",
     "SamplerUnavailableError",
+    "StudyConfig",
+    "StudyResult",
     "__version__",
     "load_result",
+    "load_study_result",
     "run",
 }
 

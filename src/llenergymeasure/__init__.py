@@ -7,6 +7,7 @@
 from llenergymeasure._version import __version__
 from llenergymeasure.api import run
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.errors import (
     BackendError,
     ConfigError,
@@ -18,7 +19,7 @@ from llenergymeasure.errors import (
     ResultsError,
     SamplerUnavailableError,
 )
-from llenergymeasure.results import ExperimentResult, load_result
+from llenergymeasure.results import ExperimentResult, StudyResult, load_result, load_study_result
 
 __all__ = [
     "BackendError",
@@ -32,7 +33,10 @@ __all__ = [
     "ModelNotFoundError",
     "ResultsError",
     "SamplerUnavailableError",
+    "StudyConfig",
+    "StudyResult",
     "__version__",
     "load_result",
+    "load_study_result",
     "run",
 ]

@@ -1,33 +1,43 @@
-"""The library entry point: ``llem.run``."""
+"""The library entry point: ``llem.run`` for one experiment or a whole study."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from llenergymeasure.backends import Backend
-from llenergymeasure.config.loader import build_experiment_config, load_experiment_config
+from llenergymeasure.config.loader import build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
 from llenergymeasure.energy import EnergySampler
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness import RunObserver, run_experiment
 from llenergymeasure.paths import default_results_dir
-from llenergymeasure.results import ExperimentResult, write_experiment
+from llenergymeasure.results import ExperimentResult, StudyResult, write_experiment
+from llenergymeasure.study.observer import StudyObserver
 
-ConfigLike = ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str]
+ConfigLike = ExperimentConfig | StudyConfig | Mapping[str, Any] | str | os.PathLike[str]
 
 
-def to_experiment_config(config: ConfigLike) -> ExperimentConfig:
-    """Accept a config object, a mapping, or a path to a YAML file."""
-    if isinstance(config, ExperimentConfig):
+def to_config(config: ConfigLike, profile: str | None = None) -> ExperimentConfig | StudyConfig:
+    """Accept a config object, a mapping, or a YAML path; a ``sweep:`` or ``experiments:``
+    block makes a study."""
+    if isinstance(config, (ExperimentConfig, StudyConfig)):
         return config
-    if isinstance(config, Mapping):
-        return build_experiment_config(config, source="dict")
     if isinstance(config, (str, os.PathLike)):
-        return load_experiment_config(Path(config))
-    raise ConfigError(f"run() takes a path, a dict or an ExperimentConfig, not {type(config)}")
+        path = Path(config)
+        data, source = read_yaml(path), str(path)
+        if is_study_data(data):
+            data.setdefault("name", path.stem)
+    elif isinstance(config, Mapping):
+        data, source = dict(config), "dict"
+    else:
+        raise ConfigError(f"run() takes a path, a dict or a config object, not {type(config)}")
+    if is_study_data(data):
+        return build_study_config(data, source=source, profile=profile)
+    return build_experiment_config(data, source=source)
 
 
 def result_label(config: ExperimentConfig) -> str:
@@ -35,6 +45,48 @@ def result_label(config: ExperimentConfig) -> str:
     if config.name:
         return config.name
     return f"{Path(config.model.rstrip('/')).name}_{config.backend}"
+
+
+@overload
+def run(
+    config: ExperimentConfig,
+    *,
+    out_dir: str | os.PathLike[str] | None = ...,
+    save: bool = ...,
+    backend: Backend | None = ...,
+    sampler_factory: Callable[[], EnergySampler] | None = ...,
+    observer: RunObserver | None = ...,
+    resume: str | os.PathLike[str] | None = ...,
+    study_observer: StudyObserver | None = ...,
+) -> ExperimentResult: ...
+
+
+@overload
+def run(
+    config: StudyConfig,
+    *,
+    out_dir: str | os.PathLike[str] | None = ...,
+    save: bool = ...,
+    backend: Backend | None = ...,
+    sampler_factory: Callable[[], EnergySampler] | None = ...,
+    observer: RunObserver | None = ...,
+    resume: str | os.PathLike[str] | None = ...,
+    study_observer: StudyObserver | None = ...,
+) -> StudyResult: ...
+
+
+@overload
+def run(
+    config: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] | None = ...,
+    save: bool = ...,
+    backend: Backend | None = ...,
+    sampler_factory: Callable[[], EnergySampler] | None = ...,
+    observer: RunObserver | None = ...,
+    resume: str | os.PathLike[str] | None = ...,
+    study_observer: StudyObserver | None = ...,
+) -> ExperimentResult | StudyResult: ...
 
 
 def run(
@@ -45,31 +97,42 @@ def run(
     backend: Backend | None = None,
     sampler_factory: Callable[[], EnergySampler] | None = None,
     observer: RunObserver | None = None,
-) -> ExperimentResult:
-    """Run one experiment and (by default) write its result directory.
+    resume: str | os.PathLike[str] | None = None,
+    study_observer: StudyObserver | None = None,
+) -> ExperimentResult | StudyResult:
+    """Run one experiment or a study and (by default) write its result directory.
 
     Args:
-        config: an ExperimentConfig, a dict of its fields, or a path to a YAML file.
+        config: an ExperimentConfig or StudyConfig, a dict of fields, or a YAML path.
         out_dir: parent of the new result directory (default ``results/`` or
             ``$LLEM_RESULTS_DIR``). Existing directories are never overwritten.
-        save: write ``result.json`` and ``requests.parquet`` (False: return the result only).
-        backend: inject a backend instead of the registry's (tests, custom engines).
-        sampler_factory: builds the energy sampler for each window (baseline, measurement)
-            instead of the factory's choice for ``config.energy``.
-        observer: receives progress events.
+        save: write the result files (experiments only; a study always writes its directory).
+        backend: inject a backend instead of the registry's (experiments only).
+        sampler_factory: builds the energy sampler for each window (experiments only).
+        observer: receives an experiment's progress events.
+        resume: a study directory to continue (studies only).
+        study_observer: receives a study's progress events.
 
     Returns:
-        The ExperimentResult; ``output_dir`` says where it was written.
+        An ExperimentResult or a StudyResult; ``output_dir`` says where it was written.
 
     Raises:
         LLEMError: ConfigError (exit 2) for bad input, others (exit 1) for run failures.
     """
-    experiment = to_experiment_config(config)
+    resolved = to_config(config)
+    root = Path(out_dir) if out_dir is not None else default_results_dir()
+    if isinstance(resolved, StudyConfig):
+        from llenergymeasure.study import run_study
+
+        return run_study(
+            resolved, out_dir=root, resume=Path(resume) if resume else None,
+            observer=study_observer,
+        )  # fmt: skip
     outcome = run_experiment(
-        experiment, backend=backend, sampler_factory=sampler_factory, observer=observer
+        resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
     )
     if save:
-        root = Path(out_dir) if out_dir is not None else default_results_dir()
-        label = result_label(experiment)
-        write_experiment(outcome.result, outcome.records, root, label, outcome.timeseries)
+        write_experiment(
+            outcome.result, outcome.records, root, result_label(resolved), outcome.timeseries
+        )
     return outcome.result

@@ -20,8 +20,9 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("LLEM_RESULTS_DIR", "results")).expanduser()
 
 
-def make_shareable(folder: Path) -> None:
-    """Give a ``mkdtemp`` folder (mode 0700) the permissions a plain ``mkdir`` would get."""
+def make_shareable(path: Path) -> None:
+    """Give a ``mkdtemp``/``mkstemp`` path (mode 0700/0600) the permissions a plain
+    ``mkdir``/``open`` would get under the current umask."""
     umask = os.umask(0)
     os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)

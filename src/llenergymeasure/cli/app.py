@@ -91,12 +91,27 @@ def run(
         Path | None,
         typer.Option(help="Parent directory for the result directory (default: results/)."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue (or top up with more cycles) the study in this directory."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Study profile: quick (1 cycle, no gaps) or publication (>= 5 "
+            "shuffled cycles, gaps, thermal floor, baseline). YAML fields win."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (machine-readable).")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the result path.")
     ] = False,
 ) -> None:
-    """Run one experiment and print its headline figures."""
+    """Run one experiment, or a study (a YAML with sweep: or experiments:), and print the
+    headline figures. A study without execution: runs 3 interleaved cycles."""
     overrides: dict[str, Any] = {
         "model": model,
         "backend": backend,
@@ -110,9 +125,12 @@ def run(
         "random_seed": seed,
     }
     with _exit_codes():
-        from llenergymeasure.cli.run_command import execute_run
+        from llenergymeasure.cli.run_command import RunOptions, execute_run
 
-        execute_run(config_file, overrides, out, verbose=verbose, quiet=quiet, console=stdout)
+        options = RunOptions(verbose, quiet, json_output, resume, profile)
+        code = execute_run(config_file, overrides, out, options=options, console=stdout)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("config")

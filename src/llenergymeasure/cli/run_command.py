@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from llenergymeasure.api import run
 from llenergymeasure.cli.display import RichObserver, print_result
+from llenergymeasure.cli.study_display import RichStudyObserver, print_study
 from llenergymeasure.config.defaults import EMBEDDED_DEFAULT
 from llenergymeasure.config.loader import apply_overrides, build_experiment_config, read_yaml
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
+from llenergymeasure.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `llem run` reports and what it continues."""
+
+    verbose: bool = False
+    quiet: bool = False
+    json: bool = False
+    resume: Path | None = None
+    profile: str | None = None
 
 
 def build_config_data(
@@ -33,22 +51,71 @@ def execute_run(
     overrides: dict[str, Any],
     out: Path | None,
     *,
-    verbose: bool,
-    quiet: bool,
+    options: RunOptions,
     console: Console,
-) -> None:
-    """Validate, run with progress, and print the table (or only the path with --quiet)."""
+) -> int:
+    """Validate, run with progress, print the table; returns the exit code."""
     data, source = build_config_data(config_file, overrides)
+    _quiet_libraries(options.verbose)
+    if is_study_data(data):
+        if config_file is not None:
+            data.setdefault("name", config_file.stem)
+        study = build_study_config(data, source=source, profile=options.profile)
+        return _run_study(study, out, options, console)
+    if options.resume is not None or options.profile is not None:
+        raise ConfigError("--resume and --profile apply to studies (a file with sweep: or "
+                          "experiments:)")  # fmt: skip
     config = build_experiment_config(data, source=source)
-    _quiet_libraries(verbose)
-    if quiet:
+    _run_experiment(config, out, options, console)
+    return EXIT_OK
+
+
+def _run_study(study: StudyConfig, out: Path | None, options: RunOptions, console: Console) -> int:
+    for dropped in study.dropped_duplicates:
+        console.print(f"[yellow]note[/]: dropped duplicate {escape(dropped)}")
+    if options.quiet or options.json:
+        result = run(study, out_dir=out, resume=options.resume)
+    else:
+        execution = study.execution
+        console.print(
+            f"[bold]llem run[/] · study {escape(study.name)} · "
+            f"{len(study.experiments_resolved)} experiments × {execution.n_cycles} cycles "
+            f"({execution.cycle_order})"
+        )
+        with RichStudyObserver(console) as observer:
+            result = run(study, out_dir=out, resume=options.resume, study_observer=observer)
+    _report(console, options, result.output_dir, result.model_dump_json(indent=2),
+            lambda: print_study(console, result))  # fmt: skip
+    return EXIT_FAILURE if result.failed else EXIT_OK
+
+
+def _run_experiment(
+    config: ExperimentConfig, out: Path | None, options: RunOptions, console: Console
+) -> None:
+    if options.quiet or options.json:
         result = run(config, out_dir=out)
-        console.print(result.output_dir, soft_wrap=True, highlight=False)
-        return
-    console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n}")
-    with RichObserver(console) as observer:
-        result = run(config, out_dir=out, observer=observer)
-    print_result(console, result)
+    else:
+        console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n}")
+        with RichObserver(console) as observer:
+            result = run(config, out_dir=out, observer=observer)
+    _report(console, options, result.output_dir, result.model_dump_json(indent=2),
+            lambda: print_result(console, result))  # fmt: skip
+
+
+def _report(
+    console: Console,
+    options: RunOptions,
+    output_dir: str | None,
+    json_text: str,
+    show: Callable[[], None],
+) -> None:
+    """--json: the result as JSON; -q: only its path; else the rich rendering."""
+    if options.json:
+        print(json_text)
+    elif options.quiet:
+        console.print(output_dir, soft_wrap=True, highlight=False)
+    else:
+        show()
 
 
 def _quiet_libraries(verbose: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.energy.base import EnergySampler
-from llenergymeasure.paths import cache_dir
+from llenergymeasure.paths import cache_dir, make_shareable
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class BaselineCache:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".baselines-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(entries, handle, indent=2)
+        make_shareable(Path(tmp))
         os.replace(tmp, self.path)
 
     def _load(self) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,130 @@
+"""Rich rendering of a study: a progress bar with ETA while it runs, a ranked table after."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from llenergymeasure.results.stats import Summary
+from llenergymeasure.results.study import ExperimentAggregate, StudyEntry, StudyResult
+
+
+class RichStudyObserver:
+    """Experiment i/N, cycle c/C, the current label, elapsed time and ETA (a StudyObserver)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RichStudyObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def started(self, study_dir: str, total: int, already_done: int) -> None:
+        """Open the bar (a resumed study starts with its finished runs counted)."""
+        self._console.print(f"study directory: [bold]{escape(study_dir)}[/]", soft_wrap=True)
+        self._task = self._progress.add_task("study", total=total, completed=already_done)
+
+    def waiting(self, seconds: float, reason: str) -> None:
+        """Say that a cool-down gap is running."""
+        self._describe(f"cooling down {seconds:g} s {reason}")
+
+    def running(self, position: int, total: int, entry: StudyEntry, n_cycles: int) -> None:
+        """Show which run is measuring."""
+        self._describe(
+            f"[{position}/{total}] cycle {entry.cycle_index + 1}/{n_cycles} "
+            f"{escape(entry.experiment_name)}"
+        )
+
+    def finished(self, entry: StudyEntry) -> None:
+        """Advance the bar; failures are printed as they happen."""
+        if entry.status == "failed":
+            self._console.print(
+                f"[red]failed[/] {escape(entry.experiment_name)} cycle "
+                f"{entry.cycle_index + 1}: {escape(entry.error or '')}"
+            )
+        if self._task is not None:
+            self._progress.advance(self._task)
+
+    def _describe(self, text: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description=text)
+
+
+def _mean_ci(summary: Summary, scale: float = 1.0, digits: int = 4) -> str:
+    if summary.mean is None:
+        return "—"
+    text = f"{summary.mean * scale:.{digits}g}"
+    if summary.ci95_half_width is not None:
+        text += f" ± {summary.ci95_half_width * scale:.2g}"
+    return text
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1e3:.1f}"
+
+
+def study_table(study: StudyResult) -> Table:
+    """One row per configuration, ranked by mean J/token (95 % CI over cycles)."""
+    table = Table(
+        title=f"study {study.name}: ranked by J/token (mean ± 95% CI over cycles; "
+        "latency in ms, p50/p95 pooled over cycles)"
+    )
+    table.add_column("experiment", no_wrap=True)
+    for column in ("cycles", "J/token", "tokens/s", "TTFT", "ITL"):
+        table.add_column(column)
+    for aggregate in sorted(study.experiments, key=_rank):
+        table.add_row(
+            escape(aggregate.experiment_name),
+            str(aggregate.n_cycles_done),
+            _mean_ci(aggregate.energy_per_output_token_j),
+            _mean_ci(aggregate.output_tokens_per_s),
+            f"{_ms(aggregate.ttft_pooled.median_s)}/{_ms(aggregate.ttft_pooled.p95_s)}",
+            f"{_ms(aggregate.itl_pooled.median_s)}/{_ms(aggregate.itl_pooled.p95_s)}",
+        )
+    return table
+
+
+def _rank(aggregate: ExperimentAggregate) -> float:
+    mean = aggregate.energy_per_output_token_j.mean
+    return mean if mean is not None else float("inf")
+
+
+def print_study(console: Console, study: StudyResult) -> None:
+    """The ranked table, failures and where the files are."""
+    console.print(study_table(study))
+    for entry in study.failed:
+        console.print(
+            f"[red]failed[/] {escape(entry.experiment_name)} cycle {entry.cycle_index + 1}: "
+            f"{escape(entry.error or '')}"
+        )
+    console.print(f"results: [bold]{escape(study.output_dir or '')}[/]", soft_wrap=True)

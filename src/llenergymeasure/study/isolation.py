@@ -1,0 +1,116 @@
+"""Run one experiment in a fresh `spawn` subprocess with a timeout.
+
+The result comes back over a Pipe; a child that exceeds its timeout is terminated, then
+killed; a child that crashes (exception, segfault, out-of-memory kill) becomes a failed
+outcome with its exit code and the tail of its output. The study goes on either way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.study.worker import run_child
+
+STDERR_TAIL_CHARS = 4000
+TERMINATE_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one isolated experiment ended."""
+
+    status: str  # "done" or "failed"
+    result_dir: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    stderr_tail: str | None = None
+
+
+ChildTarget = Callable[[dict[str, Any], str, str, Connection], None]
+
+
+def run_isolated(
+    config: dict[str, Any],
+    out_dir: Path,
+    log_path: Path,
+    timeout_s: float,
+    target: ChildTarget = run_child,
+) -> Outcome:
+    """Run ``config`` in a spawned child; never raises for the child's failures.
+
+    Args:
+        config: the experiment's fields (sent to the child as plain data).
+        out_dir: where the child writes its result directory.
+        log_path: the child's stdout and stderr go here (the tail is kept on failure).
+        timeout_s: wall-clock limit for the child, start-up included.
+        target: the child's entry point (a module-level function, importable by `spawn`);
+            tests use the fakes in :mod:`llenergymeasure.testing.study_targets`.
+
+    Raises:
+        KeyboardInterrupt: after stopping the child, so the caller can record and exit 130.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=target, args=(config, str(out_dir), str(log_path), sender), daemon=True
+    )
+    child.start()
+    sender.close()  # the child holds the only writer: EOF means it is gone
+    try:
+        message = _wait_for_message(receiver, child, timeout_s)
+    except KeyboardInterrupt:
+        _stop(child)
+        raise
+    child.join(TERMINATE_GRACE_S)
+    if child.is_alive():
+        _stop(child)
+    if message == "timeout":
+        _stop(child)
+        return Outcome("failed", error=f"timed out after {timeout_s:g} s (child killed)",
+                       exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip
+    if message is None:
+        return Outcome("failed", error=f"child process died (exit code {child.exitcode})",
+                       exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip
+    status, payload = message
+    if status == "done":
+        return Outcome("done", result_dir=payload, exit_code=child.exitcode)
+    return Outcome("failed", error=payload, exit_code=child.exitcode, stderr_tail=_tail(log_path))
+
+
+def _wait_for_message(receiver: Any, child: Any, timeout_s: float) -> Any:
+    """The child's message, None if it died without one, or "timeout"."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "timeout"
+        if receiver.poll(min(remaining, 0.5)):
+            try:
+                return receiver.recv()
+            except EOFError:
+                return None
+        if not child.is_alive() and not receiver.poll(0):
+            return None
+
+
+def _stop(child: Any) -> None:
+    """Terminate (SIGTERM), then kill (SIGKILL) if it does not go."""
+    child.terminate()
+    child.join(TERMINATE_GRACE_S)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _tail(log_path: Path) -> str | None:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text[-STDERR_TAIL_CHARS:] or None

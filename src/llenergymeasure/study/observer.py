@@ -1,0 +1,39 @@
+"""Progress events of a running study (the CLI shows them with rich)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from llenergymeasure.results.study import StudyEntry
+
+
+class StudyObserver(Protocol):
+    """Receives a study's progress."""
+
+    def started(self, study_dir: str, total: int, already_done: int) -> None:
+        """The study begins (or resumes) with ``total`` runs, ``already_done`` of them done."""
+
+    def waiting(self, seconds: float, reason: str) -> None:
+        """A cool-down gap of ``seconds`` begins."""
+
+    def running(self, position: int, total: int, entry: StudyEntry, n_cycles: int) -> None:
+        """Run ``position`` of ``total`` starts."""
+
+    def finished(self, entry: StudyEntry) -> None:
+        """A run ended (done or failed)."""
+
+
+class SilentStudyObserver:
+    """The null observer."""
+
+    def started(self, study_dir: str, total: int, already_done: int) -> None:
+        """Ignore."""
+
+    def waiting(self, seconds: float, reason: str) -> None:
+        """Ignore."""
+
+    def running(self, position: int, total: int, entry: StudyEntry, n_cycles: int) -> None:
+        """Ignore."""
+
+    def finished(self, entry: StudyEntry) -> None:
+        """Ignore."""

@@ -1,0 +1,194 @@
+"""Run a study: resolved experiments × cycles, each in an isolated process, resumable.
+
+The manifest is rewritten after every status change; finished results are never touched
+again; a failed or timed-out experiment is recorded and the study goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from llenergymeasure.config.study import StudyConfig, cycle_schedule, study_design_hash
+from llenergymeasure.errors import ConfigError, ResultsError
+from llenergymeasure.results.study import (
+    StudyEntry,
+    StudyResult,
+    aggregate_study,
+    write_study_result,
+)
+from llenergymeasure.study.isolation import ChildTarget, Outcome, run_isolated
+from llenergymeasure.study.lock import DeviceLock
+from llenergymeasure.study.manifest import Manifest, new_manifest, read_manifest, write_manifest
+from llenergymeasure.study.observer import SilentStudyObserver, StudyObserver
+from llenergymeasure.study.worker import run_child
+
+RUNS_DIR = "runs"
+LOGS_DIR = "logs"
+
+
+def run_study(
+    study: StudyConfig,
+    *,
+    out_dir: Path,
+    resume: Path | None = None,
+    observer: StudyObserver | None = None,
+    target: ChildTarget = run_child,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StudyResult:
+    """Run (or resume) ``study`` and write its study directory.
+
+    Args:
+        study: the validated study (experiments already resolved).
+        out_dir: parent of a new study directory (ignored when resuming).
+        resume: an existing study directory to continue (or top up with more cycles).
+        observer: receives progress events.
+        target: the child entry point (tests inject fakes).
+        sleep: used for the cool-down gaps.
+
+    Raises:
+        ConfigError: ``resume`` is not a study directory or holds a different design.
+        KeyboardInterrupt: after the current child is stopped and the manifest written.
+    """
+    observer = observer or SilentStudyObserver()
+    experiments = study.experiments_resolved
+    design_hash = study_design_hash(experiments)
+    schedule = cycle_schedule(len(experiments), study.execution)
+    configs = [e.model_dump(mode="json") for e in experiments]
+    execution = study.execution.model_dump(mode="json")
+    if resume is not None:
+        study_dir, manifest = resume, _resumed_manifest(resume, design_hash)
+        manifest.execution = execution
+    else:
+        study_dir = _new_study_dir(out_dir, study.name)
+        manifest = new_manifest(study.name, design_hash, execution, configs, schedule, _now())
+    for sub in (RUNS_DIR, LOGS_DIR):
+        (study_dir / sub).mkdir(exist_ok=True)
+    started_at = manifest.created_at
+    with DeviceLock(_device_key()):
+        _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep)
+    result = aggregate_study(
+        study_dir, study.name, design_hash, execution, configs, manifest.entries, started_at,
+        _now(),
+    )  # fmt: skip
+    write_study_result(result, study_dir)
+    return result
+
+
+def _run_schedule(
+    manifest: Manifest,
+    schedule: list[tuple[int, int]],
+    study: StudyConfig,
+    study_dir: Path,
+    observer: StudyObserver,
+    target: ChildTarget,
+    sleep: Callable[[float], None],
+) -> None:
+    manifest.reset_interrupted()
+    entries = [manifest.entry(e, c) for e, c in schedule]
+    write_manifest(manifest, study_dir)
+    observer.started(str(study_dir), len(entries), sum(e.status == "done" for e in entries))
+    previous: StudyEntry | None = None
+    for position, entry in enumerate(entries, start=1):
+        if entry.status == "done":
+            continue
+        _cool_down(previous, entry, study, observer, sleep)
+        observer.running(position, len(entries), entry, study.execution.n_cycles)
+        _run_entry(manifest, entry, study, study_dir, target)
+        observer.finished(entry)
+        previous = entry
+
+
+def _cool_down(
+    previous: StudyEntry | None,
+    entry: StudyEntry,
+    study: StudyConfig,
+    observer: StudyObserver,
+    sleep: Callable[[float], None],
+) -> None:
+    """A cycle gap when the cycle changes, else a config gap between experiments."""
+    if previous is None:
+        return
+    execution = study.execution
+    if entry.cycle_index != previous.cycle_index and execution.cycle_gap_s > 0:
+        observer.waiting(execution.cycle_gap_s, "between cycles")
+        sleep(execution.cycle_gap_s)
+    elif execution.config_gap_s > 0:
+        observer.waiting(execution.config_gap_s, "between experiments")
+        sleep(execution.config_gap_s)
+
+
+def _run_entry(
+    manifest: Manifest,
+    entry: StudyEntry,
+    study: StudyConfig,
+    study_dir: Path,
+    target: ChildTarget,
+) -> None:
+    entry.status, entry.started_at = "running", _now()
+    entry.result_dir = entry.error = entry.stderr_tail = None
+    write_manifest(manifest, study_dir)
+    log = study_dir / LOGS_DIR / f"{entry.experiment_name}_c{entry.cycle_index + 1}.log"
+    config = manifest.experiments[entry.experiment_index]
+    try:
+        outcome = run_isolated(
+            config, study_dir / RUNS_DIR, log, study.execution.experiment_timeout_s, target
+        )
+    except KeyboardInterrupt:
+        entry.status, entry.started_at = "pending", None
+        write_manifest(manifest, study_dir)
+        raise
+    _record(entry, outcome, study_dir)
+    write_manifest(manifest, study_dir)
+
+
+def _record(entry: StudyEntry, outcome: Outcome, study_dir: Path) -> None:
+    entry.status = "done" if outcome.status == "done" else "failed"
+    entry.ended_at = _now()
+    entry.exit_code = outcome.exit_code
+    entry.error = outcome.error
+    entry.stderr_tail = outcome.stderr_tail
+    if outcome.result_dir is not None:
+        entry.result_dir = os.path.relpath(outcome.result_dir, study_dir)
+
+
+def _resumed_manifest(study_dir: Path, design_hash: str) -> Manifest:
+    manifest = read_manifest(study_dir)
+    if manifest.study_design_hash != design_hash:
+        raise ConfigError(
+            f"{study_dir} holds a different study (design hash {manifest.study_design_hash}, "
+            f"this file resolves to {design_hash}); resume it with the study file it was "
+            "started from, or start a new study"
+        )
+    return manifest
+
+
+def _new_study_dir(out_dir: Path, name: str) -> Path:
+    """A new, empty ``<name>_<UTC timestamp>`` directory (suffixed if taken)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "study"
+    stem = f"{safe}_{_now().strftime('%Y%m%dT%H%M%S')}"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot create {out_dir}: {exc}") from None
+    for attempt in range(1, 1000):
+        candidate = out_dir / (stem if attempt == 1 else f"{stem}_{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ResultsError(f"no free study directory name for {stem} under {out_dir}")
+
+
+def _device_key() -> str:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
+    return re.sub(r"[^A-Za-z0-9,_-]+", "-", visible) or "all"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

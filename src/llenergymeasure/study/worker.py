@@ -1,0 +1,55 @@
+"""The child side of an isolated experiment: a fresh `spawn` process runs one experiment.
+
+Only this module's top-level function is imported by the child, so the parent's state
+(loaded libraries, CUDA contexts, threads) never leaks into a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this child when the study process dies (even by
+    SIGKILL), so no orphan keeps measuring after the study is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _redirect_output(log_path: str) -> None:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log_path``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def run_child(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection) -> None:
+    """Run one experiment and send ``("done", result_dir)`` or ``("failed", message)``."""
+    _die_with_parent()
+    _redirect_output(log_path)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    from llenergymeasure.api import run
+    from llenergymeasure.errors import LLEMError
+
+    try:
+        result = run(config, out_dir=out_dir)
+    except LLEMError as exc:
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    except Exception as exc:  # anything else still becomes a failed entry, not a lost study
+        import traceback
+
+        traceback.print_exc()
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("done", result.output_dir))
