@@ -168,3 +168,32 @@ def test_a_failed_experiment_makes_the_cli_exit_1(tiny_model_dir: Path, tmp_path
     result = CliRunner().invoke(app, ["run", str(study_file), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output
     assert "missing" in result.output and "not found" in result.output
+
+
+def test_embedded_model_study_writes_results_statistics_and_a_ranked_table(
+    embedded_folder: Path, tmp_path: Path
+) -> None:
+    """The acceptance study: 2 configurations × 3 cycles of the embedded model."""
+    data = {
+        "name": "embedded",
+        "n": 2,
+        "max_output_tokens": 4,
+        "warmup": {"n_warmup": 1, "max_output_tokens": 2},
+        "baseline": {"enabled": False},
+        "model": "smollm2-135m",
+        "sweep": {"pytorch.batch_size": [1, 2]},
+    }
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", str(study_file), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "ranked by J/token" in result.output and "embedded_bs1" in result.output
+    (study_dir,) = (tmp_path / "o").iterdir()
+    assert len(list((study_dir / "runs").iterdir())) == 6  # default: 3 interleaved cycles
+    rows = pq.read_table(study_dir / "results.parquet").to_pylist()
+    assert len(rows) == 6 and {r["config.pytorch.batch_size"] for r in rows} == {1, 2}
+    summary = json.loads((study_dir / "study_result.json").read_text())
+    for aggregate in summary["experiments"]:
+        tokens_per_s = aggregate["output_tokens_per_s"]
+        assert aggregate["n_cycles_done"] == 3 and tokens_per_s["n"] == 3
+        assert tokens_per_s["ci95_low"] < tokens_per_s["mean"] < tokens_per_s["ci95_high"]
