@@ -48,7 +48,7 @@ def test_failures_are_recorded_and_the_study_goes_on(tiny_model_dir: Path, tmp_p
             {"name": "hang-me", "n": 4},
             {"name": "crash-me", "n": 5},
         ],
-        execution={"n_cycles": 1, "experiment_timeout_s": 20},
+        execution={"n_cycles": 1, "experiment_timeout_s": 12},
     )
     study = build_study_config(data)
     result = run_study(study, out_dir=tmp_path, target=by_name)
@@ -58,7 +58,7 @@ def test_failures_are_recorded_and_the_study_goes_on(tiny_model_dir: Path, tmp_p
     assert [e.experiment_name for e in result.failed] == ["raise-me", "hang-me", "crash-me"]
     assert by_experiment["raise-me"].error == "BackendError: the GPU caught fire"
     assert "caught fire" in (by_experiment["raise-me"].stderr_tail or "")
-    assert "timed out after 20 s" in (by_experiment["hang-me"].error or "")
+    assert "timed out after 12 s" in (by_experiment["hang-me"].error or "")
     assert by_experiment["crash-me"].exit_code == 139
     assert "died" in (by_experiment["crash-me"].error or "")
     assert "about to crash" in (by_experiment["crash-me"].stderr_tail or "")
@@ -119,18 +119,36 @@ def test_sigkill_then_resume_then_top_up(tiny_model_dir: Path, tmp_path: Path) -
     assert [a["n_cycles_done"] for a in summary["experiments"]] == [3, 3]
 
 
-def _wait_for_first_done(out: Path, process: subprocess.Popen[bytes]) -> Path:
+def _wait_for_first_done(out: Path, process: subprocess.Popen[bytes], status: str = "done") -> Path:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for study_dir in out.glob("tiny_*"):
             entries = (
                 manifest(study_dir)["entries"] if (study_dir / "manifest.json").exists() else []
             )
-            if any(e["status"] == "done" for e in entries):
+            if any(e["status"] == status for e in entries):
                 return study_dir
         assert process.poll() is None, process.communicate()
         time.sleep(0.2)
-    raise AssertionError("no experiment finished within 120 s")
+    raise AssertionError(f"no experiment reached {status!r} within 120 s")
+
+
+def test_ctrl_c_stops_the_child_writes_the_manifest_and_exits_130(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    study_file = tmp_path / "study.yaml"
+    data = tiny_study(tiny_model_dir, sweep={"n": [2, 3]}, execution={"n_cycles": 1})
+    study_file.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "llenergymeasure.cli", "run", str(study_file), "--out",
+               str(out), "-q"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    study_dir = _wait_for_first_done(out, process, status="running")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    statuses = [e["status"] for e in manifest(study_dir)["entries"]]
+    assert "running" not in statuses and "pending" in statuses
 
 
 def test_resume_refuses_a_different_design(tiny_model_dir: Path, tmp_path: Path) -> None:
