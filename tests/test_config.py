@@ -95,3 +95,45 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     assert a.measurement_config_hash() == ExperimentConfig(model="m", n=3).measurement_config_hash()
     assert a.measurement_config_hash() != ExperimentConfig(model="m", n=4).measurement_config_hash()
     assert len(a.measurement_config_hash()) == 16
+
+
+def test_backend_sections_must_match_the_backend() -> None:
+    with pytest.raises(ValueError, match="section 'vllm:' is for backend 'vllm'"):
+        ExperimentConfig.model_validate({"model": "m", "backend": "pytorch", "vllm": {}})
+    config = ExperimentConfig.model_validate({"model": "m", "backend": "vllm", "vllm": {}})
+    assert config.vllm_options.gpu_memory_utilization == 0.9
+
+
+def test_lora_with_tensorrt_says_to_pre_merge() -> None:
+    with pytest.raises(ValueError, match="merge the adapter into the base weights first"):
+        ExperimentConfig.model_validate(
+            {"model": "m", "backend": "tensorrt", "lora": {"adapter": "a/b"}}
+        )
+    with pytest.raises(ValueError, match="merge_weights is only supported with backend pytorch"):
+        ExperimentConfig.model_validate(
+            {"model": "m", "backend": "vllm", "lora": {"adapter": "a", "merge_weights": True}}
+        )
+
+
+@pytest.mark.parametrize("backend", ["vllm", "tensorrt"])
+def test_missing_backend_library_exits_1_with_install_advice(backend: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "m",
+            "--backend",
+            backend,
+            "--sampler",
+            "null",
+            "--out",
+            str(tmp_path),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 1, result.output
+    assert "pip install 'llenergymeasure[" in result.output and "Traceback" not in result.output

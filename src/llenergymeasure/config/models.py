@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BackendName = Literal["pytorch"]
+BackendName = Literal["pytorch", "vllm", "tensorrt"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 SamplerName = Literal["auto", "zeus", "nvml", "rapl", "codecarbon", "null"]
 
@@ -220,6 +220,84 @@ class PyTorchConfig(_Strict):
         return self
 
 
+class LoraConfig(_Strict):
+    """A LoRA adapter applied on top of the base model (pytorch via PEFT, vllm natively)."""
+
+    adapter: str = Field(
+        ..., min_length=1, description="Hugging Face id or local folder of the LoRA adapter."
+    )
+    merge_weights: bool = Field(
+        False,
+        description="Merge the adapter into the base weights before measuring (pytorch only): "
+        "no adapter overhead per token, so lower energy than an unmerged adapter.",
+    )
+
+
+class VllmConfig(_Strict):
+    """Engine arguments of the vllm backend (names as in vLLM's EngineArgs)."""
+
+    gpu_memory_utilization: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of device memory vLLM may use (weights + KV cache). A larger KV "
+        "cache admits more concurrent sequences: higher throughput per joule.",
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="Most sequences batched per step (bounds concurrency)."
+    )
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="Most tokens processed per engine step."
+    )
+    max_model_len: int | None = Field(
+        None, ge=1, description="Context length limit (smaller = more room for KV cache)."
+    )
+    enable_prefix_caching: bool | None = Field(
+        None, description="Reuse KV cache across prompts sharing a prefix (saves prefill energy)."
+    )
+    enable_chunked_prefill: bool | None = Field(
+        None, description="Split long prefills into chunks interleaved with decode steps."
+    )
+    kv_cache_dtype: str = Field(
+        "auto", description="KV-cache dtype: auto, fp8, fp8_e4m3, fp8_e5m2 (fp8 needs Hopper/Ada)."
+    )
+    block_size: int | None = Field(None, ge=1, description="KV-cache block size in tokens.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (tensor).")
+    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (GPUs).")
+    quantization: str | None = Field(
+        None, description="vLLM quantization method (awq, gptq, fp8, ...), or None."
+    )
+    enforce_eager: bool = Field(
+        False, description="Disable CUDA graphs (slower decode, faster start-up)."
+    )
+    load_format: str | None = Field(
+        None, description="Weight loading format; 'dummy' = random weights, no download."
+    )
+    seed: int | None = Field(None, description="Engine seed (default: random_seed).")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Further EngineArgs passed through as they are."
+    )
+
+
+class TensorRTConfig(_Strict):
+    """Parameters of the tensorrt backend (TensorRT-LLM 1.x; native names)."""
+
+    runtime: Literal["pytorch", "engine"] = Field(
+        "pytorch",
+        description="'pytorch' = TensorRT-LLM's default LLM (PyTorch runtime); 'engine' = "
+        "a built TensorRT engine (tensorrt_llm._tensorrt_engine.LLM + BuildConfig).",
+    )
+    max_batch_size: int | None = Field(None, ge=1, description="Most requests per batch.")
+    max_num_tokens: int | None = Field(None, ge=1, description="Most tokens per batch step.")
+    max_input_len: int | None = Field(None, ge=1, description="Longest prompt (engine build).")
+    max_seq_len: int | None = Field(None, ge=1, description="Longest prompt + output.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model (tensor parallel).")
+    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (GPUs).")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Further LLM(...) arguments passed through."
+    )
+
+
 class BaselineConfig(_Strict):
     """Idle power measured before the window, subtracted to give energy_adjusted_j."""
 
@@ -288,6 +366,15 @@ class ExperimentConfig(_Strict):
     pytorch: PyTorchConfig | None = Field(
         None, description="pytorch backend parameters (only with backend: pytorch)."
     )
+    vllm: VllmConfig | None = Field(
+        None, description="vllm backend parameters (only with backend: vllm)."
+    )
+    tensorrt: TensorRTConfig | None = Field(
+        None, description="tensorrt backend parameters (only with backend: tensorrt)."
+    )
+    lora: LoraConfig | None = Field(
+        None, description="A LoRA adapter (pytorch and vllm; not tensorrt: pre-merge there)."
+    )
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -296,10 +383,44 @@ class ExperimentConfig(_Strict):
             return {"source": str(value)}
         return value
 
+    @model_validator(mode="after")
+    def _sections_match_backend(self) -> ExperimentConfig:
+        for section in ("pytorch", "vllm", "tensorrt"):
+            if getattr(self, section) is not None and section != self.backend:
+                raise ValueError(
+                    f"section '{section}:' is for backend '{section}' but backend is "
+                    f"'{self.backend}'; remove the section or change the backend"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _lora_supported(self) -> ExperimentConfig:
+        if self.lora is None:
+            return self
+        if self.backend == "tensorrt":
+            raise ValueError(
+                "lora: is not supported with backend tensorrt; merge the adapter into the base "
+                "weights first (e.g. PEFT's merge_and_unload + save_pretrained) and point "
+                "model: at the merged folder"
+            )
+        if self.lora.merge_weights and self.backend != "pytorch":
+            raise ValueError("lora.merge_weights is only supported with backend pytorch")
+        return self
+
     @property
     def pytorch_options(self) -> PyTorchConfig:
         """The pytorch section, or its defaults when the YAML has none."""
         return self.pytorch if self.pytorch is not None else PyTorchConfig()
+
+    @property
+    def vllm_options(self) -> VllmConfig:
+        """The vllm section, or its defaults when the YAML has none."""
+        return self.vllm if self.vllm is not None else VllmConfig()
+
+    @property
+    def tensorrt_options(self) -> TensorRTConfig:
+        """The tensorrt section, or its defaults when the YAML has none."""
+        return self.tensorrt if self.tensorrt is not None else TensorRTConfig()
 
     def measurement_config_hash(self) -> str:
         """sha256[:16] of the canonical JSON of this config (identical configs, same hash)."""
