@@ -121,19 +121,7 @@ def test_missing_backend_library_exits_1_with_install_advice(backend: str, tmp_p
 
     from llenergymeasure.cli import app
 
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--model",
-            "m",
-            "--backend",
-            backend,
-            "--sampler",
-            "null",
-            "--out",
-            str(tmp_path),
-        ],  # fmt: skip
-    )
+    args = ["run", "--model", "m", "--backend", backend, "--sampler", "null", "--out"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert "pip install 'llenergymeasure[" in result.output and "Traceback" not in result.output

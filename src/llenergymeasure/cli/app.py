@@ -39,7 +39,7 @@ def _exit_codes() -> Iterator[None]:
     try:
         yield
     except LLEMError as exc:
-        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")
