@@ -18,6 +18,7 @@ from llenergymeasure.backends.base import (
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+from llenergymeasure.backends.pytorch.lora import apply_lora
 from llenergymeasure.backends.pytorch.no_weights import build_random_model, wants_random_weights
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import batch_records
@@ -120,6 +121,9 @@ class PyTorchBackend:
                 model = self._model_loader(location, **load_kwargs(config, dtype))
             except (OSError, ValueError) as exc:
                 raise self._load_error(source, exc) from None
+        lora_details: dict[str, Any] = {}
+        if config.lora is not None:
+            model, lora_details = apply_lora(model, config.lora)
         if config.pytorch_options.device_map is None:
             model = model.to("cuda" if torch.cuda.is_available() else "cpu")
         model.eval()
@@ -144,6 +148,7 @@ class PyTorchBackend:
                 "torch": torch.__version__,
                 "architecture": architecture_summary(model.config),
                 **random_details,
+                **lora_details,
             },
         )
 
