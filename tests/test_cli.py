@@ -128,3 +128,19 @@ def test_embedded_default_runs_end_to_end(tmp_path: Path, embedded_folder: Path)
     assert result.metrics.ttft.mean_s and result.metrics.itl.mean_s
     assert result.measurement_method in {"rapl", "codecarbon", "null"}
     assert result.metrics.ttft.mean_s < result.metrics.e2e_latency.mean_s
+
+
+def test_untested_library_version_is_refused_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.backends import registry
+
+    spec = registry.BACKENDS["pytorch"]
+    untested = registry.BackendSpec(
+        spec.name, spec.target, spec.requires, spec.install_hint, (("torch", "<1.0"),)
+    )
+    monkeypatch.setitem(registry.BACKENDS, "pytorch", untested)
+    code, output = invoke("run", "--model", "m", "--sampler", "null", "--out", str(tmp_path))
+    assert code == 1 and "outside the tested range <1.0" in output
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")
+    registry.check_tested_versions(untested, {"torch": "2.13.0"})  # no error when allowed

