@@ -279,6 +279,77 @@ class VllmConfig(_Strict):
     )
 
 
+class TensorRTKvCacheConfig(_Strict):
+    """tensorrt_llm KvCacheConfig fields (None = TensorRT-LLM's default)."""
+
+    free_gpu_memory_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of free GPU memory given to the KV cache (TensorRT-LLM: 0.9). "
+        "More cache admits more concurrent requests: higher throughput per joule.",
+    )
+    max_tokens: int | None = Field(None, ge=1, description="Most tokens held in the KV cache.")
+    enable_block_reuse: bool | None = Field(
+        None, description="Reuse KV blocks across requests sharing a prefix (saves prefill)."
+    )
+    tokens_per_block: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens per paged KV block (KvCacheConfig in recent 1.x; with runtime: "
+        "engine it is the plugin_config value baked into the engine).",
+    )
+    dtype: str | None = Field(
+        None, description="KV-cache dtype for runtime pytorch ('auto', 'fp8')."
+    )
+
+
+TensorRTQuantAlgo = Literal[
+    "FP8",
+    "FP8_BLOCK_SCALES",
+    "FP8_PER_CHANNEL_PER_TOKEN",
+    "W8A8_SQ_PER_CHANNEL",
+    "W8A16",
+    "W4A16",
+    "W4A16_AWQ",
+    "W4A16_GPTQ",
+    "W4A8_AWQ",
+    "NVFP4",
+]
+
+
+class TensorRTQuantConfig(_Strict):
+    """tensorrt_llm QuantConfig fields (QuantAlgo member names)."""
+
+    quant_algo: TensorRTQuantAlgo | None = Field(
+        None,
+        description="Weight/activation quantisation: FP8 (Hopper/Ada), W8A8_SQ_PER_CHANNEL "
+        "(int8 SmoothQuant), W4A16_AWQ (int4 AWQ), W4A16/W8A16 (weight-only), NVFP4 (Blackwell).",
+    )
+    kv_cache_quant_algo: Literal["FP8", "INT8", "NVFP4"] | None = Field(
+        None, description="KV-cache quantisation (smaller cache, more concurrent requests)."
+    )
+
+
+class TensorRTBuildConfig(_Strict):
+    """tensorrt_llm BuildConfig fields for the engine runtime; every one is in the cache key."""
+
+    max_input_len: int | None = Field(None, ge=1, description="Longest prompt the engine takes.")
+    max_seq_len: int | None = Field(None, ge=1, description="Longest prompt + output.")
+    max_batch_size: int | None = Field(None, ge=1, description="Most requests per batch.")
+    max_num_tokens: int | None = Field(None, ge=1, description="Most tokens per batch step.")
+    max_beam_width: int | None = Field(None, ge=1, description="Beam width built for.")
+    opt_batch_size: int | None = Field(None, ge=1, description="Batch size tuned for.")
+    opt_num_tokens: int | None = Field(None, ge=1, description="Tokens per step tuned for.")
+    strongly_typed: bool | None = Field(None, description="Build a strongly typed network.")
+    weight_sparsity: bool | None = Field(None, description="Use 2:4 sparse weight kernels.")
+    weight_streaming: bool | None = Field(
+        None, description="Stream weights from host memory (fits bigger models, slower)."
+    )
+    use_refit: bool | None = Field(None, description="Build a refittable engine.")
+    use_strip_plan: bool | None = Field(None, description="Strip weights from the plan.")
+
+
 class TensorRTConfig(_Strict):
     """Parameters of the tensorrt backend (TensorRT-LLM 1.x; native names)."""
 
@@ -293,9 +364,45 @@ class TensorRTConfig(_Strict):
     max_seq_len: int | None = Field(None, ge=1, description="Longest prompt + output.")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model (tensor parallel).")
     pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (GPUs).")
+    enable_chunked_prefill: bool | None = Field(
+        None, description="Split long prefills into chunks interleaved with decode steps."
+    )
+    kv_cache_config: TensorRTKvCacheConfig = Field(
+        default_factory=TensorRTKvCacheConfig,
+        description="KvCacheConfig(...) fields; unset ones keep TensorRT-LLM's defaults.",
+    )
+    quant_config: TensorRTQuantConfig | None = Field(
+        None,
+        description="QuantConfig(...) for the engine runtime (quantised while building). The "
+        "pytorch runtime reads quantisation from a pre-quantised (ModelOpt) checkpoint.",
+    )
+    build_config: TensorRTBuildConfig = Field(
+        default_factory=TensorRTBuildConfig,
+        description="BuildConfig(...) fields of the engine runtime (part of the engine cache key).",
+    )
+    engine_cache: bool = Field(
+        True, description="Reuse a saved engine built with the same key (engine runtime)."
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Further LLM(...) arguments passed through."
     )
+
+    @model_validator(mode="after")
+    def _engine_only_options(self) -> TensorRTConfig:
+        if self.runtime == "pytorch":
+            if self.quant_config is not None:
+                raise ValueError(
+                    "tensorrt.quant_config needs runtime: engine (the pytorch runtime takes "
+                    "quantisation from a pre-quantised checkpoint: point model at one)"
+                )
+            if self.build_config.model_fields_set:
+                raise ValueError("tensorrt.build_config needs runtime: engine")
+        elif self.kv_cache_config.dtype is not None:
+            raise ValueError(
+                "tensorrt.kv_cache_config.dtype is for runtime: pytorch; with runtime: engine "
+                "quantise the KV cache with quant_config.kv_cache_quant_algo"
+            )
+        return self
 
 
 class BaselineConfig(_Strict):
