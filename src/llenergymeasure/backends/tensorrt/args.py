@@ -1,0 +1,191 @@
+"""Map the ``tensorrt:`` and ``decoder:`` config sections to TensorRT-LLM constructor arguments.
+
+Pure functions of the config (no tensorrt_llm import), so tests and the engine cache key share
+one derivation: every field of the config models is read by iterating ``model_fields``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.models import (
+    DecoderConfig,
+    ExperimentConfig,
+    Precision,
+    TensorRTConfig,
+)
+from llenergymeasure.errors import ConfigError, DependencyError
+
+TESTED_VERSIONS = ((1, 0), (2, 0))
+"""TensorRT-LLM versions this backend supports: major.minor from 1.0 up to (not incl.) 2.0."""
+
+DTYPES: dict[Precision, str] = {
+    "auto": "auto",
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+}
+
+LLM_FIELDS = (
+    "max_batch_size",
+    "max_num_tokens",
+    "max_input_len",
+    "max_seq_len",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "enable_chunked_prefill",
+)
+"""TensorRTConfig fields that are ``LLM(...)`` keyword arguments of the same name."""
+
+NOT_LLM_FIELDS = ("runtime", "kv_cache_config", "quant_config", "build_config", "engine_cache")
+"""TensorRTConfig fields handled separately (``extra`` is merged last)."""
+
+DECODER_TO_SAMPLING = {
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "no_repeat_ngram_size": "no_repeat_ngram_size",
+    "min_new_tokens": "min_tokens",
+}
+"""DecoderConfig field -> SamplingParams field (TensorRT-LLM's native name)."""
+
+UNSUPPORTED_DECODER = ("typical_p", "epsilon_cutoff", "eta_cutoff")
+GREEDY_IGNORES = ("temperature", "top_k", "top_p", "min_p")
+
+
+def check_version(version: str) -> None:
+    """Fail before loading when the installed TensorRT-LLM is outside the tested range.
+
+    Raises:
+        DependencyError: the version is unparseable or outside ``TESTED_VERSIONS``.
+    """
+    match = re.match(r"^(\d+)\.(\d+)", version)
+    low, high = TESTED_VERSIONS
+    if match is None or not low <= (int(match[1]), int(match[2])) < high:
+        raise DependencyError(
+            f"TensorRT-LLM {version} is not supported: llenergymeasure's tensorrt backend is "
+            f"tested with {low[0]}.{low[1]} <= version < {high[0]}.{high[1]}; install a "
+            "supported release (pip install 'llenergymeasure[tensorrt]') or use the tensorrt "
+            "Docker image"
+        )
+
+
+def set_fields(section: Any) -> dict[str, Any]:
+    """The fields of a config section that are not None, by their (native) names."""
+    return {
+        name: getattr(section, name)
+        for name in type(section).model_fields
+        if getattr(section, name) is not None
+    }
+
+
+def llm_kwargs(options: TensorRTConfig, precision: Precision) -> dict[str, Any]:
+    """Plain ``LLM(...)`` keyword arguments (without the config objects and ``model``)."""
+    unhandled = set(TensorRTConfig.model_fields) - set(LLM_FIELDS) - set(NOT_LLM_FIELDS)
+    if unhandled != {"extra"}:  # a new field must be routed somewhere explicitly
+        raise AssertionError(f"TensorRTConfig fields without a route: {sorted(unhandled)}")
+    kwargs: dict[str, Any] = {"dtype": DTYPES[precision]}
+    kwargs.update({name: getattr(options, name) for name in LLM_FIELDS})
+    return {name: value for name, value in kwargs.items() if value is not None}
+
+
+def kv_cache_kwargs(options: TensorRTConfig) -> dict[str, Any]:
+    """``KvCacheConfig(...)`` arguments; with the engine runtime ``tokens_per_block`` is built
+    into the engine instead (BuildConfig.plugin_config)."""
+    kwargs = set_fields(options.kv_cache_config)
+    if options.runtime == "engine":
+        kwargs.pop("tokens_per_block", None)
+    return kwargs
+
+
+def build_kwargs(options: TensorRTConfig) -> dict[str, Any]:
+    """``BuildConfig(...)`` arguments: every set field of ``tensorrt.build_config``."""
+    return set_fields(options.build_config)
+
+
+def quant_kwargs(options: TensorRTConfig) -> dict[str, str]:
+    """``QuantConfig(...)`` arguments as QuantAlgo member names."""
+    return set_fields(options.quant_config) if options.quant_config is not None else {}
+
+
+def sampling_kwargs(config: ExperimentConfig, max_tokens: int) -> dict[str, Any]:
+    """``SamplingParams(...)`` from the shared decoder section (native names).
+
+    Greedy decoding (``do_sample: false``) is ``top_k=1`` and, as in transformers, the
+    sampling-only fields do not apply.
+
+    Raises:
+        ConfigError: a decoder field TensorRT-LLM's SamplingParams has no equivalent for.
+    """
+    decoder = config.decoder
+    unsupported = [name for name in UNSUPPORTED_DECODER if getattr(decoder, name) is not None]
+    if unsupported:
+        raise ConfigError(
+            f"decoder.{', decoder.'.join(unsupported)} is not supported by TensorRT-LLM's "
+            "SamplingParams; remove it or use backend pytorch"
+        )
+    routed = set(DECODER_TO_SAMPLING) | set(UNSUPPORTED_DECODER) | {"do_sample"}
+    if routed != set(DecoderConfig.model_fields):  # a new decoder field must be routed
+        raise AssertionError(
+            f"decoder fields without a route: {set(DecoderConfig.model_fields) - routed}"
+        )
+    kwargs: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "seed": config.random_seed,
+        "return_perf_metrics": True,
+        "detokenize": False,
+    }
+    for name, native in DECODER_TO_SAMPLING.items():
+        value = getattr(decoder, name)
+        if value is not None and (decoder.do_sample or name not in GREEDY_IGNORES):
+            kwargs[native] = value
+    if not decoder.do_sample:
+        kwargs["top_k"] = 1
+    return kwargs
+
+
+def model_identity(location: str, source_kind: str, revision: str | None) -> dict[str, Any]:
+    """What identifies the weights an engine is built from.
+
+    A local folder: its resolved path plus the sha256 of its ``config.json`` and weight index
+    files, and the name and size of every weight file. A hub id: the id and revision.
+    """
+    if source_kind == "hub":
+        return {"hub_id": location, "revision": revision or "main"}
+    folder = Path(location).resolve()
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for pattern in ("*.safetensors", "*.bin", "*.pt"):
+        for path in sorted(folder.glob(pattern)):
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return {"path": str(folder), "content_sha256": digest.hexdigest()}
+
+
+def engine_cache_key(
+    version: str, identity: dict[str, Any], options: TensorRTConfig, precision: Precision
+) -> str:
+    """sha256 over everything a built engine depends on.
+
+    Every field of ``tensorrt.build_config`` (set or not) enters by name, as do quantisation,
+    dtype, parallelism, the engine-baked ``tokens_per_block``, the model identity and the
+    TensorRT-LLM version.
+    """
+    payload = {
+        "tensorrt_llm": version,
+        "model": identity,
+        "dtype": DTYPES[precision],
+        "quant_config": options.quant_config.model_dump() if options.quant_config else None,
+        "build_config": options.build_config.model_dump(),
+        "tokens_per_block": options.kv_cache_config.tokens_per_block,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "pipeline_parallel_size": options.pipeline_parallel_size,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,328 @@
+"""TensorRTBackend: TensorRT-LLM 1.x ``LLM`` with every request streamed and timed per chunk.
+
+``tensorrt.runtime: pytorch`` uses ``tensorrt_llm.LLM`` (the 1.x default PyTorch runtime);
+``engine`` uses ``tensorrt_llm._tensorrt_engine.LLM`` with a ``BuildConfig``. Built engines are
+saved with ``llm.save(dir)`` under a content key (see ``args.engine_cache_key``) and reloaded on
+a hit; the build happens in ``load``, outside the measured window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
+from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
+from llenergymeasure.backends.tensorrt.args import (
+    DTYPES,
+    build_kwargs,
+    check_version,
+    engine_cache_key,
+    kv_cache_kwargs,
+    llm_kwargs,
+    model_identity,
+    quant_kwargs,
+    sampling_kwargs,
+)
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
+from llenergymeasure.errors import BackendError, ConfigError
+from llenergymeasure.paths import cache_dir, make_shareable
+from llenergymeasure.results.models import ModelInfo
+
+
+def engine_cache_root() -> Path:
+    """Where built engines are kept (``<cache>/tensorrt-engines/<key>``)."""
+    return cache_dir() / "tensorrt-engines"
+
+
+class TensorRTBackend:
+    """Runs prompts through TensorRT-LLM, all submitted at once (in-flight batching decides).
+
+    Args:
+        clock: monotonic clock in seconds used for every timestamp.
+        tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects one.
+        engine_root: folder of the engine cache (default: ``engine_cache_root()``).
+    """
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        tokenizer_loader: Callable[..., Any] | None = None,
+        engine_root: Path | None = None,
+    ) -> None:
+        import tensorrt_llm
+
+        self._trtllm: Any = tensorrt_llm
+        self._clock = clock
+        self._tokenizer_loader = tokenizer_loader
+        self._engine_root = engine_root
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._config: ExperimentConfig | None = None
+        self._info: ModelInfo | None = None
+        self._use_template = False
+
+    @property
+    def version(self) -> str:
+        """The installed ``tensorrt_llm.__version__``."""
+        return str(getattr(self._trtllm, "__version__", "unknown"))
+
+    def load(self, config: ExperimentConfig) -> ModelInfo:
+        """Check the version, then create (or build, or load from the cache) the LLM.
+
+        Raises:
+            DependencyError: TensorRT-LLM outside the tested version range.
+            ConfigError: a model kind or option this TensorRT-LLM cannot take.
+            BackendError: TensorRT-LLM failed to load or build the model.
+        """
+        check_version(self.version)
+        sampling_kwargs(config, config.max_output_tokens)  # decoder errors before the load
+        source = resolve_model(config.model)
+        location = self._location(source)
+        options = config.tensorrt_options
+        self._tokenizer = self._load_tokenizer(location, options.extra)
+        details: dict[str, Any] = {
+            "tensorrt_llm": self.version,
+            "runtime": options.runtime,
+            "location": location,
+        }
+        kwargs = self._llm_kwargs(config)
+        try:
+            if options.runtime == "engine":
+                self._llm = self._engine_llm(config, source, location, kwargs, details)
+            else:
+                start = self._clock()
+                self._llm = self._trtllm.LLM(model=location, **kwargs)
+                details["model_load_s"] = self._clock() - start
+        except (ValueError, TypeError, RuntimeError, OSError) as exc:
+            raise BackendError(f"TensorRT-LLM failed to load '{config.model}': {exc}") from None
+        self._config = config
+        self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
+        details["chat_template"] = self._use_template
+        self._info = ModelInfo(
+            model_id=config.model,
+            source_kind=source.kind,
+            dtype=DTYPES[config.precision],
+            device="cuda",
+            details=details,
+        )
+        return self._info
+
+    def _llm_kwargs(self, config: ExperimentConfig) -> dict[str, Any]:
+        options = config.tensorrt_options
+        llmapi = self._trtllm.llmapi
+        kwargs = llm_kwargs(options, config.precision)
+        kv = kv_cache_kwargs(options)
+        if kv:
+            known = getattr(llmapi.KvCacheConfig, "model_fields", None)
+            rejected = sorted(set(kv) - set(known)) if known is not None else []
+            if rejected:
+                raise ConfigError(
+                    f"tensorrt.kv_cache_config.{rejected[0]} is not accepted by the installed "
+                    f"TensorRT-LLM {self.version} (its KvCacheConfig lacks it); remove it or "
+                    "upgrade TensorRT-LLM"
+                )
+            kwargs["kv_cache_config"] = llmapi.KvCacheConfig(**kv)
+        kwargs.update(options.extra)
+        return kwargs
+
+    def _engine_llm(
+        self,
+        config: ExperimentConfig,
+        source: ModelSource,
+        location: str,
+        kwargs: dict[str, Any],
+        details: dict[str, Any],
+    ) -> Any:
+        options = config.tensorrt_options
+        engine_llm = self._trtllm._tensorrt_engine.LLM
+        identity = model_identity(location, source.kind, options.extra.get("revision"))
+        key = engine_cache_key(self.version, identity, options, config.precision)
+        folder = (self._engine_root or engine_cache_root()) / key[:32]
+        details["engine_cache_key"] = key
+        details["engine_dir"] = str(folder)
+        if options.engine_cache and (folder / "config.json").is_file():
+            start = self._clock()
+            llm = engine_llm(model=str(folder), tokenizer=location, **kwargs)
+            details.update(engine_cache="hit", engine_load_s=self._clock() - start)
+            return llm
+        llmapi = self._trtllm.llmapi
+        build_config = llmapi.BuildConfig(**build_kwargs(options))
+        if options.kv_cache_config.tokens_per_block is not None:
+            build_config.plugin_config.tokens_per_block = options.kv_cache_config.tokens_per_block
+        quant = quant_kwargs(options)
+        if quant:
+            kwargs["quant_config"] = llmapi.QuantConfig(
+                **{name: llmapi.QuantAlgo[value] for name, value in quant.items()}
+            )
+        start = self._clock()
+        llm = engine_llm(model=location, build_config=build_config, **kwargs)
+        details.update(engine_cache="miss", engine_build_s=self._clock() - start)
+        if options.engine_cache:
+            self._save_engine(llm, folder)
+        return llm
+
+    @staticmethod
+    def _save_engine(llm: Any, folder: Path) -> None:
+        """Save atomically: into a temporary sibling, then rename."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        try:
+            llm.save(str(staging))
+            make_shareable(staging)
+            os.replace(staging, folder)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (folder / "config.json").is_file():
+                raise
+
+    @staticmethod
+    def _location(source: ModelSource) -> str:
+        if source.kind == "hub":
+            check_hub_model(source.location)
+            return source.location
+        if source.kind == "local_dir":
+            return source.location
+        gguf_path = source.gguf_path
+        if gguf_path is not None:
+            from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+
+            return str(converted_folder(gguf_path))
+        raise ConfigError(
+            f"backend tensorrt cannot load a '{source.kind}' model ({source.spec}); use a Hugging "
+            "Face id or a local checkpoint folder"
+        )
+
+    def _load_tokenizer(self, location: str, extra: dict[str, Any]) -> Any:
+        loader = self._tokenizer_loader
+        if loader is None:
+            from transformers import AutoTokenizer
+
+            loader = AutoTokenizer.from_pretrained
+        try:
+            return loader(location, revision=extra.get("tokenizer_revision"))
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"tokenizer of '{location}' failed to load: {exc}") from None
+
+    @property
+    def codec(self) -> TokenCodec:
+        """The loaded tokenizer as a TokenCodec."""
+        if self._tokenizer is None:
+            raise BackendError("the tensorrt backend has no model loaded; call load() first")
+        return HFTokenizerCodec(self._tokenizer)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight together: ``max_batch_size`` where set (TensorRT-LLM batches)."""
+        options = self._require_config().tensorrt_options
+        return options.max_batch_size or options.build_config.max_batch_size or 8
+
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Apply the chat template and truncate to ``max_input_tokens``."""
+        config = self._require_config()
+        return [
+            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
+            for p in prompts
+        ]
+
+    def run(
+        self,
+        prompts: Sequence[list[int]],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[RequestRecord]:
+        """Submit every prompt at once with ``generate_async(streaming=True)``, stamping each
+        streamed chunk with the clock and recording its token count."""
+        config = self._require_config()
+        params = self._trtllm.llmapi.SamplingParams(**sampling_kwargs(config, max_output_tokens))
+        engine_ttft: list[float | None] = [None] * len(prompts)
+
+        async def one(index: int, ids: list[int]) -> RequestRecord:
+            record = RequestRecord(index, len(ids), 0, self._clock())
+            result = self._llm.generate_async(ids, sampling_params=params, streaming=True)
+            output: Any = None
+            async for update in result:
+                now = self._clock()
+                output = update.outputs[0]
+                new = len(output.token_ids_diff)
+                if new:
+                    record.chunk_times_s.append(now)
+                    record.chunk_tokens.append(new)
+            record.end_s = self._clock()
+            record.output_tokens = sum(record.chunk_tokens)
+            engine_ttft[index] = _engine_ttft_s(output)
+            if on_progress is not None:
+                on_progress(1)
+            return record
+
+        async def all_requests() -> list[RequestRecord]:
+            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+
+        try:
+            records = asyncio.run(all_requests())
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"TensorRT-LLM generation failed: {exc}") from None
+        self._note_ttft_cross_check(records, engine_ttft)
+        return records
+
+    def _note_ttft_cross_check(
+        self, records: list[RequestRecord], engine_ttft: list[float | None]
+    ) -> None:
+        """Compare streamed TTFT with the engine's own request timing (perf metrics)."""
+        if self._info is None:
+            return
+        pairs = [
+            (record.ttft_s, engine)
+            for record, engine in zip(records, engine_ttft, strict=True)
+            if record.ttft_s is not None and engine is not None
+        ]
+        check: dict[str, Any] = {"requests": len(records), "with_engine_timing": len(pairs)}
+        if pairs:
+            diffs = [streamed - engine for streamed, engine in pairs]
+            check["median_streamed_minus_engine_s"] = statistics.median(diffs)
+            check["max_abs_diff_s"] = max(abs(d) for d in diffs)
+        else:
+            check["note"] = "no request_perf_metrics returned; streamed TTFT only"
+        self._info.details["ttft_cross_check"] = check
+
+    def reset_peak_memory(self) -> None:
+        """Nothing to reset: TensorRT-LLM allocates in its executor (see telemetry)."""
+
+    def peak_memory(self) -> MemoryReading:
+        """Not read here: the KV cache is preallocated by TensorRT-LLM's executor."""
+        return MemoryReading(None, "not measured (TensorRT-LLM preallocates; see telemetry)")
+
+    def unload(self) -> None:
+        """Shut the LLM's executor down."""
+        if self._llm is not None:
+            self._llm.shutdown()
+        self._llm = None
+
+    def _require_config(self) -> ExperimentConfig:
+        if self._config is None:
+            raise BackendError("the tensorrt backend has no model loaded; call load() first")
+        return self._config
+
+
+def _engine_ttft_s(output: Any) -> float | None:
+    """first_token_time - arrival_time from ``request_perf_metrics``, where returned."""
+    metrics = getattr(output, "request_perf_metrics", None)
+    timing = getattr(metrics, "timing_metrics", None)
+    if timing is None:
+        return None
+    try:
+        ttft = timing.first_token_time - timing.arrival_time
+        return float(ttft.total_seconds())
+    except (AttributeError, TypeError):
+        return None
