@@ -239,7 +239,8 @@ class VllmBackend:
         pending = asyncio.all_tasks(loop)
         for task in pending:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:
+            loop.run_until_complete(_settle(pending))
         loop.close()
 
     def _require_config(self) -> ExperimentConfig:
@@ -256,6 +257,10 @@ class VllmBackend:
 async def _start_engine(api: VllmApi, kwargs: dict[str, Any]) -> Any:
     """Create the engine inside the loop so its output handler runs on that loop."""
     return api.async_llm.from_engine_args(api.engine_args(**kwargs))
+
+
+async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _adapter_path(adapter: str) -> str:

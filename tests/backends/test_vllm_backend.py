@@ -1,0 +1,324 @@
+"""The vllm backend against a fake vLLM that mirrors the real names (vllm 0.32).
+
+The fake records what reaches ``AsyncEngineArgs``, ``SamplingParams``, ``LoRARequest`` and
+``AsyncLLM.generate``, and streams scripted deltas on a scripted clock, so every `vllm:` field,
+every decoder field and the per-delta timing are checked without the library. The real engine
+runs in ``test_vllm_engine.py`` (``scripts/test-vllm.sh``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from llenergymeasure.backends.vllm.api import VllmApi
+from llenergymeasure.backends.vllm.backend import VllmBackend
+from llenergymeasure.backends.vllm.options import check_version
+from llenergymeasure.config import ExperimentConfig
+from llenergymeasure.config.models import VllmConfig
+from llenergymeasure.errors import ConfigError, DependencyError
+
+# A subset of vllm.engine.arg_utils.AsyncEngineArgs' dataclass fields, names as in vLLM 0.32
+# (which no longer has swap_space).
+ENGINE_ARG_NAMES = [
+    "model", "dtype", "seed", "disable_log_stats", "enable_lora", "max_lora_rank",
+    "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "max_model_len",
+    "enable_prefix_caching", "enable_chunked_prefill", "kv_cache_dtype", "block_size",
+    "tensor_parallel_size", "pipeline_parallel_size", "quantization", "enforce_eager",
+    "load_format", "stream_interval", "cpu_offload_gb",
+]  # fmt: skip
+FakeEngineArgs = dataclasses.make_dataclass(
+    "AsyncEngineArgs", [(name, Any, dataclasses.field(default=None)) for name in ENGINE_ARG_NAMES]
+)
+
+
+class RequestOutputKind(Enum):
+    CUMULATIVE = 0
+    DELTA = 1
+    FINAL_ONLY = 2
+
+
+class FakeSamplingParams:
+    """vllm.SamplingParams' signature (the parameters this backend can set, same defaults)."""
+
+    def __init__(
+        self,
+        n: int = 1,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        repetition_penalty: float = 1.0,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        min_p: float = 0.0,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+        max_tokens: int | None = 16,
+        min_tokens: int = 0,
+        output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
+        _eos_token_id: int | None = None,
+    ) -> None:
+        self.kwargs = {k: v for k, v in locals().items() if k != "self"}
+
+
+@dataclass
+class FakeLoRARequest:
+    lora_name: str
+    lora_int_id: int
+    lora_path: str = ""
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+
+
+@dataclass
+class Metrics:
+    first_token_latency: float
+
+
+@dataclass
+class Output:
+    outputs: list[Completion]
+    finished: bool
+    metrics: Metrics | None = None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeEngine:
+    """AsyncLLM: ``generate`` streams the scripted deltas, (time, n_tokens, finished)."""
+
+    clock: Clock
+    script: list[tuple[float, int, bool]]
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    shut_down: bool = False
+
+    async def generate(
+        self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any
+    ) -> AsyncIterator[Output]:
+        self.calls.append({"prompt": prompt, "params": sampling_params, "id": request_id, **kwargs})
+        for at, n_tokens, finished in self.script:
+            await asyncio.sleep(0)  # let the other requests run, as the real engine does
+            self.clock.now = at
+            metrics = Metrics(0.25) if finished else None
+            yield Output([Completion(list(range(n_tokens)))], finished, metrics)
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+class FakeAsyncLLM:
+    created: ClassVar[list[Any]] = []
+    engine: FakeEngine
+
+    @classmethod
+    def from_engine_args(cls, engine_args: Any) -> FakeEngine:
+        cls.created.append(engine_args)
+        return cls.engine
+
+
+SCRIPT = [(1.0, 1, False), (1.5, 3, False), (1.75, 1, False), (2.0, 0, True)]
+
+
+def make_backend(script: list[tuple[float, int, bool]] = SCRIPT) -> tuple[VllmBackend, FakeEngine]:
+    clock = Clock()
+    engine = FakeEngine(clock, script)
+    FakeAsyncLLM.created, FakeAsyncLLM.engine = [], engine
+    api = VllmApi(
+        version="0.32.0",
+        engine_args=FakeEngineArgs,
+        async_llm=FakeAsyncLLM,
+        sampling_params=FakeSamplingParams,
+        delta_output_kind=RequestOutputKind.DELTA,
+        tokens_prompt=dict,  # vllm.inputs.TokensPrompt is a TypedDict
+        lora_request=FakeLoRARequest,
+    )
+    return VllmBackend(clock=clock, api=api), engine
+
+
+def config(model_dir: Path, **fields: Any) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"model": str(model_dir), "backend": "vllm", "chat_template": False, **fields}
+    )
+
+
+def engine_args(backend: VllmBackend, cfg: ExperimentConfig) -> dict[str, Any]:
+    backend.load(cfg)
+    (args,) = FakeAsyncLLM.created
+    return {k: v for k, v in dataclasses.asdict(args).items() if v is not None}
+
+
+ENGINE_FIELDS = [
+    ("gpu_memory_utilization", 0.5),
+    ("max_num_seqs", 4),
+    ("max_num_batched_tokens", 512),
+    ("max_model_len", 1024),
+    ("enable_prefix_caching", True),
+    ("enable_chunked_prefill", False),
+    ("kv_cache_dtype", "fp8"),
+    ("block_size", 32),
+    ("tensor_parallel_size", 2),
+    ("pipeline_parallel_size", 2),
+    ("quantization", "awq"),
+    ("enforce_eager", True),
+    ("load_format", "dummy"),
+    ("seed", 7),
+]
+
+
+def test_every_vllm_field_is_covered() -> None:
+    assert {name for name, _ in ENGINE_FIELDS} | {"extra"} == set(VllmConfig.model_fields)
+
+
+@pytest.mark.parametrize(("name", "value"), ENGINE_FIELDS)
+def test_vllm_field_reaches_the_engine_args(tiny_model_dir: Path, name: str, value: Any) -> None:
+    backend, _ = make_backend()
+    args = engine_args(backend, config(tiny_model_dir, vllm={name: value}))
+    assert args[name] == value
+
+
+def test_engine_args_carry_model_dtype_seed_stats_and_extra(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    cfg = config(
+        tiny_model_dir, precision="bf16", random_seed=3, vllm={"extra": {"stream_interval": 1}}
+    )
+    args = engine_args(backend, cfg)
+    assert args["model"] == str(tiny_model_dir.resolve())
+    assert args["dtype"] == "bfloat16" and args["seed"] == 3
+    assert args["disable_log_stats"] is False and args["stream_interval"] == 1
+    assert "enable_lora" not in args
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"),
+    [("auto", "auto"), ("fp32", "float32"), ("fp16", "float16"), ("bf16", "bfloat16")],
+)
+def test_precision_maps_to_dtype(tiny_model_dir: Path, precision: str, dtype: str) -> None:
+    backend, _ = make_backend()
+    assert engine_args(backend, config(tiny_model_dir, precision=precision))["dtype"] == dtype
+
+
+def test_an_engine_arg_the_installed_vllm_lacks_is_a_config_error(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    cfg = config(tiny_model_dir, vllm={"extra": {"swap_space": 4}})
+    with pytest.raises(ConfigError, match=r"swap_space is not an engine argument.*vLLM 0\.32\.0"):
+        backend.load(cfg)
+    assert FakeAsyncLLM.created == []  # nothing started
+
+
+def sampling(tiny_model_dir: Path, max_output_tokens: int = 8, **fields: Any) -> dict[str, Any]:
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir, **fields))
+    backend.run([[1, 2, 3]], max_output_tokens)
+    kwargs: dict[str, Any] = engine.calls[0]["params"].kwargs
+    return kwargs
+
+
+@pytest.mark.parametrize(
+    ("decoder", "name", "value"),
+    [
+        ({"do_sample": True, "temperature": 0.7}, "temperature", 0.7),
+        ({"top_k": 20}, "top_k", 20),
+        ({"top_p": 0.9}, "top_p", 0.9),
+        ({"min_p": 0.05}, "min_p", 0.05),
+        ({"repetition_penalty": 1.2}, "repetition_penalty", 1.2),
+        ({"min_new_tokens": 4}, "min_tokens", 4),
+        ({"min_new_tokens": 50}, "min_tokens", 8),  # capped at max_tokens, as transformers does
+    ],
+)
+def test_decoder_field_reaches_sampling_params(
+    tiny_model_dir: Path, decoder: dict[str, Any], name: str, value: Any
+) -> None:
+    assert sampling(tiny_model_dir, decoder=decoder)[name] == value
+
+
+def test_sampling_params_stream_deltas_with_seed_and_max_tokens(tiny_model_dir: Path) -> None:
+    kwargs = sampling(tiny_model_dir, max_output_tokens=12, random_seed=5)
+    assert kwargs["output_kind"] is RequestOutputKind.DELTA
+    assert kwargs["max_tokens"] == 12 and kwargs["seed"] == 5
+    assert kwargs["temperature"] == 0.0  # greedy (do_sample: false)
+
+
+@pytest.mark.parametrize("name", ["typical_p", "epsilon_cutoff", "eta_cutoff"])
+def test_decoder_field_vllm_lacks_is_a_config_error(tiny_model_dir: Path, name: str) -> None:
+    backend, _ = make_backend()
+    with pytest.raises(ConfigError, match=name):
+        backend.load(config(tiny_model_dir, decoder={name: 0.5}))
+
+
+def test_deltas_become_chunks_with_their_token_counts(tiny_model_dir: Path) -> None:
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir))
+    progress: list[int] = []
+    records = backend.run([[1, 2, 3], [4, 5]], 8, on_progress=progress.append)
+    assert [r.index for r in records] == [0, 1] and progress == [1, 1]
+    first = records[0]
+    assert first.input_tokens == 3 and records[1].input_tokens == 2
+    assert first.chunk_times_s == [1.0, 1.5, 1.75]  # the empty final delta adds no chunk
+    assert first.chunk_tokens == [1, 3, 1] and first.output_tokens == 5
+    assert first.end_s == 2.0 and first.submit_s == 0.0
+    assert first.ttft_s == 1.0 and first.itl_s == [0.5, 0.25]
+    assert engine.calls[0]["prompt"] == {"prompt_token_ids": [1, 2, 3]}
+    assert engine.calls[0]["id"] != engine.calls[1]["id"]
+
+
+def test_engine_ttft_is_kept_for_the_cross_check(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    info = backend.load(config(tiny_model_dir))
+    backend.run([[1, 2, 3], [4, 5]], 8)
+    check = info.details["ttft_cross_check"]
+    assert check["engine_mean_s"] == 0.25 and check["streamed_mean_s"] == 1.0
+    assert check["requests"] == 2
+
+
+def test_lora_enables_lora_and_sends_a_request_per_prompt(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    backend, engine = make_backend()
+    args = engine_args(backend, config(tiny_model_dir, lora={"adapter": str(tmp_path)}))
+    assert args["enable_lora"] is True
+    backend.run([[1], [2]], 4)
+    requests = [call["lora_request"] for call in engine.calls]
+    assert requests == [FakeLoRARequest("adapter", 1, str(tmp_path.resolve()))] * 2
+
+
+def test_unload_shuts_the_engine_down(tiny_model_dir: Path) -> None:
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir))
+    backend.unload()
+    assert engine.shut_down
+
+
+def test_concurrency_is_max_num_seqs(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    backend.load(config(tiny_model_dir, vllm={"max_num_seqs": 3}))
+    assert backend.concurrency == 3
+
+
+@pytest.mark.parametrize("version", ["0.9.2", "0.33.0", "1.0.0", "dev"])
+def test_untested_vllm_version_fails_before_loading(version: str) -> None:
+    with pytest.raises(DependencyError, match=r"tested with vllm>=0\.10,<0\.33"):
+        check_version(version)
+
+
+@pytest.mark.parametrize("version", ["0.10.0", "0.32.0+cpu", "0.11.1rc2"])
+def test_tested_vllm_versions_pass(version: str) -> None:
+    check_version(version)
