@@ -10,10 +10,17 @@ import os
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from llenergymeasure.config.study import StudyConfig, cycle_schedule, study_design_hash
+from llenergymeasure.config.study import (
+    ExecutionConfig,
+    StudyConfig,
+    cycle_schedule,
+    study_design_hash,
+)
 from llenergymeasure.errors import ConfigError, ResultsError
 from llenergymeasure.results.study import (
     StudyEntry,
@@ -29,6 +36,9 @@ from llenergymeasure.study.worker import run_child
 
 RUNS_DIR = "runs"
 LOGS_DIR = "logs"
+
+Execute = Callable[[dict[str, Any], Path, Path, float, ChildTarget], Outcome]
+"""Runs one experiment and says how it ended (:func:`run_isolated` or a Ray executor)."""
 
 
 def run_study(
@@ -51,10 +61,34 @@ def run_study(
         sleep: used for the cool-down gaps.
 
     Raises:
-        ConfigError: ``resume`` is not a study directory or holds a different design.
+        ConfigError: ``resume`` is not a study directory or holds a different design, or
+            the Ray cluster cannot be reached.
+        DependencyError: runner 'ray' without Ray installed.
         KeyboardInterrupt: after the current child is stopped and the manifest written.
     """
     observer = observer or SilentStudyObserver()
+    with _executor(study.execution) as execute:  # connects first: no study dir on failure
+        return _run_study(study, out_dir, resume, observer, target, sleep, execute)
+
+
+def _executor(execution: ExecutionConfig) -> AbstractContextManager[Execute]:
+    """Local isolated children, or Ray tasks for ``runner: ray``."""
+    if execution.runner == "ray":
+        from llenergymeasure.study.ray_executor import RayExecutor
+
+        return RayExecutor(execution.ray_address)
+    return nullcontext(run_isolated)
+
+
+def _run_study(
+    study: StudyConfig,
+    out_dir: Path,
+    resume: Path | None,
+    observer: StudyObserver,
+    target: ChildTarget,
+    sleep: Callable[[float], None],
+    execute: Execute,
+) -> StudyResult:
     experiments = study.experiments_resolved
     design_hash = study_design_hash(experiments)
     schedule = cycle_schedule(len(experiments), study.execution)
@@ -70,7 +104,7 @@ def run_study(
         (study_dir / sub).mkdir(exist_ok=True)
     started_at = manifest.created_at
     with DeviceLock(_device_key()):
-        _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep)
+        _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep, execute)
     result = aggregate_study(
         study_dir, study.name, design_hash, execution, configs, manifest.entries, started_at,
         _now(),
@@ -87,6 +121,7 @@ def _run_schedule(
     observer: StudyObserver,
     target: ChildTarget,
     sleep: Callable[[float], None],
+    execute: Execute,
 ) -> None:
     manifest.reset_interrupted()
     entries = [manifest.entry(e, c) for e, c in schedule]
@@ -98,7 +133,7 @@ def _run_schedule(
             continue
         _cool_down(previous, entry, study, observer, sleep)
         observer.running(position, len(entries), entry, study.execution.n_cycles)
-        _run_entry(manifest, entry, study, study_dir, target)
+        _run_entry(manifest, entry, study, study_dir, target, execute)
         observer.finished(entry)
         previous = entry
 
@@ -128,6 +163,7 @@ def _run_entry(
     study: StudyConfig,
     study_dir: Path,
     target: ChildTarget,
+    execute: Execute,
 ) -> None:
     entry.status, entry.started_at = "running", _now()
     entry.result_dir = entry.error = entry.stderr_tail = None
@@ -135,7 +171,7 @@ def _run_entry(
     log = study_dir / LOGS_DIR / f"{entry.experiment_name}_c{entry.cycle_index + 1}.log"
     config = manifest.experiments[entry.experiment_index]
     try:
-        outcome = run_isolated(
+        outcome = execute(
             config, study_dir / RUNS_DIR, log, study.execution.experiment_timeout_s, target
         )
     except KeyboardInterrupt:
