@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _private_study_locks(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets its own lock directory, so concurrent test runs never contend."""
+    monkeypatch.setenv("LLEM_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+
+
 @pytest.fixture(scope="session")
 def embedded_folder() -> Path:
     """The embedded SmolLM2 model as a safetensors folder (converted on first use, ~20 s)."""

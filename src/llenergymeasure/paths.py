@@ -15,6 +15,12 @@ def cache_dir() -> Path:
     return Path(base) / "llenergymeasure"
 
 
+def lock_dir() -> Path:
+    """Where study device locks live (``LLEM_LOCK_DIR``, default: the cache dir's locks/)."""
+    explicit = os.environ.get("LLEM_LOCK_DIR")
+    return Path(explicit).expanduser() if explicit else cache_dir() / "locks"
+
+
 def default_results_dir() -> Path:
     """Where result directories are written unless ``--out`` says otherwise."""
     return Path(os.environ.get("LLEM_RESULTS_DIR", "results")).expanduser()

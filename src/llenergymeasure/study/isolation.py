@@ -67,13 +67,13 @@ def run_isolated(
     except KeyboardInterrupt:
         _stop(child)
         raise
-    child.join(TERMINATE_GRACE_S)
-    if child.is_alive():
-        _stop(child)
     if message == "timeout":
         _stop(child)
         return Outcome("failed", error=f"timed out after {timeout_s:g} s (child killed)",
                        exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip
+    child.join(TERMINATE_GRACE_S)  # a child that sent its message exits on its own
+    if child.is_alive():
+        _stop(child)
     if message is None:
         return Outcome("failed", error=f"child process died (exit code {child.exitcode})",
                        exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from llenergymeasure.errors import LLEMError
-from llenergymeasure.paths import cache_dir
+from llenergymeasure.paths import lock_dir
 
 
 class StudyLockedError(LLEMError):
@@ -23,7 +23,7 @@ class DeviceLock:
     """
 
     def __init__(self, devices: str, root: Path | None = None) -> None:
-        self.path = (root or cache_dir() / "locks") / f"study-{devices}.lock"
+        self.path = (root or lock_dir()) / f"study-{devices}.lock"
         self._fd: int | None = None
 
     def __enter__(self) -> DeviceLock:
