@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -34,7 +35,7 @@ ENGINE_ARG_NAMES = [
     "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "max_model_len",
     "enable_prefix_caching", "enable_chunked_prefill", "kv_cache_dtype", "block_size",
     "tensor_parallel_size", "pipeline_parallel_size", "quantization", "enforce_eager",
-    "load_format", "stream_interval", "cpu_offload_gb",
+    "load_format", "stream_interval", "cpu_offload_gb", "max_loras", "skip_tokenizer_init",
 ]  # fmt: skip
 FakeEngineArgs = dataclasses.make_dataclass(
     "AsyncEngineArgs", [(name, Any, dataclasses.field(default=None)) for name in ENGINE_ARG_NAMES]
@@ -64,6 +65,7 @@ class FakeSamplingParams:
         ignore_eos: bool = False,
         max_tokens: int | None = 16,
         min_tokens: int = 0,
+        detokenize: bool = True,
         output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
         _eos_token_id: int | None = None,
     ) -> None:
@@ -294,7 +296,8 @@ def test_lora_enables_lora_and_sends_a_request_per_prompt(
 ) -> None:
     backend, engine = make_backend()
     args = engine_args(backend, config(tiny_model_dir, lora={"adapter": str(tmp_path)}))
-    assert args["enable_lora"] is True
+    assert args["enable_lora"] is True and args["max_loras"] == 1
+    assert "max_lora_rank" not in args  # no adapter_config.json: vLLM's default
     backend.run([[1], [2]], 4)
     requests = [call["lora_request"] for call in engine.calls]
     assert requests == [FakeLoRARequest("adapter", 1, str(tmp_path.resolve()))] * 2
@@ -322,3 +325,132 @@ def test_untested_vllm_version_fails_before_loading(version: str) -> None:
 @pytest.mark.parametrize("version", ["0.10.0", "0.32.0+cpu", "0.11.1rc2"])
 def test_tested_vllm_versions_pass(version: str) -> None:
     check_version(version)
+
+
+def adapter_folder(tmp_path: Path, rank: int) -> Path:
+    folder = tmp_path / f"adapter-r{rank}"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank}))
+    return folder
+
+
+@pytest.mark.parametrize(("rank", "slot"), [(1, 1), (4, 8), (8, 8), (16, 16), (100, 128)])
+def test_max_lora_rank_follows_the_adapter_rank(
+    tiny_model_dir: Path, tmp_path: Path, rank: int, slot: int
+) -> None:
+    backend, _ = make_backend()
+    lora = {"adapter": str(adapter_folder(tmp_path, rank))}
+    args = engine_args(backend, config(tiny_model_dir, lora=lora))
+    assert args["max_lora_rank"] == slot and args["max_loras"] == 1
+
+
+def test_lora_slots_given_in_extra_win(tiny_model_dir: Path, tmp_path: Path) -> None:
+    backend, _ = make_backend()
+    cfg = config(
+        tiny_model_dir,
+        lora={"adapter": str(adapter_folder(tmp_path, 4))},
+        vllm={"extra": {"max_lora_rank": 64, "max_loras": 2}},
+    )
+    args = engine_args(backend, cfg)
+    assert args["max_lora_rank"] == 64 and args["max_loras"] == 2
+
+
+def test_a_rank_above_vllms_largest_is_a_config_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    backend, _ = make_backend()
+    lora = {"adapter": str(adapter_folder(tmp_path, 1024))}
+    with pytest.raises(ConfigError, match="r=1024 is above the largest vLLM supports"):
+        backend.load(config(tiny_model_dir, lora=lora))
+    assert FakeAsyncLLM.created == []
+
+
+def architecture_config(**fields: Any) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"model": "smollm2-135m-arch", "backend": "vllm", "chat_template": False, **fields}
+    )
+
+
+def test_an_architecture_loads_with_dummy_weights_from_a_temporary_folder() -> None:
+    backend, _ = make_backend()
+    args = engine_args(backend, architecture_config())
+    folder = Path(args["model"])
+    assert args["load_format"] == "dummy" and "skip_tokenizer_init" not in args
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == 49152
+    assert (folder / "tokenizer.json").is_file()  # the embedded SmolLM2 tokenizer
+    backend.unload()
+    assert not folder.exists()
+
+
+def test_an_architecture_forces_full_length_and_records_random_weights() -> None:
+    backend, engine = make_backend()
+    info = backend.load(architecture_config())
+    backend.run([[1, 2, 3]], 8)
+    assert engine.calls[0]["params"].kwargs["ignore_eos"] is True
+    assert info.details["weights"].startswith("random")
+    assert info.details["location"].endswith("config.json")
+    assert info.details["architecture"]["num_hidden_layers"] == 30
+    backend.unload()
+
+
+def write_bare_architecture(tmp_path: Path) -> Path:
+    """A config.json with a vocabulary no shipped tokenizer matches, and no tokenizer beside."""
+    path = tmp_path / "bare" / "config.json"
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "vocab_size": 1000,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+            }
+        )
+    )
+    return path
+
+
+def test_an_architecture_without_tokenizer_runs_on_token_ids(tmp_path: Path) -> None:
+    backend, engine = make_backend()
+    cfg = architecture_config(
+        model=str(write_bare_architecture(tmp_path)), dataset={"source": "synthetic"}
+    )
+    args = engine_args(backend, cfg)
+    assert args["skip_tokenizer_init"] is True and args["load_format"] == "dummy"
+    assert not (Path(args["model"]) / "tokenizer.json").exists()
+    backend.run([[1, 2, 3]], 8)
+    params = engine.calls[0]["params"].kwargs
+    assert params["detokenize"] is False and params["ignore_eos"] is True
+    backend.unload()
+
+
+def test_text_prompts_without_tokenizer_are_a_config_error(tmp_path: Path) -> None:
+    backend, _ = make_backend()
+    cfg = architecture_config(model=str(write_bare_architecture(tmp_path)))
+    with pytest.raises(ConfigError, match="dataset: synthetic"):
+        backend.load(cfg)
+    assert FakeAsyncLLM.created == []
+
+
+def test_an_architecture_with_another_load_format_is_a_config_error() -> None:
+    backend, _ = make_backend()
+    with pytest.raises(ConfigError, match=r"vllm\.load_format: 'safetensors'"):
+        backend.load(architecture_config(vllm={"load_format": "safetensors"}))
+    assert FakeAsyncLLM.created == []
+
+
+def test_a_failure_after_the_engine_started_shuts_it_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend, engine = make_backend()
+
+    def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(VllmBackend, "_details", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        backend.load(architecture_config())
+    (args,) = FakeAsyncLLM.created
+    assert engine.shut_down and not Path(args.model).exists()

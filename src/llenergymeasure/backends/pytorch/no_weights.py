@@ -87,19 +87,9 @@ def build_random_model(
         ConfigError: text prompts but no tokenizer; an unreadable architecture config.
         BackendError: transformers failed to build the model.
     """
-    hf_config = _load_config(source, location)
-    vocab_size = int(hf_config.get_text_config().vocab_size)
-    tokenizer, tokenizer_note = _pick_tokenizer(
-        source, location, vocab_size, hf_config, tokenizer_loader
+    hf_config, tokenizer, tokenizer_note = random_model_tokenizer(
+        config, source, location, tokenizer_loader
     )
-    if isinstance(tokenizer, TokenIdTokenizer) and config.dataset.source != SYNTHETIC_SOURCE:
-        raise ConfigError(
-            f"model '{config.model}' is built with random weights and has no tokenizer "
-            f"({tokenizer.why_none}), so the text prompts of dataset '{config.dataset.source}' "
-            "cannot be tokenized. Use `dataset: synthetic` (prompts of exactly "
-            "synthetic_input_tokens token ids; a random model's cost depends only on token "
-            "counts), or give a model folder that has a tokenizer."
-        )
     model = _build(config, hf_config, dtype, model_builder)
     suppressed = force_full_length(model, tokenizer)
     return RandomModel(
@@ -113,6 +103,37 @@ def build_random_model(
             "suppressed_token_ids": suppressed,
         },
     )
+
+
+def random_model_tokenizer(
+    config: ExperimentConfig,
+    source: ModelSource,
+    location: str,
+    tokenizer_loader: Callable[..., Any],
+) -> tuple[Any, Any, str]:
+    """The model's transformers config, the tokenizer to use with it, and a note on which.
+
+    Shared by every backend that runs a model with random weights (see the module docstring
+    for the tokenizer's order of preference).
+
+    Raises:
+        ConfigError: text prompts but no tokenizer; an unreadable architecture config.
+        BackendError: a model's config could not be read.
+    """
+    hf_config = _load_config(source, location)
+    vocab_size = int(hf_config.get_text_config().vocab_size)
+    tokenizer, tokenizer_note = _pick_tokenizer(
+        source, location, vocab_size, hf_config, tokenizer_loader
+    )
+    if isinstance(tokenizer, TokenIdTokenizer) and config.dataset.source != SYNTHETIC_SOURCE:
+        raise ConfigError(
+            f"model '{config.model}' is built with random weights and has no tokenizer "
+            f"({tokenizer.why_none}), so the text prompts of dataset '{config.dataset.source}' "
+            "cannot be tokenized. Use `dataset: synthetic` (prompts of exactly "
+            "synthetic_input_tokens token ids; a random model's cost depends only on token "
+            "counts), or give a model folder that has a tokenizer."
+        )
+    return hf_config, tokenizer, tokenizer_note
 
 
 def force_full_length(model: Any, tokenizer: Any) -> list[int]:

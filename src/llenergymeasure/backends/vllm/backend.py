@@ -25,7 +25,9 @@ from llenergymeasure.backends.base import MemoryReading, ProgressCallback, Reque
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.vllm.api import VllmApi, load_vllm_api
+from llenergymeasure.backends.vllm.architecture import ArchitectureFolder, architecture_folder
 from llenergymeasure.backends.vllm.options import (
+    adapter_rank,
     check_engine_kwargs,
     engine_kwargs,
     sampling_kwargs,
@@ -68,33 +70,50 @@ class VllmBackend:
         self._info: ModelInfo | None = None
         self._use_template = False
         self._lora: Any = None
+        self._adapter: Path | None = None
+        self._architecture: ArchitectureFolder | None = None
+        self._sampling_flags: dict[str, bool] = {}
         self._runs = 0
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
         """Check the vLLM version and engine arguments, then start the engine.
+
+        Whatever fails, nothing is left behind: a started engine is shut down and a temporary
+        architecture folder removed before the error propagates.
 
         Raises:
             DependencyError: vLLM missing or outside the tested version range.
             ConfigError: an engine argument or decoder field the installed vLLM lacks.
             BackendError: the engine failed to start.
         """
+        try:
+            return self._load(config)
+        except BaseException:
+            self.unload()
+            raise
+
+    def _load(self, config: ExperimentConfig) -> ModelInfo:
         api = self._api or load_vllm_api()
         source = resolve_model(config.model)
-        location = self._local_location(source)
-        kwargs = engine_kwargs(config, location)
+        kwargs = self._engine_kwargs(config, source)
         check_engine_kwargs(kwargs, api.engine_arg_names(), api.version)
-        sampling_kwargs(config, config.max_output_tokens, api.sampling_param_names())  # fail early
-        self._tokenizer = self._load_tokenizer(location)
+        self._sampling_flags = {
+            "forced_length": kwargs.get("load_format") == "dummy",
+            "detokenize": not kwargs.get("skip_tokenizer_init", False),
+        }
+        # fail early on decoder fields vLLM lacks
+        sampling_kwargs(
+            config, config.max_output_tokens, api.sampling_param_names(), **self._sampling_flags
+        )
         self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
         if config.lora is not None:
             self._lora = api.lora_request(
-                lora_name=LORA_NAME, lora_int_id=1, lora_path=_adapter_path(config.lora.adapter)
+                lora_name=LORA_NAME, lora_int_id=1, lora_path=str(self._adapter)
             )
         self._loop = asyncio.new_event_loop()
         try:
             self._engine = self._loop.run_until_complete(_start_engine(api, kwargs))
         except Exception as exc:  # vLLM raises many types while starting; report one
-            self._close_loop()
             raise BackendError(f"vLLM engine failed to start: {_first_line(exc)}") from None
         self._api, self._config = api, config
         self._info = ModelInfo(
@@ -102,24 +121,48 @@ class VllmBackend:
             source_kind=source.kind,
             dtype=str(kwargs["dtype"]),
             device="vllm engine",
-            details={
-                "location": location,
-                "chat_template": self._use_template,
-                "vllm": api.version,
-                "engine_args": {k: v for k, v in kwargs.items() if k != "model"},
-                "lora": config.lora.adapter if config.lora is not None else None,
-            },
+            details=self._details(config, source, api, kwargs),
         )
         return self._info
 
+    def _engine_kwargs(self, config: ExperimentConfig, source: ModelSource) -> dict[str, Any]:
+        """Resolve the model (an architecture gets a temporary folder) and the tokenizer."""
+        rank = None
+        if config.lora is not None:
+            self._adapter = _adapter_path(config.lora.adapter)
+            rank = adapter_rank(self._adapter)
+        if source.kind == "architecture":
+            loader = self._tokenizer_loader or _auto_tokenizer_loader()
+            self._architecture = architecture_folder(config, source, loader)
+            self._tokenizer = self._architecture.tokenizer
+            return engine_kwargs(
+                config,
+                str(self._architecture.folder),
+                architecture=True,
+                tokenizer=self._architecture.has_tokenizer,
+                lora_rank=rank,
+            )
+        location = self._local_location(source)
+        self._tokenizer = self._load_tokenizer(location)
+        return engine_kwargs(config, location, lora_rank=rank)
+
+    def _details(
+        self, config: ExperimentConfig, source: ModelSource, api: VllmApi, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            # an architecture's folder is temporary: record the config.json it came from
+            "location": source.location if self._architecture else kwargs["model"],
+            "chat_template": self._use_template,
+            "vllm": api.version,
+            "engine_args": {k: v for k, v in kwargs.items() if k != "model"},
+            "lora": config.lora.adapter if config.lora is not None else None,
+        }
+        if self._architecture is not None:
+            details.update(self._architecture.details)
+        return details
+
     @staticmethod
     def _local_location(source: ModelSource) -> str:
-        if source.kind == "architecture":
-            raise ConfigError(
-                f"model '{source.spec}' is an architecture without weights, which the vllm "
-                "backend does not build; give a model folder or hub id (vllm.load_format: dummy "
-                "gives random weights)"
-            )
         if source.kind == "hub":
             check_hub_model(source.location)
         gguf_path = source.gguf_path
@@ -131,11 +174,7 @@ class VllmBackend:
         return source.location
 
     def _load_tokenizer(self, location: str) -> Any:
-        loader = self._tokenizer_loader
-        if loader is None:
-            from transformers import AutoTokenizer
-
-            loader = AutoTokenizer.from_pretrained
+        loader = self._tokenizer_loader or _auto_tokenizer_loader()
         return loader(location)
 
     @property
@@ -169,7 +208,9 @@ class VllmBackend:
         assert self._loop is not None
         try:
             params = api.sampling_params(
-                **sampling_kwargs(config, max_output_tokens, api.sampling_param_names()),
+                **sampling_kwargs(
+                    config, max_output_tokens, api.sampling_param_names(), **self._sampling_flags
+                ),
                 output_kind=api.delta_output_kind,
             )
         except ValueError as exc:  # vLLM's validation errors subclass ValueError
@@ -223,13 +264,21 @@ class VllmBackend:
         return MemoryReading(total_b / 2**20, "RSS of llem and vLLM engine processes at the end")
 
     def unload(self) -> None:
-        """Shut the engine (and its processes) down and close the loop."""
-        if self._engine is not None:
-            try:
-                self._engine.shutdown()
-            finally:
-                self._engine = None
-        self._close_loop()
+        """Shut the engine (and its processes) down, close the loop, remove temporary files.
+
+        Safe to call at any point, also after a failed or partial ``load``.
+        """
+        try:
+            if self._engine is not None:
+                try:
+                    self._engine.shutdown()
+                finally:
+                    self._engine = None
+            self._close_loop()
+        finally:
+            if self._architecture is not None:
+                self._architecture.remove()
+                self._architecture = None
 
     def _close_loop(self) -> None:
         loop, self._loop = self._loop, None
@@ -263,13 +312,20 @@ async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _adapter_path(adapter: str) -> str:
+def _auto_tokenizer_loader() -> Callable[..., Any]:
+    from transformers import AutoTokenizer
+
+    loader: Callable[..., Any] = AutoTokenizer.from_pretrained
+    return loader
+
+
+def _adapter_path(adapter: str) -> Path:
     """A local folder for the adapter: as given, or downloaded from the hub (cached)."""
     if Path(adapter).expanduser().is_dir():
-        return str(Path(adapter).expanduser().resolve())
+        return Path(adapter).expanduser().resolve()
     from huggingface_hub import snapshot_download
 
-    return str(snapshot_download(adapter))
+    return Path(snapshot_download(adapter))
 
 
 def _first_line(exc: Exception) -> str:
