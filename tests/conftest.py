@@ -15,6 +15,16 @@ def _private_study_locks(
     monkeypatch.setenv("LLEM_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
 
 
+@pytest.fixture(autouse=True)
+def _no_user_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The developer's own user config (~/.config/llenergymeasure) never reaches a test."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    for variable in ("LLEM_RUNNER", "LLEM_PUE", "LLEM_CONFIG_GAP_S", "LLEM_CYCLE_GAP_S"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 @pytest.fixture(scope="session")
 def embedded_folder() -> Path:
     """The embedded SmolLM2 model as a safetensors folder (converted on first use, ~20 s)."""

@@ -8,6 +8,7 @@ import pytest
 
 from llenergymeasure.energy import EnergyReading
 from llenergymeasure.energy.fakes import FakeClock
+from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
 from llenergymeasure.harness.checks import context_warnings, energy_metrics, telemetry_warnings
@@ -74,7 +75,19 @@ def test_co2_from_user_intensity_else_sampler_else_none(monkeypatch: pytest.Monk
     monkeypatch.setenv("LLEM_CARBON_INTENSITY", "250")
     assert user_carbon_intensity() == 250.0
     monkeypatch.setenv("LLEM_CARBON_INTENSITY", "lots")
-    assert user_carbon_intensity() is None
+    with pytest.raises(ConfigError, match="LLEM_CARBON_INTENSITY='lots'"):
+        user_carbon_intensity()
+
+
+def test_pue_scales_facility_energy_and_co2() -> None:
+    co2 = compute_co2(3.6e6, None, 400.0, pue=1.5)  # 1 kWh IT energy, 1.5 kWh at the meter
+    assert co2.energy_facility_j == pytest.approx(5.4e6)
+    assert co2.co2_kg == pytest.approx(0.6)
+    assert co2.source == "user intensity x PUE 1.5"
+    from_codecarbon = compute_co2(1.0, 0.002, None, pue=1.2)
+    assert from_codecarbon.co2_kg == pytest.approx(0.0024)
+    assert from_codecarbon.source == "codecarbon x PUE 1.2"
+    assert compute_co2(2.0, None, None).energy_facility_j == 2.0  # PUE 1: the IT energy
 
 
 def test_context_warnings() -> None:

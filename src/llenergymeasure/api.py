@@ -11,11 +11,11 @@ from llenergymeasure.backends import Backend
 from llenergymeasure.config.loader import build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
+from llenergymeasure.config.user_config import load_user_config
 from llenergymeasure.energy import EnergySampler
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness import RunObserver, run_experiment
-from llenergymeasure.paths import default_results_dir
-from llenergymeasure.results import ExperimentResult, StudyResult, write_experiment
+from llenergymeasure.results import ExperimentResult, StudyResult, load_result, write_experiment
 from llenergymeasure.study.observer import StudyObserver
 
 ConfigLike = ExperimentConfig | StudyConfig | Mapping[str, Any] | str | os.PathLike[str]
@@ -116,11 +116,16 @@ def run(
     Returns:
         An ExperimentResult or a StudyResult; ``output_dir`` says where it was written.
 
+    With ``runner: docker`` in the user config (or ``LLEM_RUNNER=docker``), an experiment runs
+    in a container of its backend's image, unless ``save=False`` or a backend or sampler is
+    injected (those can only run in this process).
+
     Raises:
         LLEMError: ConfigError (exit 2) for bad input, others (exit 1) for run failures.
     """
     resolved = to_config(config)
-    root = Path(out_dir) if out_dir is not None else default_results_dir()
+    user = load_user_config()  # an invalid user config fails here, before anything runs
+    root = Path(out_dir) if out_dir is not None else user.config.results_dir.expanduser()
     if isinstance(resolved, StudyConfig):
         from llenergymeasure.study import run_study
 
@@ -128,6 +133,10 @@ def run(
             resolved, out_dir=root, resume=Path(resume) if resume else None,
             observer=study_observer,
         )  # fmt: skip
+    if user.config.runner == "docker" and save and backend is None and sampler_factory is None:
+        from llenergymeasure.study.docker_executor import run_experiment_in_docker
+
+        return load_result(run_experiment_in_docker(resolved.model_dump(mode="json"), root))
     outcome = run_experiment(
         resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
     )

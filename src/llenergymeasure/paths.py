@@ -22,8 +22,15 @@ def lock_dir() -> Path:
 
 
 def default_results_dir() -> Path:
-    """Where result directories are written unless ``--out`` says otherwise."""
-    return Path(os.environ.get("LLEM_RESULTS_DIR", "results")).expanduser()
+    """Where result directories are written unless ``--out`` says otherwise:
+    ``LLEM_RESULTS_DIR``, else the user config's ``results_dir``, else ``results/``.
+
+    Raises:
+        ConfigError: the user config file or an ``LLEM_*`` variable is invalid.
+    """
+    from llenergymeasure.config.user_config import load_user_config
+
+    return load_user_config().config.results_dir.expanduser()
 
 
 def make_shareable(path: Path) -> None:

@@ -11,12 +11,13 @@ from rich.text import Text
 
 from llenergymeasure.backends import BACKENDS, backend_status
 from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
+from llenergymeasure.cli.user_config_view import print_user_config
 from llenergymeasure.devices import gpu_snapshot
 from llenergymeasure.devices import probe as probe_gpus
 from llenergymeasure.energy import probe_samplers, resolve_sampler_name
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.harness.environment import cpu_model
-from llenergymeasure.paths import cache_dir, default_results_dir
+from llenergymeasure.paths import cache_dir
 
 
 def print_machine_report(console: Console) -> None:
@@ -29,9 +30,8 @@ def print_machine_report(console: Console) -> None:
     console.print(_backends_table())
     console.print(_samplers_table())
     console.print(f"[bold]embedded model[/]: {_embedded_status()}", soft_wrap=True)
-    console.print(
-        f"[bold]results dir[/]: {default_results_dir()}  [bold]cache dir[/]: {cache_dir()}"
-    )
+    console.print(f"[bold]cache dir[/]: {cache_dir()}")
+    print_user_config(console)
 
 
 def _gpus() -> str:

@@ -92,8 +92,15 @@ def _also(adjusted_j: float | None) -> str:
 
 def _co2(energy: EnergyMetrics) -> str:
     if energy.co2_kg is None:
-        return "— (set LLEM_CARBON_INTENSITY)"
+        return "— (set carbon_intensity_g_per_kwh in the user config or LLEM_CARBON_INTENSITY)"
     return f"{energy.co2_kg * 1000:.3g} g ({energy.co2_source})"
+
+
+def _facility(energy: EnergyMetrics) -> list[tuple[str, str]]:
+    """A row for facility energy (IT energy x PUE) when a PUE other than 1 was applied."""
+    if energy.pue in (None, 1.0):
+        return []
+    return [(f"facility energy (PUE {energy.pue:g})", _num(energy.energy_facility_j, " J", 4))]
 
 
 def _flops(result: ExperimentResult) -> str:
@@ -144,6 +151,7 @@ def result_table(result: ExperimentResult) -> Table:
          + _also(metrics.energy_per_output_token_adjusted_j)),
         ("energy / request", _num(metrics.energy_per_request_j, " J", 4)
          + _also(metrics.energy_per_request_adjusted_j)),
+        *_facility(energy),
         ("CO2", _co2(energy)),
         ("output tokens/s", _num(metrics.output_tokens_per_s, "", 4)),
         ("input tokens/s", _num(metrics.input_tokens_per_s, "", 4)),

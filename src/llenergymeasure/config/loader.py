@@ -7,6 +7,7 @@ file, the dotted field path and the problem, with a did-you-mean for misspelt ke
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -79,12 +80,51 @@ def build_experiment_config(
         source: what to call the origin in error messages (usually the file path).
 
     Raises:
-        ConfigError: with every problem listed by field path.
+        ConfigError: with every problem listed by field path, or a credential-looking key.
     """
+    check_no_credentials(data, source)
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
+
+
+_CREDENTIAL_KEY = re.compile(
+    r"^(?:(?:use_auth|auth|access|api|hf|hub|huggingface|bearer|refresh|secret)_?)?token$"
+    r"|(?:^|_)(?:api_?key|password|passwd|secret|secret_key|private_key|credentials?)$",
+    re.IGNORECASE,
+)
+"""Keys that hold secrets. ``max_tokens``, ``pad_token_id`` and the like do not match."""
+
+
+def check_no_credentials(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a credential-looking key anywhere in a config mapping.
+
+    Config files get shared, committed and copied into result directories; secrets must come
+    from the Hugging Face auth chain instead.
+
+    Raises:
+        ConfigError: naming every such key by its dotted path.
+    """
+    found = list(_credential_paths(data, ""))
+    if found:
+        raise ConfigError(
+            f"{source}: credentials do not belong in a config file ({', '.join(found)}). "
+            "Log in with `huggingface-cli login` (or `hf auth login`), or set the HF_TOKEN "
+            "environment variable, and remove the key."
+        )
+
+
+def _credential_paths(data: Any, prefix: str) -> typing.Iterator[str]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{prefix}{key}"
+            if isinstance(key, str) and _CREDENTIAL_KEY.search(key):
+                yield path
+            yield from _credential_paths(value, f"{path}.")
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _credential_paths(item, f"{prefix}{index}.")
 
 
 def load_experiment_config(

@@ -68,6 +68,7 @@ from pydantic import (
 
 from llenergymeasure.config.loader import (
     apply_overrides,
+    check_no_credentials,
     did_you_mean,
     format_validation_error,
     read_yaml,
@@ -76,7 +77,7 @@ from llenergymeasure.config.models import BackendName, ExperimentConfig, _Strict
 from llenergymeasure.errors import ConfigError
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
-RunnerName = Literal["local", "ray"]
+RunnerName = Literal["local", "docker", "ray"]
 ProfileName = Literal["quick", "publication"]
 
 STUDY_KEYS: tuple[str, ...] = ("name", "sweep", "experiments", "execution")
@@ -114,10 +115,13 @@ class ExecutionConfig(_Strict):
         0.0,
         ge=0.0,
         description="Seconds to pause between two experiments so the device cools (idle, "
-        "not measured).",
+        "not measured). Unset: the user config's config_gap_s.",
     )
     cycle_gap_s: float = Field(
-        0.0, ge=0.0, description="Seconds to pause between two cycles (idle, not measured)."
+        0.0,
+        ge=0.0,
+        description="Seconds to pause between two cycles (idle, not measured). Unset: the user "
+        "config's cycle_gap_s.",
     )
     experiment_timeout_s: float = Field(
         3600.0,
@@ -127,8 +131,10 @@ class ExecutionConfig(_Strict):
     )
     runner: RunnerName = Field(
         "local",
-        description="'local' runs each experiment in a fresh subprocess on this machine; 'ray' "
-        "sends them as tasks to a Ray cluster (needs llenergymeasure[ray]).",
+        description="'local' runs each experiment in a fresh subprocess on this machine; "
+        "'docker' in a fresh container of the backend's image (docker/Dockerfile.<backend>); "
+        "'ray' sends them as tasks to a Ray cluster (needs llenergymeasure[ray]). Unset: the "
+        "user config's runner (default 'local').",
     )
     ray_address: str | None = Field(
         None,
@@ -336,6 +342,7 @@ def build_study_config(
             f"{source}: not a study: a study has sweep: and/or experiments: "
             "(without them the file is one experiment)"
         )
+    check_no_credentials(data, source)
     raw = apply_profile(data, profile) if profile is not None else dict(data)
     # YAML `key:` with nothing after it is None; treat it as absent (sweep: None = no sweep).
     envelope: dict[str, Any] = {

@@ -88,7 +88,8 @@ def context_warnings(
     if co2.co2_kg is None:
         warnings.append(_warn(
             "co2_not_computed",
-            "CO2 not computed: set LLEM_CARBON_INTENSITY (gCO2eq/kWh) for your grid",
+            "CO2 not computed: set carbon_intensity_g_per_kwh in the user config (llem "
+            "config shows where) or LLEM_CARBON_INTENSITY (gCO2eq/kWh) for your grid",
         ))  # fmt: skip
     return warnings
 
@@ -125,7 +126,8 @@ def energy_metrics(
     fields: dict[str, Any] = asdict(reading)
     del fields["warnings"]
     fields.update(co2_kg=co2.co2_kg, co2_source=co2.source,
-                  carbon_intensity_g_per_kwh=co2.intensity_g_per_kwh)  # fmt: skip
+                  carbon_intensity_g_per_kwh=co2.intensity_g_per_kwh, pue=co2.pue,
+                  energy_facility_j=co2.energy_facility_j)  # fmt: skip
     if baseline is not None and reading.energy_total_j is not None:
         fields.update(
             baseline_power_w=baseline.power_w,

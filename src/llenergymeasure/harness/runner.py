@@ -22,7 +22,7 @@ from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
-from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
+from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity, user_pue
 from llenergymeasure.harness.checks import (
     context_warnings,
     device_warnings,
@@ -244,7 +244,9 @@ def _build_result(
     environment: EnvironmentSnapshot,
 ) -> ExperimentResult:
     window, reading = phases.window, phases.window.reading
-    co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity())
+    co2 = compute_co2(
+        reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue()
+    )
     energy = energy_metrics(reading, phases.baseline, co2, time.time())
     telemetry = (
         summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None

@@ -43,6 +43,10 @@ class EnergyMetrics(_Lenient):
     co2_kg: float | None = None
     co2_source: str | None = None
     carbon_intensity_g_per_kwh: float | None = None
+    pue: float | None = None
+    """Power usage effectiveness applied (user config / LLEM_PUE; None in older results)."""
+    energy_facility_j: float | None = None
+    """energy_total_j x pue: the facility's energy, on which co2_kg is based."""
     uncertainty_j: float | None = None
     baseline_power_w: float | None = None
     baseline_power_by_domain_w: dict[str, float] = Field(default_factory=dict)

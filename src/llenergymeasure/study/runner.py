@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.study import (
-    ExecutionConfig,
     StudyConfig,
     cycle_schedule,
     study_design_hash,
 )
+from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
 from llenergymeasure.errors import ConfigError, ResultsError
 from llenergymeasure.results.study import (
     StudyEntry,
@@ -38,7 +38,7 @@ RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 
 Execute = Callable[[dict[str, Any], Path, Path, float, ChildTarget], Outcome]
-"""Runs one experiment and says how it ended (:func:`run_isolated` or a Ray executor)."""
+"""Runs one experiment and says how it ended (:func:`run_isolated`, a Ray or Docker executor)."""
 
 
 def run_study(
@@ -61,22 +61,42 @@ def run_study(
         sleep: used for the cool-down gaps.
 
     Raises:
-        ConfigError: ``resume`` is not a study directory or holds a different design, or
-            the Ray cluster cannot be reached.
-        DependencyError: runner 'ray' without Ray installed.
+        ConfigError: ``resume`` is not a study directory or holds a different design, the
+            Ray cluster cannot be reached, or the user config is invalid.
+        DependencyError: runner 'ray' without Ray installed, or runner 'docker' where Docker,
+            the NVIDIA container toolkit or an image is missing (each with its fix).
         KeyboardInterrupt: after the current child is stopped and the manifest written.
     """
     observer = observer or SilentStudyObserver()
-    with _executor(study.execution) as execute:  # connects first: no study dir on failure
+    study = with_user_defaults(study)
+    with _executor(study) as execute:  # connects / preflights first: no study dir on failure
         return _run_study(study, out_dir, resume, observer, target, sleep, execute)
 
 
-def _executor(execution: ExecutionConfig) -> AbstractContextManager[Execute]:
-    """Local isolated children, or Ray tasks for ``runner: ray``."""
+def with_user_defaults(study: StudyConfig) -> StudyConfig:
+    """``study`` with the execution fields it leaves unset (gaps, runner) from the user config.
+
+    Raises:
+        ConfigError: the user config is invalid.
+    """
+    user = load_user_config().config
+    execution = study_execution_defaults(study.execution, user)
+    if execution is study.execution:
+        return study
+    return study.model_copy(update={"execution": execution})
+
+
+def _executor(study: StudyConfig) -> AbstractContextManager[Execute]:
+    """Local isolated children, Ray tasks for ``runner: ray``, containers for ``docker``."""
+    execution = study.execution
     if execution.runner == "ray":
         from llenergymeasure.study.ray_executor import RayExecutor
 
         return RayExecutor(execution.ray_address)
+    if execution.runner == "docker":
+        from llenergymeasure.study.docker_executor import DockerExecutor
+
+        return DockerExecutor(e.backend for e in study.experiments_resolved)
     return nullcontext(run_isolated)
 
 

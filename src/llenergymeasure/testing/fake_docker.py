@@ -9,8 +9,11 @@ runner uses and appends each argv to ``calls.jsonl`` beside it::
 
 ``run`` reads the experiment config from the host directory mounted at ``/config``, writes a
 plausible result directory into the host directory mounted at ``/results`` and prints its
-container path, as ``llem run -q`` does. ``kill NAME`` stops a running fake ``run`` of that
-name (exit code 137, as Docker reports a killed container).
+container path, as ``llem run -q`` does. With ``run="llem"`` it runs the real experiment
+instead: ``python -m llenergymeasure.cli run`` on this machine, with every container path in
+the config and in ``-e`` variables mapped back through the ``-v`` mounts (so a path the runner
+forgot to mount or rewrite fails as it would in a container). ``kill NAME`` stops a running
+fake ``run`` of that name (exit code 137, as Docker reports a killed container).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class FakeDockerSpec:
         daemon: ``ok``; ``down`` (daemon not running); ``denied`` (user not in the docker group).
         runtimes: runtimes ``docker info`` reports (``nvidia`` means the toolkit is installed).
         images: images ``docker image inspect`` finds.
-        run: ``ok`` writes a result; ``fail`` exits ``exit_code`` after an error on stderr;
+        run: ``ok`` writes a stand-in result; ``llem`` runs the experiment for real (see the
+            module docstring); ``fail`` exits ``exit_code`` after an error on stderr;
             ``hang`` runs until killed; ``silent`` exits 0 printing nothing.
         exit_code: the exit code for ``run: fail``.
     """
@@ -40,7 +44,7 @@ class FakeDockerSpec:
     daemon: Literal["ok", "down", "denied"] = "ok"
     runtimes: list[str] = field(default_factory=lambda: ["io.containerd.runc.v2", "nvidia", "runc"])
     images: list[str] = field(default_factory=list)
-    run: Literal["ok", "fail", "hang", "silent"] = "ok"
+    run: Literal["ok", "llem", "fail", "hang", "silent"] = "ok"
     exit_code: int = 1
 
 
@@ -75,6 +79,40 @@ def mounts():
 
 def option(name):
     return argv[argv.index(name) + 1] if name in argv else None
+
+def to_host(value):
+    # A container path under a mount, as the host path (other values unchanged).
+    if isinstance(value, dict):
+        return {k: to_host(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_host(v) for v in value]
+    if isinstance(value, str):
+        for container, host in sorted(mounts().items(), key=lambda m: -len(m[0])):
+            if value == container or value.startswith(container + "/"):
+                return str(host) + value[len(container):]
+    return value
+
+def run_llem():
+    # The real `llem run`, with container paths mapped back to the host.
+    import subprocess, tempfile, yaml
+    env = dict(os.environ)
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "-e" and "=" in value:
+            key, _, raw = value.partition("=")
+            env[key] = to_host(raw)
+    config = to_host(yaml.safe_load((mounts()["/config"] / "experiment.yaml").read_text()))
+    env["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="fake-container-xdg-")  # no user config
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(config, handle)
+    results = str(mounts()["/results"])
+    done = subprocess.run(
+        [sys.executable, "-m", "llenergymeasure.cli", "run", handle.name, "--out", results, "-q"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )
+    for line in done.stdout.splitlines():
+        line = line.strip()
+        print("/results" + line[len(results):] if line.startswith(results) else line)
+    sys.exit(done.returncode)
 
 if command == "info":
     daemon_error()
@@ -113,6 +151,8 @@ elif command == "run":
             sys.exit(SPEC["exit_code"])
         if SPEC["run"] == "silent":
             sys.exit(0)
+        if SPEC["run"] == "llem":
+            run_llem()
         where = mounts()
         config_text = (where["/config"] / "experiment.yaml").read_text(encoding="utf-8")
         run_name = "fake-run_20250101T000000"
