@@ -51,43 +51,363 @@ class DatasetConfig(_Strict):
         return value
 
 
-class DecoderConfig(_Strict):
-    """Generation parameters shared by every backend. None means "the library's default"."""
+ALL_BACKENDS = ("pytorch", "vllm", "tensorrt")
 
-    do_sample: bool = Field(
-        False, description="Sample (True) or decode greedily (False). Greedy is deterministic."
+SAMPLING_ONLY = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "epsilon_cutoff",
+    "eta_cutoff",
+)
+"""Decoder fields that only act when sampling (``do_sample: true``); greedy ignores them."""
+
+BEAM_ONLY = ("length_penalty", "early_stopping")
+"""Decoder fields that only act in beam search (``num_beams`` > 1)."""
+
+_SAMPLING = {"decoder.do_sample": True}
+_BEAMS = {"decoder.num_beams": 2}
+
+
+def _decoder_field(
+    default: Any,
+    description: str,
+    backends: tuple[str, ...],
+    native: dict[str, str],
+    *,
+    requires: dict[str, Any] | None = None,
+    examples: list[Any] | None = None,
+    unit: str | None = None,
+    **constraints: Any,
+) -> Any:
+    """A DecoderConfig field with its supporting backends and native names as metadata."""
+    extra: dict[str, Any] = {"backends": list(backends), "native": native}
+    if requires:
+        extra["requires"] = requires
+    if unit:
+        extra["unit"] = unit
+    return Field(
+        default,
+        description=description,
+        json_schema_extra=extra,
+        examples=examples,
+        **constraints,
     )
-    temperature: float | None = Field(
-        None, ge=0.0, description="Softmax temperature for sampling (only with do_sample)."
+
+
+class DecoderConfig(_Strict):
+    """Generation parameters shared by the backends. None means "the library's default".
+
+    Each field records (``json_schema_extra["backends"]``) the backends whose API has it; setting
+    one for another backend is a config error naming the backends that support it.
+    """
+
+    do_sample: bool = _decoder_field(
+        False,
+        "Sample (true) or decode greedily (false). Greedy is deterministic; sampling adds the "
+        "sampling-only filters below at negligible compute cost.",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.do_sample",
+            "vllm": "SamplingParams.temperature=0 when false",
+            "tensorrt": "SamplingParams.top_k=1 when false",
+        },
     )
-    top_k: int | None = Field(None, ge=0, description="Keep the k most likely tokens (0 = off).")
-    top_p: float | None = Field(
-        None, gt=0.0, le=1.0, description="Nucleus sampling: keep tokens up to this mass."
-    )
-    min_p: float | None = Field(
-        None, ge=0.0, le=1.0, description="Drop tokens below min_p x the top token's probability."
-    )
-    typical_p: float | None = Field(
-        None, gt=0.0, le=1.0, description="Locally typical sampling mass."
-    )
-    epsilon_cutoff: float | None = Field(
-        None, ge=0.0, lt=1.0, description="Drop tokens with probability below this value."
-    )
-    eta_cutoff: float | None = Field(
-        None, ge=0.0, lt=1.0, description="Eta sampling cutoff (entropy-dependent truncation)."
-    )
-    repetition_penalty: float | None = Field(
-        None, gt=0.0, description="Penalise repeated tokens (1.0 = off)."
-    )
-    no_repeat_ngram_size: int | None = Field(
-        None, ge=0, description="Forbid repeating n-grams of this size (0 = off)."
-    )
-    min_new_tokens: int | None = Field(
+    temperature: float | None = _decoder_field(
         None,
-        ge=0,
-        description="Generate at least this many tokens before EOS may end a request; "
-        "raises energy per request by forcing longer outputs.",
+        "Softmax temperature for sampling (sampling only). Changes which tokens are drawn, so it "
+        "can change output length (and energy per request), not the cost per token.",
+        ALL_BACKENDS,
+        {b: "SamplingParams.temperature" for b in ("vllm", "tensorrt")}
+        | {"pytorch": "GenerationConfig.temperature"},
+        requires=_SAMPLING,
+        ge=0.0,
     )
+    top_k: int | None = _decoder_field(
+        None,
+        "Keep only the k most likely tokens (0 = off; sampling only).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.top_k",
+            "vllm": "SamplingParams.top_k",
+            "tensorrt": "SamplingParams.top_k",
+        },
+        requires=_SAMPLING,
+        unit="tokens",
+        ge=0,
+    )
+    top_p: float | None = _decoder_field(
+        None,
+        "Nucleus sampling: keep the most likely tokens up to this probability mass "
+        "(sampling only).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.top_p",
+            "vllm": "SamplingParams.top_p",
+            "tensorrt": "SamplingParams.top_p",
+        },
+        requires=_SAMPLING,
+        unit="fraction",
+        gt=0.0,
+        le=1.0,
+    )
+    min_p: float | None = _decoder_field(
+        None,
+        "Drop tokens whose probability is below min_p x the top token's (sampling only).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.min_p",
+            "vllm": "SamplingParams.min_p",
+            "tensorrt": "SamplingParams.min_p",
+        },
+        requires=_SAMPLING,
+        unit="fraction",
+        ge=0.0,
+        le=1.0,
+    )
+    typical_p: float | None = _decoder_field(
+        None,
+        "Locally typical sampling mass (sampling only; transformers only).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.typical_p"},
+        requires=_SAMPLING,
+        unit="fraction",
+        gt=0.0,
+        le=1.0,
+    )
+    epsilon_cutoff: float | None = _decoder_field(
+        None,
+        "Epsilon sampling: drop tokens with probability below this value (sampling only; "
+        "transformers only).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.epsilon_cutoff"},
+        requires=_SAMPLING,
+        unit="probability",
+        gt=0.0,
+        lt=1.0,
+    )
+    eta_cutoff: float | None = _decoder_field(
+        None,
+        "Eta sampling: entropy-dependent truncation threshold (sampling only; transformers only).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.eta_cutoff"},
+        requires=_SAMPLING,
+        unit="probability",
+        gt=0.0,
+        lt=1.0,
+    )
+    repetition_penalty: float | None = _decoder_field(
+        None,
+        "Penalise tokens already present (1.0 = off). Negligible compute; may shorten or "
+        "lengthen outputs.",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.repetition_penalty",
+            "vllm": "SamplingParams.repetition_penalty",
+            "tensorrt": "SamplingParams.repetition_penalty",
+        },
+        gt=0.0,
+    )
+    encoder_repetition_penalty: float | None = _decoder_field(
+        None,
+        "Penalise (or, below 1.0, favour) tokens of the prompt (1.0 = off; transformers only).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.encoder_repetition_penalty"},
+        gt=0.0,
+    )
+    no_repeat_ngram_size: int | None = _decoder_field(
+        None,
+        "Forbid repeating any n-gram of this size (0 = off). Costs a host-side scan per step "
+        "that grows with the output length.",
+        ("pytorch", "tensorrt"),
+        {
+            "pytorch": "GenerationConfig.no_repeat_ngram_size",
+            "tensorrt": "SamplingParams.no_repeat_ngram_size",
+        },
+        unit="tokens",
+        ge=0,
+    )
+    num_beams: int | None = _decoder_field(
+        None,
+        "Beam search width (1 = off). Each beam is a full sequence in the batch: compute and "
+        "KV-cache memory grow about linearly with it, so energy per request rises roughly "
+        "num_beams-fold. TensorRT-LLM: the LLM's max_beam_width is raised to it.",
+        ("pytorch", "tensorrt"),
+        {
+            "pytorch": "GenerationConfig.num_beams",
+            "tensorrt": "SamplingParams(use_beam_search=True, best_of=num_beams)",
+        },
+        examples=[2, 4],
+        ge=1,
+    )
+    num_beam_groups: int | None = _decoder_field(
+        None,
+        "Diverse (group) beam search: split num_beams into this many groups (must divide "
+        "num_beams; needs diversity_penalty). transformers >= 4.56 runs it from the hub repo "
+        "transformers-community/group-beam-search: set pytorch.extra {custom_generate: "
+        "transformers-community/group-beam-search, trust_remote_code: true}.",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.num_beam_groups"},
+        requires={"decoder.num_beams": 8, "decoder.diversity_penalty": 0.5},
+        examples=[2, 4],
+        ge=1,
+    )
+    diversity_penalty: float | None = _decoder_field(
+        None,
+        "Penalty on tokens chosen by other beam groups at the same step (group beam search "
+        "only: needs num_beam_groups > 1).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.diversity_penalty"},
+        requires={"decoder.num_beams": 4, "decoder.num_beam_groups": 2},
+        gt=0.0,
+    )
+    length_penalty: float | None = _decoder_field(
+        None,
+        "Beam search score exponent on length (>0 favours longer, <0 shorter outputs; beam "
+        "search only). Changes output length, hence energy per request.",
+        ("pytorch", "tensorrt"),
+        {"pytorch": "GenerationConfig.length_penalty", "tensorrt": "SamplingParams.length_penalty"},
+        requires=_BEAMS,
+        examples=[0.5, 2.0],
+    )
+    early_stopping: bool | None = _decoder_field(
+        None,
+        "Beam search: stop as soon as num_beams finished candidates exist (true) or keep "
+        "searching while a better one may appear (false; more steps, more energy). Beam "
+        "search only.",
+        ("pytorch", "tensorrt"),
+        {
+            "pytorch": "GenerationConfig.early_stopping",
+            "tensorrt": "SamplingParams.early_stopping (1/0)",
+        },
+        requires=_BEAMS,
+    )
+    exponential_decay_length_penalty: tuple[int, float] | None = _decoder_field(
+        None,
+        "(start_index, decay_factor): after start_index generated tokens, raise the EOS score "
+        "by decay_factor ** (length - start_index), ending outputs sooner (fewer tokens, less "
+        "energy). transformers only.",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.exponential_decay_length_penalty"},
+        examples=[(8, 1.05)],
+    )
+    guidance_scale: float | None = _decoder_field(
+        None,
+        "Classifier-free guidance scale (1.0 = off). Above 1 transformers runs a second, "
+        "unconditional forward pass every step: about twice the compute and energy per token. "
+        "transformers only.",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.guidance_scale"},
+        examples=[1.5],
+        gt=0.0,
+    )
+    low_memory: bool | None = _decoder_field(
+        None,
+        "Sequential beam search (one beam at a time): lower peak memory, lower throughput. "
+        "Honoured by transformers < 4.50 (the beam search refactor removed it; newer versions "
+        "refuse it with beam search and ignore it otherwise, so llem rejects it there: use "
+        "pytorch.extra for a hub custom_generate that reads it).",
+        ("pytorch",),
+        {"pytorch": "GenerationConfig.low_memory"},
+        requires=_BEAMS,
+    )
+    min_new_tokens: int | None = _decoder_field(
+        None,
+        "Generate at least this many tokens before EOS may end a request; raises energy per "
+        "request by forcing longer outputs (capped at max_output_tokens).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.min_new_tokens",
+            "vllm": "SamplingParams.min_tokens",
+            "tensorrt": "SamplingParams.min_tokens",
+        },
+        unit="tokens",
+        ge=0,
+    )
+    stop: list[str] | None = _decoder_field(
+        None,
+        "Stop sequences: a request ends when its output contains one (shorter outputs, less "
+        "energy per request). transformers needs the tokenizer for this (passed by llem).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.stop_strings",
+            "vllm": "SamplingParams.stop",
+            "tensorrt": "SamplingParams.stop",
+        },
+        examples=[["\n\n", "###"]],
+        min_length=1,
+    )
+    ignore_eos: bool = _decoder_field(
+        False,
+        "Keep generating after EOS until max_output_tokens: every request has the same, "
+        "maximal output length (comparable energy per request across models).",
+        ALL_BACKENDS,
+        {
+            "pytorch": "GenerationConfig.min_new_tokens = max_output_tokens",
+            "vllm": "SamplingParams.ignore_eos",
+            "tensorrt": "SamplingParams.ignore_eos",
+        },
+    )
+
+    @model_validator(mode="after")
+    def _beam_groups(self) -> DecoderConfig:
+        groups = self.num_beam_groups or 1
+        if groups > 1:
+            beams = self.num_beams or 1
+            if beams % groups:
+                raise ValueError(
+                    f"decoder.num_beam_groups ({groups}) must divide decoder.num_beams ({beams})"
+                )
+            if self.diversity_penalty is None:
+                raise ValueError(
+                    "decoder.num_beam_groups > 1 needs decoder.diversity_penalty (group beam "
+                    "search without it is ordinary beam search)"
+                )
+        elif self.diversity_penalty is not None:
+            raise ValueError(
+                "decoder.diversity_penalty only acts in group beam search: set "
+                "decoder.num_beam_groups > 1 (and num_beams a multiple of it)"
+            )
+        return self
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """``(code, message)`` for settings the library accepts but will not act on."""
+        found = []
+        ignored = [name for name in SAMPLING_ONLY if getattr(self, name) is not None]
+        if ignored and not self.do_sample:
+            found.append((
+                "greedy_ignores_sampling",
+                f"decoder.{', decoder.'.join(ignored)} only act when sampling, but "
+                "decoder.do_sample is false (greedy decoding): set do_sample: true or remove "
+                "them",
+            ))  # fmt: skip
+        beam_only = [name for name in BEAM_ONLY if getattr(self, name) is not None]
+        if beam_only and (self.num_beams or 1) == 1:
+            found.append((
+                "no_beams_ignores_beam_fields",
+                f"decoder.{', decoder.'.join(beam_only)} only act in beam search, but "
+                "decoder.num_beams is 1: set num_beams > 1 or remove them",
+            ))  # fmt: skip
+        return found
+
+    def set_fields(self) -> dict[str, Any]:
+        """Fields that differ from their default, by name."""
+        return {
+            name: getattr(self, name)
+            for name, field in type(self).model_fields.items()
+            if getattr(self, name) != field.default
+        }
+
+
+def decoder_backends(name: str) -> tuple[str, ...]:
+    """The backends whose API has the decoder field ``name`` (from its metadata)."""
+    extra = DecoderConfig.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict)
+    backends = extra["backends"]
+    assert isinstance(backends, list)
+    return tuple(str(b) for b in backends)
 
 
 class WarmupConfig(_Strict):
@@ -153,45 +473,179 @@ class EnergyConfig(_Strict):
 
 
 class PyTorchConfig(_Strict):
-    """Parameters of the pytorch (Hugging Face transformers) backend."""
+    """Parameters of the pytorch (Hugging Face transformers) backend (native names).
+
+    The weight dtype is the top-level ``precision`` (transformers' ``dtype``/``torch_dtype``),
+    so it is not repeated here; ``model_kwargs`` must not set it either.
+    """
 
     batch_size: int = Field(
         1,
         ge=1,
         description="Prompts per `generate` call (left-padded). Larger batches raise throughput "
         "and usually lower energy per token, at the cost of latency and memory.",
+        json_schema_extra={"unit": "prompts"},
     )
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None,
-        description="Attention kernel passed to `from_pretrained`. flash_attention_2 needs an "
-        "Ampere or newer GPU and the flash-attn package. None = transformers' default.",
+        description="Attention kernel passed to `from_pretrained`. sdpa (PyTorch's fused "
+        "attention) and flash_attention_2 cut memory traffic and energy per token vs eager; "
+        "flash_attention_2 needs an Ampere or newer NVIDIA GPU, fp16/bf16 and the flash-attn "
+        "package. None = transformers' default (sdpa where supported).",
+        json_schema_extra={
+            "hardware": "flash_attention_2: NVIDIA Ampere or newer + flash-attn",
+            "native": {"pytorch": "from_pretrained(attn_implementation=)"},
+        },
+    )
+    device_map: str | dict[str, Any] | None = Field(
+        None,
+        description="Passed to `from_pretrained` (e.g. 'auto' to spread layers over GPUs and "
+        "CPU; needs accelerate). Offloading layers to CPU saves GPU memory but is far slower "
+        "and costs more energy per token. None = the whole model on cuda:0 if a GPU is "
+        "visible, else CPU.",
+        examples=["cpu"],
+        json_schema_extra={"native": {"pytorch": "from_pretrained(device_map=)"}},
+    )
+    max_memory: dict[str, str] | None = Field(
+        None,
+        description="Per-device memory budget for device_map (e.g. {'0': '20GiB', 'cpu': "
+        "'60GiB'}); layers beyond a GPU's budget go to the next device. Needs device_map.",
+        examples=[{"cpu": "4GiB"}],
+        json_schema_extra={
+            "native": {"pytorch": "from_pretrained(max_memory=)"},
+            "requires": {"pytorch.device_map": "auto"},
+        },
+    )
+    low_cpu_mem_usage: bool | None = Field(
+        None,
+        description="Load weights without a full extra copy in host memory (lower peak RAM, "
+        "faster load; needs accelerate). transformers >= 5 always does this and removed the "
+        "flag, so llem refuses it there.",
+        json_schema_extra={
+            "native": {"pytorch": "from_pretrained(low_cpu_mem_usage=)"},
+            "until": "transformers 5.0",
+        },
+    )
+    load_in_8bit: bool = Field(
+        False,
+        description="bitsandbytes LLM.int8() weight quantisation: about half the weight memory "
+        "of fp16, but slower matmuls (often more energy per token than fp16). Needs an NVIDIA "
+        "GPU and the bitsandbytes package (checked when the model loads).",
+        json_schema_extra={
+            "hardware": "NVIDIA GPU (CUDA) + bitsandbytes",
+            "native": {"pytorch": "BitsAndBytesConfig.load_in_8bit"},
+        },
+    )
+    load_in_4bit: bool = Field(
+        False,
+        description="bitsandbytes 4-bit weight quantisation (fp4/nf4): about a quarter of the "
+        "fp16 weight memory; dequantisation per matmul costs compute. Needs an NVIDIA GPU and "
+        "the bitsandbytes package (checked when the model loads).",
+        json_schema_extra={
+            "hardware": "NVIDIA GPU (CUDA) + bitsandbytes",
+            "native": {"pytorch": "BitsAndBytesConfig.load_in_4bit"},
+        },
+    )
+    bnb_4bit_compute_dtype: Literal["fp32", "fp16", "bf16"] | None = Field(
+        None,
+        description="dtype of the matmuls on 4-bit weights (bf16/fp16 are much faster than "
+        "the fp32 default). Needs load_in_4bit.",
+        json_schema_extra={
+            "native": {"pytorch": "BitsAndBytesConfig.bnb_4bit_compute_dtype"},
+            "requires": {"pytorch.load_in_4bit": True},
+        },
+    )
+    bnb_4bit_quant_type: Literal["fp4", "nf4"] | None = Field(
+        None,
+        description="4-bit data type: nf4 (normal float, better quality) or fp4 (default). "
+        "Needs load_in_4bit.",
+        json_schema_extra={
+            "native": {"pytorch": "BitsAndBytesConfig.bnb_4bit_quant_type"},
+            "requires": {"pytorch.load_in_4bit": True},
+        },
+    )
+    bnb_4bit_use_double_quant: bool | None = Field(
+        None,
+        description="Quantise the quantisation constants too (saves ~0.4 bit per weight). "
+        "Needs load_in_4bit.",
+        json_schema_extra={
+            "native": {"pytorch": "BitsAndBytesConfig.bnb_4bit_use_double_quant"},
+            "requires": {"pytorch.load_in_4bit": True},
+        },
     )
     torch_compile: bool = Field(
         False,
         description="Wrap the model's forward in torch.compile (compiled during warmup, so "
         "give warmup runs; can raise throughput on GPU).",
+        json_schema_extra={"native": {"pytorch": "torch.compile(model.forward)"}},
     )
     torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] | None = Field(
-        None, description="torch.compile mode (only with torch_compile)."
-    )
-    device_map: str | dict[str, Any] | None = Field(
         None,
-        description="Passed to `from_pretrained` (e.g. 'auto' to spread over GPUs; needs "
-        "accelerate). None = the whole model on cuda:0 if a GPU is visible, else CPU.",
+        description="torch.compile mode: reduce-overhead uses CUDA graphs (less CPU launch "
+        "overhead per token), max-autotune also benchmarks kernels (long compile). Needs "
+        "torch_compile.",
+        json_schema_extra={
+            "native": {"pytorch": "torch.compile(mode=)"},
+            "requires": {"pytorch.torch_compile": True},
+        },
+    )
+    torch_compile_backend: str | None = Field(
+        None,
+        description="torch.compile backend (torch._dynamo.list_backends(): inductor (default), "
+        "cudagraphs, eager, aot_eager, ...). Needs torch_compile.",
+        examples=["eager", "aot_eager"],
+        json_schema_extra={
+            "native": {"pytorch": "torch.compile(backend=)"},
+            "requires": {"pytorch.torch_compile": True},
+        },
+    )
+    cache_implementation: (
+        Literal["dynamic", "static", "offloaded", "offloaded_static", "sliding_window", "quantized"]
+        | None
+    ) = Field(
+        None,
+        description="KV-cache class used by generate: dynamic (grows per step; default), static "
+        "(preallocated to max length: enables CUDA graphs with torch.compile), offloaded / "
+        "offloaded_static (layers' cache kept on CPU: less GPU memory, more transfer energy; "
+        "need CUDA), quantized (needs optimum-quanto or hqq).",
+        json_schema_extra={
+            "native": {"pytorch": "GenerationConfig.cache_implementation"},
+            "hardware": "offloaded, offloaded_static: CUDA",
+        },
     )
     use_cache: bool | None = Field(
         None,
         description="KV cache during generation. False recomputes attention over the whole "
         "sequence every step (much more energy). None = model default (on).",
+        json_schema_extra={"native": {"pytorch": "GenerationConfig.use_cache"}},
+    )
+    output_scores: bool = Field(
+        False,
+        description="Keep every step's processed logits (batch x vocab floats per token) in "
+        "the output: extra memory and copies. Off by default for measurement.",
+        json_schema_extra={"native": {"pytorch": "GenerationConfig.output_scores"}},
+    )
+    return_dict_in_generate: bool = Field(
+        False,
+        description="Return a ModelOutput instead of the token tensor (needed for "
+        "output_scores to be returned). Off by default.",
+        json_schema_extra={"native": {"pytorch": "GenerationConfig.return_dict_in_generate"}},
     )
     model_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra keyword arguments for `AutoModelForCausalLM.from_pretrained` "
-        "(`from_config` with no_weights).",
+        "(`from_config` with no_weights) for anything not modelled. Not `dtype`/`torch_dtype` "
+        "(use precision) nor `quantization_config` (use the load_in_* fields).",
+        examples=[{"trust_remote_code": False}],
+        json_schema_extra={"native": {"pytorch": "from_pretrained(**model_kwargs)"}},
     )
     extra: dict[str, Any] = Field(
         default_factory=dict,
-        description="Extra keyword arguments for `model.generate` (anything not modelled).",
+        description="Extra generation settings: GenerationConfig attributes (e.g. "
+        "penalty_alpha, sequence_bias) update the generation config, anything else (e.g. "
+        "custom_generate, trust_remote_code) is passed to `model.generate`.",
+        examples=[{"renormalize_logits": True}],
+        json_schema_extra={"native": {"pytorch": "GenerationConfig.update / generate(**extra)"}},
     )
     no_weights: bool = Field(
         False,
@@ -205,9 +659,36 @@ class PyTorchConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _compile_mode_needs_compile(self) -> PyTorchConfig:
-        if self.torch_compile_mode is not None and not self.torch_compile:
-            raise ValueError("torch_compile_mode is set but torch_compile is false")
+    def _compile_options_need_compile(self) -> PyTorchConfig:
+        for name in ("torch_compile_mode", "torch_compile_backend"):
+            if getattr(self, name) is not None and not self.torch_compile:
+                raise ValueError(f"pytorch.{name} is set but pytorch.torch_compile is false")
+        return self
+
+    @model_validator(mode="after")
+    def _quantisation(self) -> PyTorchConfig:
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError(
+                "pytorch.load_in_4bit and pytorch.load_in_8bit are exclusive: choose one"
+            )
+        four_bit = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant")
+        stray = [name for name in four_bit if getattr(self, name) is not None]
+        if stray and not self.load_in_4bit:
+            raise ValueError(f"pytorch.{', pytorch.'.join(stray)} need pytorch.load_in_4bit: true")
+        return self
+
+    @model_validator(mode="after")
+    def _no_duplicated_settings(self) -> PyTorchConfig:
+        owned = {
+            "dtype": "precision",
+            "torch_dtype": "precision",
+            "quantization_config": "pytorch.load_in_4bit / load_in_8bit",
+        }
+        for key, owner in owned.items():
+            if key in self.model_kwargs:
+                raise ValueError(f"pytorch.model_kwargs.{key} is modelled: set {owner} instead")
+        if self.max_memory is not None and self.device_map is None:
+            raise ValueError("pytorch.max_memory needs pytorch.device_map (e.g. 'auto')")
         return self
 
     @model_validator(mode="after")
@@ -224,17 +705,27 @@ class LoraConfig(_Strict):
     """A LoRA adapter applied on top of the base model (pytorch via PEFT, vllm natively)."""
 
     adapter: str = Field(
-        ..., min_length=1, description="Hugging Face id or local folder of the LoRA adapter."
+        ...,
+        min_length=1,
+        description="Hugging Face id or local folder of the LoRA adapter.",
+        examples=["path/to/lora-adapter"],
     )
     merge_weights: bool = Field(
         False,
         description="Merge the adapter into the base weights before measuring (pytorch only): "
         "no adapter overhead per token, so lower energy than an unmerged adapter.",
+        json_schema_extra={"backends": ["pytorch"]},
     )
 
 
 class VllmConfig(_Strict):
-    """Engine arguments of the vllm backend (names as in vLLM's EngineArgs)."""
+    """Engine arguments of the vllm backend (names as in vLLM's EngineArgs).
+
+    The weight dtype is the top-level ``precision`` (EngineArgs.dtype). Not modelled:
+    ``swap_space`` (the V1 engine this backend drives preempts by recomputation and never
+    swaps; vLLM 0.32 removed the argument), CUDA-graph capture limits (see
+    ``compilation_config``).
+    """
 
     gpu_memory_utilization: float = Field(
         0.9,
@@ -242,40 +733,134 @@ class VllmConfig(_Strict):
         le=1.0,
         description="Fraction of device memory vLLM may use (weights + KV cache). A larger KV "
         "cache admits more concurrent sequences: higher throughput per joule.",
+        json_schema_extra={"unit": "fraction"},
+    )
+    kv_cache_memory_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache size in bytes, instead of deriving it from "
+        "gpu_memory_utilization (recent vLLM; refused by name where the installed EngineArgs "
+        "lacks it).",
+        json_schema_extra={"unit": "bytes", "since": "vLLM 0.11"},
     )
     max_num_seqs: int | None = Field(
-        None, ge=1, description="Most sequences batched per step (bounds concurrency)."
+        None,
+        ge=1,
+        description="Most sequences batched per step (bounds concurrency). Higher = more "
+        "throughput per joule until memory or compute saturates.",
+        json_schema_extra={"unit": "sequences"},
     )
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="Most tokens processed per engine step."
+        None,
+        ge=1,
+        description="Most tokens processed per engine step (prefill chunk budget).",
+        json_schema_extra={"unit": "tokens"},
     )
     max_model_len: int | None = Field(
-        None, ge=1, description="Context length limit (smaller = more room for KV cache)."
+        None,
+        ge=1,
+        description="Context length limit (smaller = more room for KV cache).",
+        json_schema_extra={"unit": "tokens"},
     )
     enable_prefix_caching: bool | None = Field(
         None, description="Reuse KV cache across prompts sharing a prefix (saves prefill energy)."
     )
     enable_chunked_prefill: bool | None = Field(
-        None, description="Split long prefills into chunks interleaved with decode steps."
+        None,
+        description="Split long prefills into chunks interleaved with decode steps (smoother "
+        "inter-token latency, similar throughput).",
     )
     kv_cache_dtype: str = Field(
-        "auto", description="KV-cache dtype: auto, fp8, fp8_e4m3, fp8_e5m2 (fp8 needs Hopper/Ada)."
+        "auto",
+        description="KV-cache dtype: auto, fp8, fp8_e4m3, fp8_e5m2. fp8 halves KV memory (more "
+        "concurrent sequences); needs Hopper/Ada (or newer) NVIDIA GPUs.",
+        examples=["fp8"],
+        json_schema_extra={"hardware": "fp8: NVIDIA Ada/Hopper or newer"},
     )
-    block_size: int | None = Field(None, ge=1, description="KV-cache block size in tokens.")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (tensor).")
-    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (GPUs).")
+    block_size: int | None = Field(
+        None,
+        ge=1,
+        description="KV-cache block size in tokens.",
+        examples=[32],
+        json_schema_extra={"unit": "tokens"},
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPUs per model replica (tensor parallel). tensor_parallel_size x "
+        "pipeline_parallel_size must not exceed the visible GPUs (checked when loading).",
+        json_schema_extra={"hardware": "that many NVIDIA GPUs"},
+    )
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="Pipeline stages (GPUs).",
+        json_schema_extra={"hardware": "that many NVIDIA GPUs"},
+    )
     quantization: str | None = Field(
-        None, description="vLLM quantization method (awq, gptq, fp8, ...), or None."
+        None,
+        description="vLLM quantization method (awq, gptq, fp8, bitsandbytes, ...), or None = "
+        "from the checkpoint. fp8 needs Ada/Hopper; awq/gptq need a pre-quantised checkpoint.",
+        examples=["fp8"],
+        json_schema_extra={"hardware": "fp8: NVIDIA Ada/Hopper or newer"},
     )
     enforce_eager: bool = Field(
-        False, description="Disable CUDA graphs (slower decode, faster start-up)."
+        False,
+        description="Disable CUDA graphs (slower decode: more CPU launch overhead per token; "
+        "faster start-up).",
+    )
+    compilation_config: dict[str, Any] | None = Field(
+        None,
+        description="vLLM CompilationConfig fields (torch.compile and CUDA-graph settings, "
+        "e.g. cudagraph_capture_sizes): fewer or no graphs = more launch overhead per token.",
+        examples=[{"cudagraph_capture_sizes": [1, 2, 4]}],
+    )
+    cpu_offload_gb: float | None = Field(
+        None,
+        ge=0.0,
+        description="GiB of weights per GPU kept in CPU memory and streamed in every forward "
+        "pass: fits bigger models, at much lower throughput and higher energy per token.",
+        json_schema_extra={"unit": "GiB"},
+    )
+    speculative_config: dict[str, Any] | None = Field(
+        None,
+        description="Speculative decoding (vLLM SpeculativeConfig fields: method "
+        "ngram/eagle/medusa/draft model, num_speculative_tokens, ...): several tokens per "
+        "target forward pass when drafts are accepted (lower latency; energy depends on the "
+        "acceptance rate).",
+        examples=[{"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3}],
+    )
+    async_scheduling: bool | None = Field(
+        None,
+        description="Overlap CPU scheduling with GPU execution (less GPU idle time per step; "
+        "recent vLLM, refused by name where the installed EngineArgs lacks it).",
+    )
+    attention_backend: str | None = Field(
+        None,
+        description="Attention kernel backend (e.g. FLASH_ATTN, FLASHINFER, TRITON_ATTN; "
+        "CPU_ATTN on CPU). Recent vLLM; older versions read the VLLM_ATTENTION_BACKEND "
+        "environment variable instead.",
+        examples=["FLASH_ATTN"],
+        json_schema_extra={"since": "vLLM 0.11"},
+    )
+    enable_expert_parallel: bool | None = Field(
+        None,
+        description="Mixture-of-experts models: shard experts across GPUs (expert parallel) "
+        "instead of tensor-parallel slicing.",
+        json_schema_extra={"hardware": "several NVIDIA GPUs, MoE model"},
     )
     load_format: str | None = Field(
-        None, description="Weight loading format; 'dummy' = random weights, no download."
+        None,
+        description="Weight loading format; 'dummy' = random weights, no download.",
+        examples=["dummy"],
     )
     seed: int | None = Field(None, description="Engine seed (default: random_seed).")
     extra: dict[str, Any] = Field(
-        default_factory=dict, description="Further EngineArgs passed through as they are."
+        default_factory=dict,
+        description="Further EngineArgs passed through as they are (checked against the "
+        "installed vLLM's EngineArgs). Not modelled on purpose: swap_space (never used by the "
+        "V1 engine; gone from EngineArgs in vLLM 0.32) and dtype (use precision).",
+        examples=[{"disable_sliding_window": True}],
     )
 
 
@@ -288,19 +873,39 @@ class TensorRTKvCacheConfig(_Strict):
         le=1.0,
         description="Fraction of free GPU memory given to the KV cache (TensorRT-LLM: 0.9). "
         "More cache admits more concurrent requests: higher throughput per joule.",
+        json_schema_extra={"unit": "fraction"},
     )
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens held in the KV cache.")
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Most tokens held in the KV cache (caps its memory).",
+        json_schema_extra={"unit": "tokens"},
+    )
     enable_block_reuse: bool | None = Field(
         None, description="Reuse KV blocks across requests sharing a prefix (saves prefill)."
     )
     tokens_per_block: int | None = Field(
         None,
         ge=1,
-        description="Tokens per paged KV block (KvCacheConfig in recent 1.x; with runtime: "
-        "engine it is the plugin_config value baked into the engine).",
+        description="Tokens per paged KV block (KvCacheConfig from TensorRT-LLM 1.1; with "
+        "runtime: engine it is the plugin_config value baked into the engine).",
+        examples=[64],
+        json_schema_extra={"unit": "tokens", "since": "TensorRT-LLM 1.1 (runtime pytorch)"},
     )
-    dtype: str | None = Field(
-        None, description="KV-cache dtype for runtime pytorch ('auto', 'fp8')."
+    host_cache_size: int | None = Field(
+        None,
+        ge=0,
+        description="Bytes of host memory for offloaded KV blocks (a second cache tier: more "
+        "reuse without recomputing prefill, at PCIe transfer cost).",
+        examples=[1 << 30],
+        json_schema_extra={"unit": "bytes"},
+    )
+    dtype: Literal["auto", "fp8"] | None = Field(
+        None,
+        description="KV-cache dtype for runtime pytorch: fp8 halves KV memory (more concurrent "
+        "requests); needs Ada/Hopper or newer. With runtime engine use "
+        "quant_config.kv_cache_quant_algo.",
+        json_schema_extra={"hardware": "fp8: NVIDIA Ada/Hopper or newer"},
     )
 
 
@@ -319,51 +924,131 @@ TensorRTQuantAlgo = Literal[
 
 
 class TensorRTQuantConfig(_Strict):
-    """tensorrt_llm QuantConfig fields (QuantAlgo member names)."""
+    """tensorrt_llm QuantConfig fields (QuantAlgo member names), quantised while building."""
 
     quant_algo: TensorRTQuantAlgo | None = Field(
         None,
-        description="Weight/activation quantisation: FP8 (Hopper/Ada), W8A8_SQ_PER_CHANNEL "
-        "(int8 SmoothQuant), W4A16_AWQ (int4 AWQ), W4A16/W8A16 (weight-only), NVFP4 (Blackwell).",
+        description="Weight/activation quantisation: FP8 (Ada/Hopper), W8A8_SQ_PER_CHANNEL "
+        "(int8 SmoothQuant), W4A16_AWQ (int4 AWQ), W4A16/W8A16 (weight-only), NVFP4 "
+        "(Blackwell). Fewer weight bytes per token: less memory traffic and energy.",
+        json_schema_extra={"hardware": "FP8: Ada/Hopper or newer; NVFP4: Blackwell"},
     )
     kv_cache_quant_algo: Literal["FP8", "INT8", "NVFP4"] | None = Field(
         None, description="KV-cache quantisation (smaller cache, more concurrent requests)."
     )
+    group_size: int | None = Field(
+        None,
+        ge=1,
+        description="Weights per quantisation group for the group-wise algorithms (AWQ, "
+        "GPTQ; TensorRT-LLM default 128).",
+        examples=[64],
+        json_schema_extra={"unit": "weights"},
+    )
+    smoothquant_val: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="SmoothQuant migration strength alpha for W8A8_SQ_PER_CHANNEL (default 0.5).",
+    )
 
 
 class TensorRTBuildConfig(_Strict):
-    """tensorrt_llm BuildConfig fields for the engine runtime; every one is in the cache key."""
+    """tensorrt_llm BuildConfig fields for the engine runtime; every one is in the cache key.
 
-    max_input_len: int | None = Field(None, ge=1, description="Longest prompt the engine takes.")
-    max_seq_len: int | None = Field(None, ge=1, description="Longest prompt + output.")
-    max_batch_size: int | None = Field(None, ge=1, description="Most requests per batch.")
-    max_num_tokens: int | None = Field(None, ge=1, description="Most tokens per batch step.")
-    max_beam_width: int | None = Field(None, ge=1, description="Beam width built for.")
+    TensorRT-LLM 1.x's BuildConfig has no builder optimisation level (TensorRT's default is
+    used), so none is modelled.
+    """
+
+    max_input_len: int | None = Field(
+        None,
+        ge=1,
+        description="Longest prompt the engine takes.",
+        json_schema_extra={"unit": "tokens"},
+    )
+    max_seq_len: int | None = Field(
+        None, ge=1, description="Longest prompt + output.", json_schema_extra={"unit": "tokens"}
+    )
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Most requests per batch the engine is built for.",
+        json_schema_extra={"unit": "requests"},
+    )
+    max_num_tokens: int | None = Field(
+        None, ge=1, description="Most tokens per batch step.", json_schema_extra={"unit": "tokens"}
+    )
+    max_beam_width: int | None = Field(
+        None, ge=1, description="Beam width built for (raised to decoder.num_beams if lower)."
+    )
     opt_batch_size: int | None = Field(None, ge=1, description="Batch size tuned for.")
     opt_num_tokens: int | None = Field(None, ge=1, description="Tokens per step tuned for.")
     strongly_typed: bool | None = Field(None, description="Build a strongly typed network.")
-    weight_sparsity: bool | None = Field(None, description="Use 2:4 sparse weight kernels.")
+    weight_sparsity: bool | None = Field(
+        None,
+        description="Use 2:4 structured-sparse weight kernels (needs sparsified weights; "
+        "Ampere or newer).",
+        json_schema_extra={"hardware": "NVIDIA Ampere or newer"},
+    )
     weight_streaming: bool | None = Field(
         None, description="Stream weights from host memory (fits bigger models, slower)."
     )
     use_refit: bool | None = Field(None, description="Build a refittable engine.")
     use_strip_plan: bool | None = Field(None, description="Strip weights from the plan.")
+    plugin_config: dict[str, str | bool | int] = Field(
+        default_factory=dict,
+        description="PluginConfig attributes set on BuildConfig.plugin_config before the "
+        "build (e.g. use_paged_context_fmha, use_fp8_context_fmha, multiple_profiles, "
+        "gemm_plugin, context_fmha): kernel choices that change throughput and energy. "
+        "Unknown names are refused.",
+        examples=[{"use_paged_context_fmha": True, "multiple_profiles": True}],
+    )
 
 
 class TensorRTConfig(_Strict):
-    """Parameters of the tensorrt backend (TensorRT-LLM 1.x; native names)."""
+    """Parameters of the tensorrt backend (TensorRT-LLM 1.x; native names).
+
+    The weight dtype is the top-level ``precision`` (``LLM(dtype=)``).
+    """
 
     runtime: Literal["pytorch", "engine"] = Field(
         "pytorch",
         description="'pytorch' = TensorRT-LLM's default LLM (PyTorch runtime); 'engine' = "
         "a built TensorRT engine (tensorrt_llm._tensorrt_engine.LLM + BuildConfig).",
     )
-    max_batch_size: int | None = Field(None, ge=1, description="Most requests per batch.")
-    max_num_tokens: int | None = Field(None, ge=1, description="Most tokens per batch step.")
-    max_input_len: int | None = Field(None, ge=1, description="Longest prompt (engine build).")
-    max_seq_len: int | None = Field(None, ge=1, description="Longest prompt + output.")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model (tensor parallel).")
-    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages (GPUs).")
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Most requests per batch (in-flight batching): higher = more throughput "
+        "per joule until memory saturates.",
+        json_schema_extra={"unit": "requests"},
+    )
+    max_num_tokens: int | None = Field(
+        None, ge=1, description="Most tokens per batch step.", json_schema_extra={"unit": "tokens"}
+    )
+    max_input_len: int | None = Field(
+        None, ge=1, description="Longest prompt.", json_schema_extra={"unit": "tokens"}
+    )
+    max_seq_len: int | None = Field(
+        None, ge=1, description="Longest prompt + output.", json_schema_extra={"unit": "tokens"}
+    )
+    max_beam_width: int | None = Field(
+        None,
+        ge=1,
+        description="Largest beam width the LLM serves (raised to decoder.num_beams if lower).",
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPUs per model (tensor parallel). tensor_parallel_size x "
+        "pipeline_parallel_size must not exceed the visible GPUs (checked when loading).",
+        json_schema_extra={"hardware": "that many NVIDIA GPUs"},
+    )
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="Pipeline stages (GPUs).",
+        json_schema_extra={"hardware": "that many NVIDIA GPUs"},
+    )
     enable_chunked_prefill: bool | None = Field(
         None, description="Split long prefills into chunks interleaved with decode steps."
     )
@@ -375,16 +1060,21 @@ class TensorRTConfig(_Strict):
         None,
         description="QuantConfig(...) for the engine runtime (quantised while building). The "
         "pytorch runtime reads quantisation from a pre-quantised (ModelOpt) checkpoint.",
+        json_schema_extra={"requires": {"tensorrt.runtime": "engine"}},
     )
     build_config: TensorRTBuildConfig = Field(
         default_factory=TensorRTBuildConfig,
-        description="BuildConfig(...) fields of the engine runtime (part of the engine cache key).",
+        description="BuildConfig(...) fields of the engine runtime (part of the engine cache "
+        "key). 1.x has no builder optimisation level.",
+        json_schema_extra={"requires": {"tensorrt.runtime": "engine"}},
     )
     engine_cache: bool = Field(
         True, description="Reuse a saved engine built with the same key (engine runtime)."
     )
     extra: dict[str, Any] = Field(
-        default_factory=dict, description="Further LLM(...) arguments passed through."
+        default_factory=dict,
+        description="Further LLM(...) arguments passed through (not dtype: use precision).",
+        examples=[{"enable_iter_perf_stats": True}],
     )
 
     @model_validator(mode="after")
@@ -457,7 +1147,16 @@ class ExperimentConfig(_Strict):
         "auto",
         description="Weight/activation dtype. 'auto' = bf16 on GPUs that support it, else "
         "fp32. fp16/bf16 roughly halve memory traffic (and energy) vs fp32 on GPU; bf16 needs "
-        "Ampere or newer.",
+        "Ampere or newer. This is each backend's native dtype (from_pretrained(dtype=), "
+        "vLLM EngineArgs.dtype, TensorRT-LLM LLM(dtype=)), so no backend section repeats it.",
+        json_schema_extra={
+            "hardware": "bf16: NVIDIA Ampere or newer",
+            "native": {
+                "pytorch": "from_pretrained(dtype=)",
+                "vllm": "EngineArgs.dtype",
+                "tensorrt": "LLM(dtype=)",
+            },
+        },
     )
     random_seed: int = Field(42, description="Seed for prompt selection and sampling.")
     chat_template: Literal["auto"] | bool = Field(
@@ -480,7 +1179,9 @@ class ExperimentConfig(_Strict):
         None, description="tensorrt backend parameters (only with backend: tensorrt)."
     )
     lora: LoraConfig | None = Field(
-        None, description="A LoRA adapter (pytorch and vllm; not tensorrt: pre-merge there)."
+        None,
+        description="A LoRA adapter (pytorch and vllm; not tensorrt: pre-merge there).",
+        json_schema_extra={"backends": ["pytorch", "vllm"]},
     )
 
     @field_validator("dataset", mode="before")
@@ -513,6 +1214,45 @@ class ExperimentConfig(_Strict):
         if self.lora.merge_weights and self.backend != "pytorch":
             raise ValueError("lora.merge_weights is only supported with backend pytorch")
         return self
+
+    @model_validator(mode="after")
+    def _decoder_fields_supported(self) -> ExperimentConfig:
+        for name in self.decoder.set_fields():
+            backends = decoder_backends(name)
+            if self.backend not in backends:
+                raise ValueError(
+                    f"decoder.{name} is not supported by backend {self.backend} (its API has no "
+                    f"equivalent); backends that support it: {', '.join(backends)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _dtype_is_precision(self) -> ExperimentConfig:
+        for section in ("vllm", "tensorrt"):
+            options = getattr(self, section)
+            if options is not None and "dtype" in options.extra:
+                raise ValueError(f"{section}.extra.dtype is modelled: set precision instead")
+        return self
+
+    @model_validator(mode="after")
+    def _tensorrt_beam_width(self) -> ExperimentConfig:
+        beams = self.decoder.num_beams or 1
+        if self.tensorrt is None or beams == 1:
+            return self
+        options = self.tensorrt
+        name, width = "max_beam_width", options.max_beam_width
+        if options.runtime == "engine":
+            name, width = "build_config.max_beam_width", options.build_config.max_beam_width
+        if width is not None and width < beams:
+            raise ValueError(
+                f"decoder.num_beams ({beams}) exceeds tensorrt.{name} ({width}): raise it or "
+                "leave it unset (it then follows num_beams)"
+            )
+        return self
+
+    def config_warnings(self) -> list[tuple[str, str]]:
+        """``(code, message)`` for accepted settings that will not act (recorded on results)."""
+        return self.decoder.warnings()
 
     @property
     def pytorch_options(self) -> PyTorchConfig:
