@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.study import StudyConfig
 
 __all__ = [
     "BACKENDS",
@@ -38,7 +39,9 @@ __all__ = [
     "base_config",
     "parameter",
     "parameters",
+    "section_description",
     "set_parameter",
+    "study_parameters",
     "test_values",
     "valid_config_with",
 ]
@@ -222,12 +225,12 @@ def _default(field: FieldInfo) -> Any:
     return field.default
 
 
-def _info(leaf: _Leaf) -> ParameterInfo:
+def _info(leaf: _Leaf, top: str = "experiment") -> ParameterInfo:
     field = leaf.field
     extra = _extra(field)
     return ParameterInfo(
         path=leaf.path,
-        section=leaf.path.split(".", 1)[0] if "." in leaf.path else "experiment",
+        section=leaf.path.split(".", 1)[0] if "." in leaf.path else top,
         annotation=_type_name(field.annotation),
         default=_default(field),
         description=" ".join((field.description or "").split()),
@@ -269,6 +272,28 @@ def backend_parameters(backend: str) -> list[ParameterInfo]:
         for info in parameters(backend)
         if info.path == "precision" or info.section in ("decoder", backend)
     ]
+
+
+def study_parameters() -> list[ParameterInfo]:
+    """The keys a study file adds to an experiment file: name, sweep, experiments, execution.*
+    (section "study" for the top-level ones)."""
+    return [_info(leaf, "study") for leaf in _walk(StudyConfig) if leaf.path != "base"]
+
+
+def section_description(scope: str, root: type[BaseModel] = ExperimentConfig) -> str:
+    """The docstring of the model at dotted ``scope`` ("" = ``root``), on one line.
+
+    Raises:
+        KeyError: ``scope`` does not lead to a nested model.
+    """
+    model: type[BaseModel] | None = root
+    for part in scope.split(".") if scope else ():
+        field = model.model_fields.get(part) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            raise KeyError(scope)
+    assert model is not None
+    return " ".join((model.__doc__ or "").split("\n\n")[0].split())
 
 
 def parameter(path: str) -> ParameterInfo:
