@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,12 +136,31 @@ def run(
 @app.command("config")
 def config_command(
     schema: Annotated[
-        bool, typer.Option("--schema", help="Print the JSON schema of an experiment config.")
+        bool,
+        typer.Option(
+            "--schema",
+            help="Print the JSON Schema of an experiment file (`--schema study`: a study file).",
+        ),
     ] = False,
+    params: Annotated[
+        bool,
+        typer.Option(
+            "--params",
+            help="Print every parameter with type, default and constraints "
+            "(`--params vllm`: the ones backend vllm takes).",
+        ),
+    ] = False,
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="[study|BACKEND]", help="With --schema or --params (see them)."),
+    ] = None,
 ) -> None:
     """Show what this machine can measure: backends, energy samplers, paths."""
-    if schema:
-        stdout.print_json(json.dumps(ExperimentConfig.model_json_schema()))
+    if schema or params or target is not None:
+        from llenergymeasure.cli.parameters_view import print_config_view
+
+        with _exit_codes():
+            print_config_view(stdout, schema=schema, params=params, target=target)
         return
     from llenergymeasure.cli.config_command import print_machine_report
 
