@@ -118,14 +118,14 @@ GENERATE_FIELDS = [
 
 
 @pytest.mark.parametrize(("section", "values", "kwarg", "expected"), GENERATE_FIELDS)
-def test_generate_fields_reach_generate(
+def test_generate_fields_reach_the_generation_config(
     tiny_model_dir: Path, section: str, values: dict[str, Any], kwarg: str, expected: Any
 ) -> None:
     backend, _ = make_backend()
     backend.load(config(tiny_model_dir, **{section: values}, max_output_tokens=4))
     spy = spy_generate(backend)
     records = backend.run(backend.prepare(text_prompts("Hello there")), max_output_tokens=4)
-    assert spy.calls[-1][kwarg] == expected
+    assert getattr(spy.calls[-1]["generation_config"], kwarg) == expected
     assert records[0].output_tokens <= 4
 
 
@@ -218,3 +218,80 @@ def test_unknown_hub_model_is_model_not_found(monkeypatch: pytest.MonkeyPatch) -
     backend = PyTorchBackend()
     with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-model"):
         backend.load(ExperimentConfig(model="no-such-org/no-such-model"))
+
+
+def test_beam_search_is_timed_through_the_logits_hook(tiny_model_dir: Path) -> None:
+    ticks = itertools.count()
+    backend, _ = make_backend(clock=lambda: float(next(ticks)))
+    backend.load(config(tiny_model_dir, decoder={"num_beams": 2, "ignore_eos": True}))
+    spy = spy_generate(backend)
+    (record,) = backend.run(backend.prepare(text_prompts("Hello")), max_output_tokens=3)
+    assert "streamer" not in spy.calls[-1]  # transformers refuses a streamer with beams
+    assert spy.calls[-1]["generation_config"].num_beams == 2
+    assert record.output_tokens == 3 and len(record.chunk_times_s) == 3
+    assert record.itl_s == [1.0, 1.0]  # one tick per beam-search step
+
+
+def test_ignore_eos_runs_every_row_to_the_budget(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    backend.load(config(tiny_model_dir, pytorch={"batch_size": 2}, decoder={"ignore_eos": True}))
+    spy = spy_generate(backend)
+    records = backend.run(backend.prepare(text_prompts("a", "b")), max_output_tokens=5)
+    assert spy.calls[-1]["generation_config"].min_new_tokens == 5
+    assert [r.output_tokens for r in records] == [5, 5]
+
+
+def test_stop_strings_reach_generate_with_the_tokenizer(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    backend.load(config(tiny_model_dir, decoder={"stop": ["\n\n"]}))
+    spy = spy_generate(backend)
+    backend.run(backend.prepare(text_prompts("Hi")), max_output_tokens=2)
+    assert spy.calls[-1]["generation_config"].stop_strings == ["\n\n"]
+    assert spy.calls[-1]["tokenizer"] is backend._tokenizer
+
+
+def test_dict_output_still_gives_token_counts(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    options = {"return_dict_in_generate": True, "output_scores": True}
+    backend.load(config(tiny_model_dir, pytorch=options, decoder={"ignore_eos": True}))
+    (record,) = backend.run(backend.prepare(text_prompts("Hi")), max_output_tokens=3)
+    assert record.output_tokens == 3
+
+
+def test_compile_backend_reaches_torch_compile(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_compile(fn: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    backend, _ = make_backend()
+    backend.load(
+        config(tiny_model_dir, pytorch={"torch_compile": True, "torch_compile_backend": "eager"})
+    )
+    assert seen == {"mode": None, "backend": "eager"}
+
+
+def test_bitsandbytes_without_cuda_is_a_config_error(tiny_model_dir: Path) -> None:
+    backend, spy = make_backend()
+    with pytest.raises(ConfigError, match=r"pytorch.load_in_4bit .*needs an NVIDIA GPU"):
+        backend.load(config(tiny_model_dir, pytorch={"load_in_4bit": True}))
+    assert spy.calls == []  # refused before anything loads
+
+
+def test_a_field_the_installed_transformers_dropped_is_refused(tiny_model_dir: Path) -> None:
+    if int(transformers.__version__.split(".")[0]) < 5:
+        pytest.skip("transformers 4.x still honours low_cpu_mem_usage")
+    backend, _ = make_backend()
+    with pytest.raises(ConfigError, match=r"pytorch.low_cpu_mem_usage is not acted on"):
+        backend.load(config(tiny_model_dir, pytorch={"low_cpu_mem_usage": True}))
+
+
+def test_random_weights_refuse_loading_options(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    options = {"no_weights": True, "device_map": "cpu", "max_memory": {"cpu": "1GiB"}}
+    with pytest.raises(ConfigError, match=r"pytorch.max_memory applies when loading"):
+        backend.load(config(tiny_model_dir, pytorch=options))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.harness.baseline import Baseline
 from llenergymeasure.harness.carbon import Co2
@@ -112,6 +113,11 @@ def device_warnings(gpus: list[dict[str, Any]]) -> list[MeasurementWarning]:
         return []
     return [_warn("persistence_mode_off", f"persistence mode is off on GPU {', '.join(off)}: "
                   "enable it (nvidia-smi -pm 1) for stable measurements")]  # fmt: skip
+
+
+def config_warnings(config: ExperimentConfig) -> list[MeasurementWarning]:
+    """Accepted settings that will not act (e.g. sampling fields with greedy decoding)."""
+    return [_warn(code, message) for code, message in config.config_warnings()]
 
 
 def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:

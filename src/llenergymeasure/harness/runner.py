@@ -24,6 +24,7 @@ from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity, user_pue
 from llenergymeasure.harness.checks import (
+    config_warnings,
     context_warnings,
     device_warnings,
     energy_metrics,
@@ -272,6 +273,7 @@ def _build_result(
         + context_warnings(phases.baseline, config.baseline.enabled, co2)
         + stability_warnings(phases.stable, config.warmup.stabilise_timeout_s)
         + device_warnings(environment.gpus)
+        + config_warnings(config)
     )
     return ExperimentResult(
         llem_version=__version__,

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from llenergymeasure.backends.base import (
     MemoryReading,
@@ -20,16 +20,21 @@ from llenergymeasure.backends.model_source import ModelSource, check_hub_model, 
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.lora import apply_lora
 from llenergymeasure.backends.pytorch.no_weights import build_random_model, wants_random_weights
+from llenergymeasure.backends.pytorch.options import (
+    DTYPES,
+    check_environment,
+    check_random_weights,
+    generation_config,
+    load_kwargs,
+)
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import batch_records
-from llenergymeasure.backends.pytorch.step_timer import StepTimer
-from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
+from llenergymeasure.backends.pytorch.step_timer import LogitsStepTimer, StepTimer
+from llenergymeasure.config.models import ExperimentConfig, Precision
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.errors import BackendError, ModelNotFoundError
 from llenergymeasure.flops import architecture_summary
 from llenergymeasure.results.models import ModelInfo
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_dtype(precision: Precision) -> torch.dtype:
@@ -41,30 +46,12 @@ def resolve_dtype(precision: Precision) -> torch.dtype:
     return torch.float32
 
 
-def load_kwargs(config: ExperimentConfig, dtype: torch.dtype) -> dict[str, Any]:
-    """Keyword arguments for ``from_pretrained`` from the config."""
+def compile_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """``torch.compile`` keyword arguments: the set mode and backend."""
     options = config.pytorch_options
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if options.attn_implementation is not None:
-        kwargs["attn_implementation"] = options.attn_implementation
-    if options.device_map is not None:
-        kwargs["device_map"] = options.device_map
-    kwargs.update(options.model_kwargs)
-    return kwargs
-
-
-def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
-    """Keyword arguments for ``generate``: every set decoder field, use_cache, then extra."""
-    decoder = config.decoder
-    kwargs: dict[str, Any] = {
-        name: getattr(decoder, name)
-        for name in DecoderConfig.model_fields
-        if getattr(decoder, name) is not None
-    }
-    options = config.pytorch_options
-    if options.use_cache is not None:
-        kwargs["use_cache"] = options.use_cache
-    kwargs.update(options.extra)
+    kwargs: dict[str, Any] = {"mode": options.torch_compile_mode}
+    if options.torch_compile_backend is not None:
+        kwargs["backend"] = options.torch_compile_backend
     return kwargs
 
 
@@ -103,6 +90,7 @@ class PyTorchBackend:
         With ``pytorch.no_weights`` or an architecture model, the model is built from its config
         with random weights and forced output length instead (see ``no_weights``).
         """
+        check_environment(config, transformers.__version__, torch.cuda.is_available())
         source = resolve_model(config.model)
         if source.kind == "hub":
             check_hub_model(source.location)
@@ -111,6 +99,7 @@ class PyTorchBackend:
         dtype = resolve_dtype(config.precision)
         random_details: dict[str, Any] = {}
         if wants_random_weights(config, source):
+            check_random_weights(config)
             built = build_random_model(
                 config, source, location, dtype, self._tokenizer_loader, self._model_builder
             )
@@ -128,9 +117,7 @@ class PyTorchBackend:
             model = model.to("cuda" if torch.cuda.is_available() else "cpu")
         model.eval()
         if config.pytorch_options.torch_compile:
-            model.forward = torch.compile(
-                model.forward, mode=config.pytorch_options.torch_compile_mode
-            )
+            model.forward = torch.compile(model.forward, **compile_kwargs(config))
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._model, self._config = model, config
@@ -210,17 +197,30 @@ class PyTorchBackend:
     ) -> list[RequestRecord]:
         padded = self._tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
         padded = padded.to(self._model.device)
-        timer = StepTimer(self._clock)
+        config = self._require_config()
+        generation, extra = generation_config(
+            self._model.generation_config, config, max_output_tokens, self._tokenizer.pad_token_id
+        )
+        if config.decoder.stop is not None:
+            extra["tokenizer"] = self._tokenizer  # transformers matches stop strings with it
+        timer: StepTimer | LogitsStepTimer
+        if (generation.num_beams or 1) > 1:  # beam search cannot stream: time via the logits
+            timer = LogitsStepTimer(self._clock)
+            processors = [*extra.pop("logits_processor", []), timer]
+            hook: dict[str, Any] = {"logits_processor": LogitsProcessorList(processors)}
+        else:
+            timer = StepTimer(self._clock)
+            hook = {"streamer": timer}
         submit_s = self._clock()
         with torch.inference_mode():
             output = self._model.generate(
                 **padded,
-                max_new_tokens=max_output_tokens,
-                streamer=timer,
-                pad_token_id=self._tokenizer.pad_token_id,
-                **generate_kwargs(self._require_config()),
+                generation_config=generation,
+                **hook,
+                **extra,
             )
-        generated = output[:, padded["input_ids"].shape[1] :].tolist()
+        sequences = output.sequences if generation.return_dict_in_generate else output
+        generated = sequences[:, padded["input_ids"].shape[1] :].tolist()
         return batch_records(
             indices,
             [len(ids) for ids in batch],

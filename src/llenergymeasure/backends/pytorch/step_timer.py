@@ -1,4 +1,4 @@
-"""Per-step token timestamps from transformers' streamer hook.
+"""Per-step token timestamps from transformers' streamer (or, for beam search, logits) hook.
 
 ``generate`` calls ``streamer.put`` once with the prompt, then once per decoding step with the
 batch's new tokens already copied to the host (``tokens.cpu()``), which synchronises with the
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from transformers.generation.streamers import BaseStreamer
 
 
@@ -31,3 +32,23 @@ class StepTimer(BaseStreamer):  # type: ignore[misc]
 
     def end(self) -> None:
         """Called by ``generate`` when generation finishes."""
+
+
+class LogitsStepTimer:
+    """Records the clock at every decoding step through the logits-processor hook.
+
+    Beam search cannot drive a streamer, but calls every logits processor once per step (for
+    all beams at once). The step's logits are synchronised to the host first on CUDA, so each
+    timestamp is when that step's forward pass had finished.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.step_times_s: list[float] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Called by ``generate`` with each step's scores; returns them unchanged."""
+        if scores.device.type == "cuda":
+            torch.cuda.synchronize(scores.device)
+        self.step_times_s.append(self._clock())
+        return scores
