@@ -5,7 +5,9 @@
 # llenergymeasure's small dependencies (pydantic, typer, rich, pyarrow, pyyaml, psutil).
 # Where those are missing and nothing can be downloaded, bring their wheels and set
 # LLEM_WHEELS=<folder of .whl files>: they are installed into a private target first.
-# Arguments go to gpu_smoke.py (e.g. --batch-sizes 1 8 --model qwen2.5-7b-arch).
+# Arguments go to gpu_smoke.py (e.g. --batch-sizes 1 8 --model qwen2.5-7b-arch). Part 2 runs
+# every installed backend (pytorch, vllm, tensorrt) on --compare-model and prints one table;
+# without a GPU, --allow-cpu runs that comparison in a degraded CPU mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -15,5 +17,7 @@ if [ -n "${LLEM_WHEELS:-}" ]; then
     export PYTHONPATH=/tmp/llem-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
-nvidia-smi --query-gpu=name,driver_version,power.limit,persistence_mode --format=csv || true
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,power.limit,persistence_mode --format=csv || true
+fi
 exec "$python" scripts/gpu_smoke.py "$@"
