@@ -1,4 +1,4 @@
-"""`llem run`, `llem config`, `llem --version`. Errors become one message and an exit code."""
+"""`llem run`, `llem config`, `llem report`, `llem --version`. Errors become one message and an exit code."""
 
 from __future__ import annotations
 
@@ -102,6 +102,14 @@ def run(
             "shuffled cycles, gaps, thermal floor, baseline). YAML fields win."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate and resolve, then print each experiment's settings, weights + "
+            "KV-cache memory against the device and a rough duration; run nothing.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (machine-readable).")
     ] = False,
@@ -127,7 +135,7 @@ def run(
     with _exit_codes():
         from llenergymeasure.cli.run_command import RunOptions, execute_run
 
-        options = RunOptions(verbose, quiet, json_output, resume, profile)
+        options = RunOptions(verbose, quiet, json_output, resume, profile, dry_run)
         code = execute_run(config_file, overrides, out, options=options, console=stdout)
     if code:
         raise typer.Exit(code)
@@ -165,6 +173,36 @@ def config_command(
     from llenergymeasure.cli.config_command import print_machine_report
 
     print_machine_report(stdout)
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Experiment or study directories, result.json / results.parquet files, or "
+            "folders holding them."
+        ),
+    ],
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write a self-contained HTML report (plots, environment) here."),
+    ] = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A configuration to compare; give it twice (A, then B). Two configurations "
+            "are compared without it."
+        ),
+    ] = None,
+) -> None:
+    """Tables ranked by J/token, comparisons with Welch's t-test, and an HTML report."""
+    with _exit_codes():
+        from llenergymeasure.cli.report_command import execute_report
+
+        code = execute_report(results, html, compare, stdout)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from llenergymeasure.config.defaults import EMBEDDED_DEFAULT
 from llenergymeasure.config.loader import apply_overrides, build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
+from llenergymeasure.config.user_config import load_user_config
 from llenergymeasure.errors import EXIT_FAILURE, EXIT_OK, ConfigError
 
 
@@ -31,6 +32,7 @@ class RunOptions:
     json: bool = False
     resume: Path | None = None
     profile: str | None = None
+    dry_run: bool = False
 
 
 def build_config_data(
@@ -61,12 +63,23 @@ def execute_run(
         if config_file is not None:
             data.setdefault("name", config_file.stem)
         study = build_study_config(data, source=source, profile=options.profile)
+        if options.dry_run:
+            return _dry_run(study, options, console)
         return _run_study(study, out, options, console)
     if options.resume is not None or options.profile is not None:
         raise ConfigError("--resume and --profile apply to studies (a file with sweep: or "
                           "experiments:)")  # fmt: skip
     config = build_experiment_config(data, source=source)
+    if options.dry_run:
+        return _dry_run(config, options, console)
     _run_experiment(config, out, options, console)
+    return EXIT_OK
+
+
+def _dry_run(config: ExperimentConfig | StudyConfig, options: RunOptions, console: Console) -> int:
+    from llenergymeasure.cli.dry_run import dry_run
+
+    dry_run(config, console, as_json=options.json)
     return EXIT_OK
 
 
@@ -93,6 +106,12 @@ def _run_experiment(
     config: ExperimentConfig, out: Path | None, options: RunOptions, console: Console
 ) -> None:
     if options.quiet or options.json:
+        result = run(config, out_dir=out)
+    elif load_user_config().config.runner == "docker":  # no progress events from a container
+        from llenergymeasure.study.docker_executor import image_for
+
+        console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n} · "
+                      f"in a container ({escape(image_for(config.backend))})")  # fmt: skip
         result = run(config, out_dir=out)
     else:
         console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n}")

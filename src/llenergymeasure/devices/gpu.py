@@ -152,6 +152,14 @@ class Gpu(abc.ABC):
     def memory_used_mb(self) -> float:
         """Device memory in use, in MiB."""
 
+    def memory_total_mb(self) -> float:
+        """Device memory in total, in MiB.
+
+        Raises:
+            GpuNotSupportedError: the vendor layer cannot tell.
+        """
+        raise GpuNotSupportedError(f"{self.key}: total memory is not available")
+
     @abc.abstractmethod
     def sm_utilisation_pct(self) -> float:
         """Percent of the last sample period during which a kernel was running."""

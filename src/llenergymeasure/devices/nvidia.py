@@ -222,6 +222,10 @@ class NvidiaGpu(Gpu):
         """nvmlDeviceGetMemoryInfo().used, bytes → MiB."""
         return int(self._call("nvmlDeviceGetMemoryInfo", self._handle).used) / 2**20
 
+    def memory_total_mb(self) -> float:
+        """nvmlDeviceGetMemoryInfo().total, bytes → MiB."""
+        return int(self._call("nvmlDeviceGetMemoryInfo", self._handle).total) / 2**20
+
     def sm_utilisation_pct(self) -> float:
         """nvmlDeviceGetUtilizationRates().gpu."""
         return float(self._call("nvmlDeviceGetUtilizationRates", self._handle).gpu)

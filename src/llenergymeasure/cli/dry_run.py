@@ -1,0 +1,198 @@
+"""`llem run --dry-run`: what would run, its memory against the device, and roughly how long.
+
+Validates and resolves the config (every experiment of a study), then prints each experiment's
+effective settings (those that differ from the defaults), its weights + KV-cache estimate
+against the visible device's memory and a rough duration. Loads no model and imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.study import ExecutionConfig, StudyConfig, cycle_schedule
+from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
+from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
+from llenergymeasure.estimate.model_facts import model_facts
+
+_HEADLINE = ("name", "model", "backend")
+
+
+def dry_run(config: ExperimentConfig | StudyConfig, console: Console, *, as_json: bool) -> None:
+    """Print the plan for ``config`` (rich tables, or JSON with ``as_json``)."""
+    plan = build_plan(config)
+    if as_json:
+        print(json.dumps(plan, indent=2))
+    else:
+        _print_plan(plan, console)
+
+
+def build_plan(config: ExperimentConfig | StudyConfig) -> dict[str, Any]:
+    """The dry-run plan as JSON-ready data: experiments, estimates, device, runner, total time."""
+    user = load_user_config().config
+    device = probe_device()
+    facts = cache(model_facts)  # a study's experiments usually share one model
+    if isinstance(config, StudyConfig):
+        experiments = config.experiments_resolved
+        execution = study_execution_defaults(config.execution, user)
+        name, kind = config.name, "study"
+    else:
+        experiments, execution = [config], None
+        name, kind = config.name or config.model, "experiment"
+    estimates = [estimate_experiment(e, device, facts) for e in experiments]
+    varying, shared = _settings(experiments)
+    runner = execution.runner if execution is not None else user.runner
+    return {
+        "kind": kind,
+        "name": name,
+        "runner": runner,
+        "execution": execution.model_dump(mode="json") if execution is not None else None,
+        "device": asdict(device),
+        "shared_settings": shared,
+        "experiments": [
+            {**_headline(e), "settings": settings, "estimate": estimate.as_dict()}
+            for e, settings, estimate in zip(experiments, varying, estimates, strict=True)
+        ],
+        "total_time_s": _total_time_s(estimates, execution),
+        "dropped_duplicates": config.dropped_duplicates if isinstance(config, StudyConfig) else [],
+    }
+
+
+def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
+    return {"name": experiment.name, "model": experiment.model, "backend": experiment.backend}
+
+
+def _settings(experiments: list[ExperimentConfig]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The non-default settings every experiment shares, and per experiment the value of each
+    setting that is not the same everywhere (defaults included, so a column reads across)."""
+    full = [_flatten(e.model_dump(mode="json")) for e in experiments]
+    changed = [_flatten(e.model_dump(mode="json", exclude_defaults=True)) for e in experiments]
+    keys = [k for k in dict.fromkeys(k for c in changed for k in c) if k not in _HEADLINE]
+    shared = {k: full[0].get(k) for k in keys if all(f.get(k) == full[0].get(k) for f in full)}
+    varying = [k for k in keys if k not in shared]
+    return [{k: f.get(k) for k in varying if k in f} for f in full], shared
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of the leaves (empty sections are left out)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _total_time_s(estimates: list[Estimate], execution: ExecutionConfig | None) -> float:
+    """Every run's estimate plus the study's gaps (experiments of unknown size count 0)."""
+    if execution is None:
+        return sum(e.time_s or 0.0 for e in estimates)
+    schedule = cycle_schedule(len(estimates), execution)
+    runs = sum(estimates[index].time_s or 0.0 for index, _ in schedule)
+    return runs + gaps_s(schedule, execution.config_gap_s, execution.cycle_gap_s)
+
+
+def _print_plan(plan: dict[str, Any], console: Console) -> None:
+    console.print(_title(plan), soft_wrap=True, highlight=False)
+    for dropped in plan["dropped_duplicates"]:
+        console.print(f"[yellow]note[/]: dropped duplicate {escape(dropped)}")
+    if plan["shared_settings"]:
+        console.print(f"[bold]settings[/]: {escape(_compact(plan['shared_settings']))}")
+    console.print(_table(plan))
+    unknown = sum(e["estimate"]["time_s"] is None for e in plan["experiments"])
+    caveat = f"; without the {unknown} of unknown size" if unknown else ""
+    console.print(
+        f"[bold]estimated time[/]: {_duration(plan['total_time_s'])} (rough, often off by 2x"
+        f"{caveat})"
+    )
+    unfit = [e["name"] for e in plan["experiments"] if e["estimate"]["fits"] is False]
+    if unfit:
+        console.print(
+            f"[bold red]does not fit[/] the device's memory: {escape(', '.join(unfit))}",
+            soft_wrap=True,
+        )
+    console.print("[dim]dry run: nothing was loaded or run[/]")
+
+
+def _title(plan: dict[str, Any]) -> str:
+    device = plan["device"]
+    memory = _size(device["memory_bytes"]) + (" RAM" if device["kind"] == "cpu" else "")
+    where = f"{device['name']} ({memory})"
+    if device["kind"] == "gpu" and device["count"] > 1:
+        where = f"{device['count']} x {where}"
+    head = f"[bold]llem run --dry-run[/] · {plan['kind']} {escape(str(plan['name']))}"
+    execution = plan["execution"]
+    if execution is not None:
+        head += (
+            f" · {len(plan['experiments'])} experiments × {execution['n_cycles']} cycles "
+            f"({execution['cycle_order']}, gaps {execution['config_gap_s']:g}/"
+            f"{execution['cycle_gap_s']:g} s)"
+        )
+    return f"{head} · runner {plan['runner']} · device {escape(where)}"
+
+
+def _table(plan: dict[str, Any]) -> Table:
+    table = Table(show_lines=False)
+    columns = ("#", "experiment", "backend", "model", "settings", "params", "weights",
+               "KV cache", "need / device", "fits", "time")  # fmt: skip
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for number, experiment in enumerate(plan["experiments"], start=1):
+        estimate = experiment["estimate"]
+        table.add_row(
+            str(number), escape(str(experiment["name"])), experiment["backend"],
+            escape(experiment["model"]), escape(_compact(experiment["settings"], "\n")),
+            _params(estimate), _size(estimate["weights_bytes"]),
+            _size(estimate["kv_cache_bytes"]), _need(estimate), _fits(estimate["fits"]),
+            _duration(estimate["time_s"]),
+        )  # fmt: skip
+    return table
+
+
+def _compact(settings: Mapping[str, Any], separator: str = ", ") -> str:
+    return separator.join(f"{k}={json.dumps(v)}" for k, v in settings.items()) or "—"
+
+
+def _params(estimate: Mapping[str, Any]) -> str:
+    count = estimate["n_parameters"]
+    if count is None:
+        return escape(str(estimate["model_source"]))
+    return f"{count / 1e9:.3g} B" if count >= 1e9 else f"{count / 1e6:.3g} M"
+
+
+def _need(estimate: Mapping[str, Any]) -> str:
+    need = _size(estimate["per_device_bytes"])
+    if estimate["devices_used"] > 1:
+        need += f" x {estimate['devices_used']}"
+    return f"{need} / {_size(estimate['budget_bytes'])}"
+
+
+def _fits(fits: bool | None) -> str:
+    return {True: "[green]yes[/]", False: "[bold red]no[/]", None: "?"}[fits]
+
+
+def _size(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if value >= 2**30:
+        return f"{value / 2**30:.3g} GiB"
+    return f"{value / 2**20:.3g} MiB"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

