@@ -23,7 +23,9 @@ EXPECTED = {
     "StudyResult",
     "__version__",
     "load_result",
+    "load_results",
     "load_study_result",
+    "report",
     "run",
 }
 
@@ -48,7 +50,9 @@ def test_importing_the_package_and_cli_help_load_no_heavy_library() -> None:
         "import llenergymeasure\n"
         "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
         "assert CliRunner().invoke(app, ['run', '--help']).exit_code == 0\n"
-        "heavy = {'torch', 'transformers', 'codecarbon', 'pynvml', 'vllm'} & set(sys.modules)\n"
+        "assert CliRunner().invoke(app, ['report', '--help']).exit_code == 0\n"
+        "heavy = {'torch', 'transformers', 'codecarbon', 'pynvml', 'vllm', 'pandas', 'plotly'}\n"
+        "heavy &= set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -19,6 +19,7 @@ from llenergymeasure.errors import (
     ResultsError,
     SamplerUnavailableError,
 )
+from llenergymeasure.reporting import load_results, report  # pandas/plotly load on first call
 from llenergymeasure.results import ExperimentResult, StudyResult, load_result, load_study_result
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "StudyResult",
     "__version__",
     "load_result",
+    "load_results",
     "load_study_result",
+    "report",
     "run",
 ]

@@ -1,4 +1,6 @@
-"""`llem run`, `llem config`, `llem report`, `llem --version`. Errors become one message and an exit code."""
+"""`llem run`, `llem config`, `llem report`, `llem --version`.
+
+Errors become one message and an exit code."""
 
 from __future__ import annotations
 

@@ -1,0 +1,191 @@
+"""``llem.report``: tables, a comparison and an HTML page from result files (the CLI wraps it)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from llenergymeasure.errors import ConfigError, ResultsError
+from llenergymeasure.reporting.compare import Comparison, compare
+from llenergymeasure.reporting.context import ReportContext, gather_context
+from llenergymeasure.reporting.deps import require
+from llenergymeasure.reporting.figures import (
+    PARETO_AXES,
+    Figure,
+    pareto_figure,
+    sweep_figure,
+    swept_parameters,
+)
+from llenergymeasure.reporting.html import Page, render
+from llenergymeasure.reporting.loading import load_results
+from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
+from llenergymeasure.reporting.tables import comparison_table, summary_table
+from llenergymeasure.reporting.terminal import print_report
+from llenergymeasure.reporting.timeline import timeline_figure
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class Report:
+    """What :func:`report` produced.
+
+    Attributes:
+        results: the loaded rows (one per experiment × cycle), as from ``load_results``.
+        configurations: one summary per configuration, ranked by mean J/token.
+        comparison: B against A when the report covers (or was asked to compare) two
+            configurations.
+        html_path: the HTML file written, if one was asked for.
+    """
+
+    results: Any
+    configurations: list[ConfigurationSummary]
+    comparison: Comparison | None
+    html_path: Path | None = None
+
+
+def report(
+    results: PathLike | Iterable[PathLike] | Any,
+    html: PathLike | None = None,
+    *,
+    compare_labels: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> Report:
+    """Print the report's tables and, with ``html``, write a self-contained HTML page.
+
+    Args:
+        results: experiment or study directories, result files, folders holding them, or a
+            DataFrame from :func:`load_results`.
+        html: where to write the HTML page (replaced atomically if it exists).
+        compare_labels: two configuration labels to compare (A, then B). Without it, a
+            report of exactly two configurations compares them in the order given.
+        console: where the tables go (default: stdout; ``Console(quiet=True)`` for none).
+
+    Raises:
+        ConfigError: a path is missing or holds no results, or a label is unknown (exit 2).
+        DependencyError: the ``[report]`` extra (pandas, plotly) is not installed (exit 1).
+        ResultsError: a result file or the HTML page cannot be read or written.
+    """
+    pd = require("pandas")
+    require("plotly")
+    frame = results if isinstance(results, pd.DataFrame) else load_results(results)
+    summaries = summarise(frame)
+    comparison = _comparison(summaries, list(dict.fromkeys(frame["configuration"])), compare_labels)
+    context = gather_context(summaries)
+    print_report(console or Console(), summaries, comparison, context)
+    outcome = Report(frame, summaries, comparison)
+    if html is not None:
+        page = _page(summaries, comparison, context, _sources(frame))
+        outcome.html_path = write_text_atomically(Path(html), render(page))
+    return outcome
+
+
+def _comparison(
+    summaries: Sequence[ConfigurationSummary],
+    order: Sequence[str],
+    labels: Sequence[str] | None,
+) -> Comparison | None:
+    by_label = {s.label: s for s in summaries}
+    if labels is None:
+        return compare(by_label[order[0]], by_label[order[1]]) if len(order) == 2 else None
+    if len(labels) != 2:
+        raise ConfigError(f"compare takes two configurations, got {len(labels)}")
+    unknown = [label for label in labels if label not in by_label]
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration {unknown[0]!r}; the report has: {', '.join(order)}"
+        )
+    return compare(by_label[labels[0]], by_label[labels[1]])
+
+
+def _sources(frame: Any) -> list[str]:
+    studies = [s for s in dict.fromkeys(frame["study_dir"]) if isinstance(s, str)]
+    runs = frame.loc[frame["study_dir"].isna(), "result_dir"]
+    return studies + [str(r) for r in runs]
+
+
+def _page(
+    summaries: Sequence[ConfigurationSummary],
+    comparison: Comparison | None,
+    context: ReportContext,
+    sources: list[str],
+) -> Page:
+    caption = figure_context(summaries)
+    pareto = [f for axis in PARETO_AXES if (f := pareto_figure(summaries, axis, caption))]
+    swept = swept_parameters(summaries)
+    sweeps = [sweep_figure(summaries, p, [o for o in swept if o != p], caption) for p in swept]
+    timelines: list[Figure] = []
+    notes = [] if swept else ["No swept parameters: every configuration has the same settings."]
+    if len(pareto) < len(PARETO_AXES):
+        notes.append("Pareto plots need J/token and the x figure; some configurations lack one.")
+    for summary in summaries:
+        runs = context.results.get(summary.label) or []
+        if not runs:
+            notes.append(f"{summary.label}: no done cycle, so no timeline.")
+            continue
+        shown = timeline_figure(summary.label, runs[0], _cycle_note(summary))
+        if isinstance(shown, Figure):
+            timelines.append(shown)
+        else:
+            notes.append(shown)
+    return Page(
+        sources=sources,
+        summary=summary_table(summaries),
+        comparison=comparison_table(comparison) if comparison else None,
+        pareto=pareto,
+        sweeps=sweeps,
+        timelines=timelines,
+        notes=notes,
+        context=context,
+    )
+
+
+def _cycle_note(summary: ConfigurationSummary) -> str:
+    if summary.n_cycles > 1:
+        return f"The first done cycle of {summary.n_cycles} is shown."
+    return ""
+
+
+def figure_context(summaries: Sequence[ConfigurationSummary]) -> str:
+    """How the energy behind a figure was obtained and which warnings apply to it."""
+    methods = sorted({m for s in summaries for m in s.energy_methods})
+    estimate = any(s.is_estimate for s in summaries)
+    text = f"Energy: {', '.join(methods) or 'none'}"
+    text += " (an estimate, not a measurement)." if estimate else " (measured)."
+    codes: Counter[str] = Counter()
+    for s in summaries:
+        codes.update(s.warnings)
+    cycles = sum(s.n_cycles for s in summaries)
+    if codes:
+        listed = ", ".join(f"{c} ({n}/{cycles} cycles)" for c, n in sorted(codes.items()))
+        text += f" Warnings: {listed}; see Warnings below."
+    else:
+        text += " No measurement warnings."
+    return text
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file renamed into place.
+
+    Raises:
+        ResultsError: the file cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
+        os.replace(name, path)
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path}: {exc}") from None
+    return path

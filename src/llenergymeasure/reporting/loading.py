@@ -1,0 +1,262 @@
+"""Load results into one pandas DataFrame: one row per experiment × cycle.
+
+Built on the files runs already write: an experiment directory's ``result.json`` and a study
+directory's ``results.parquet`` (its entries, statuses and ``config.*`` columns), with each done
+entry's metrics read from its ``result.json``. Paths may be experiment directories, study
+directories, ``result.json`` / ``results.parquet`` files, or folders holding any of these
+(searched recursively; hidden folders such as staging directories are skipped). Fields a result
+does not have (written by an older version) load as null.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from llenergymeasure.errors import ConfigError
+from llenergymeasure.reporting.deps import require
+from llenergymeasure.results.io import RESULT_FILE, load_result
+from llenergymeasure.results.study import STUDY_RESULT_FILE, STUDY_TABLE_FILE
+from llenergymeasure.results.study import _flatten as flatten  # results.parquet's own rule
+
+MANIFEST_FILE = "manifest.json"  # the study runner's; a study without results.parquet is unfinished
+
+# Metric columns (units in the names) -> where each value sits in result.json.
+METRIC_PATHS: dict[str, tuple[str, ...]] = {
+    "energy_total_j": ("energy", "energy_total_j"),
+    "energy_adjusted_j": ("energy", "energy_adjusted_j"),
+    "energy_uncertainty_j": ("energy", "uncertainty_j"),
+    "energy_duration_s": ("energy", "duration_s"),
+    "energy_sample_count": ("energy", "sample_count"),
+    "energy_method": ("energy", "method"),
+    "energy_is_estimate": ("energy", "is_estimate"),
+    "baseline_power_w": ("energy", "baseline_power_w"),
+    "co2_kg": ("energy", "co2_kg"),
+    "measurement_method": ("measurement_method",),
+    "energy_per_output_token_j": ("metrics", "energy_per_output_token_j"),
+    "energy_per_output_token_adjusted_j": ("metrics", "energy_per_output_token_adjusted_j"),
+    "energy_per_request_j": ("metrics", "energy_per_request_j"),
+    "energy_per_request_adjusted_j": ("metrics", "energy_per_request_adjusted_j"),
+    "output_tokens_per_s": ("metrics", "output_tokens_per_s"),
+    "input_tokens_per_s": ("metrics", "input_tokens_per_s"),
+    "requests_per_s": ("metrics", "requests_per_s"),
+    "duration_s": ("metrics", "duration_s"),
+    "n_requests": ("metrics", "n_requests"),
+    "total_input_tokens": ("metrics", "total_input_tokens"),
+    "total_output_tokens": ("metrics", "total_output_tokens"),
+    "peak_memory_mb": ("metrics", "peak_memory_mb"),
+    **{
+        f"{name}_{stat}_s": ("metrics", key, f"{stat}_s")
+        for name, key in (("ttft", "ttft"), ("itl", "itl"), ("e2e", "e2e_latency"))
+        for stat in ("mean", "median", "p95", "p99")
+    },
+    "telemetry_mean_power_w": ("telemetry", "mean_power_w"),
+    "telemetry_max_power_w": ("telemetry", "max_power_w"),
+    "telemetry_max_temperature_c": ("telemetry", "max_temperature_c"),
+    "telemetry_temperature_drift_c": ("telemetry", "temperature_drift_c"),
+    "telemetry_mean_utilisation_pct": ("telemetry", "mean_utilisation_pct"),
+    "flops_total": ("flops", "flops_total"),
+    "energy_per_flop_j": ("flops", "energy_per_flop_j"),
+    "mfu": ("flops", "mfu"),
+    "mbu": ("flops", "mbu"),
+    "model_load_s": ("timings", "model_load_s"),
+    "warmup_s": ("timings", "warmup_s"),
+    "window_s": ("timings", "window_s"),
+    "device": ("model", "device"),
+    "dtype": ("model", "dtype"),
+    "llem_version": ("llem_version",),
+    "schema_version": ("schema_version",),
+    "measurement_config_hash": ("measurement_config_hash",),
+    "started_at": ("started_at",),
+}
+
+IDENTITY_COLUMNS = (
+    "configuration",
+    "study_dir",
+    "experiment_index",
+    "experiment_name",
+    "cycle_index",
+    "status",
+    "error",
+    "result_dir",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A study directory or an experiment's ``result.json`` found among the given paths."""
+
+    kind: Literal["study", "experiment"]
+    path: Path
+
+
+def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Any:
+    """Load experiments and studies into one DataFrame, one row per experiment × cycle.
+
+    Args:
+        paths: experiment directories, study directories, ``result.json`` or
+            ``results.parquet`` files, or folders holding them, in any mix.
+
+    Returns:
+        A pandas DataFrame. Identity columns: ``configuration`` (a label unique per
+        configuration: a study's experiment, or one experiment directory), ``study_dir``,
+        ``experiment_index``, ``experiment_name``, ``cycle_index``, ``status``, ``error``,
+        ``result_dir`` (absolute). Config fields as ``config.<dotted.path>`` columns. Metric
+        columns with the unit in the name (``energy_total_j``, ``output_tokens_per_s``,
+        ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`), ``warning_codes`` (comma-separated),
+        ``timeseries_file`` (absolute, or null). Failed or pending study entries have null
+        metrics.
+
+    Raises:
+        ConfigError: a path does not exist, or holds no results (exit 2).
+        DependencyError: pandas is not installed.
+        ResultsError: a result file cannot be read.
+    """
+    pd = require("pandas")
+    rows: list[dict[str, Any]] = []
+    for source in find_sources(paths):
+        rows.extend(_study_rows(source.path) if source.kind == "study" else [_run_row(source.path)])
+    frame = pd.DataFrame(rows)
+    frame["configuration"] = configuration_labels(rows)
+    frame["experiment_index"] = frame["experiment_index"].astype("Int64")
+    first = [c for c in IDENTITY_COLUMNS if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def find_sources(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Source]:
+    """Every study directory and experiment result among ``paths``, in the order given.
+
+    Raises:
+        ConfigError: a path does not exist or holds no results.
+    """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise ConfigError("no results given: pass experiment or study directories")
+    sources: list[Source] = []
+    for item in items:
+        path = Path(item)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file or directory")
+        found = list(_sources_in(path))
+        if not found:
+            raise ConfigError(
+                f"{path}: no results found (expected an experiment directory with "
+                f"{RESULT_FILE}, a study directory with {STUDY_TABLE_FILE}, or such a file)"
+            )
+        sources.extend(s for s in found if s not in sources)
+    return sources
+
+
+def _sources_in(path: Path) -> Iterator[Source]:
+    if path.is_file():
+        if path.name in (STUDY_TABLE_FILE, STUDY_RESULT_FILE, MANIFEST_FILE):
+            yield from _sources_in(path.parent)
+        else:
+            yield Source("experiment", path.resolve())
+        return
+    if (path / RESULT_FILE).is_file():
+        yield Source("experiment", (path / RESULT_FILE).resolve())
+    elif (path / STUDY_TABLE_FILE).is_file():
+        yield Source("study", path.resolve())
+    elif (path / MANIFEST_FILE).is_file():
+        raise ConfigError(
+            f"{path}: study without {STUDY_TABLE_FILE} (interrupted?): finish it with "
+            f"`llem run STUDY.yaml --resume {path}`"
+        )
+    else:
+        for child in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            yield from _sources_in(child)
+
+
+def _run_row(result_file: Path) -> dict[str, Any]:
+    """One row for a standalone experiment: identity, flattened config, metrics."""
+    data = load_result(result_file).model_dump(mode="json")
+    run_dir = result_file.parent
+    return {
+        "study_dir": None,
+        "experiment_index": None,
+        "experiment_name": data["config"].get("name") or run_dir.name,
+        "cycle_index": 0,
+        "status": "done",
+        "error": None,
+        "result_dir": str(run_dir),
+        **flatten(data["config"], "config"),
+        **_metrics(data, run_dir),
+    }
+
+
+def _study_rows(study_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a study's ``results.parquet``, metrics taken from each done run's
+    ``result.json``."""
+    pq = require("pyarrow.parquet")
+    table = pq.read_table(study_dir / STUDY_TABLE_FILE).to_pylist()
+    rows = []
+    for entry in table:
+        row = {key: value for key, value in entry.items() if key.startswith("config.")}
+        run_dir = study_dir / entry["result_dir"] if entry.get("result_dir") else None
+        row.update(
+            study_dir=str(study_dir),
+            experiment_index=entry.get("experiment_index"),
+            experiment_name=entry.get("experiment_name"),
+            cycle_index=entry.get("cycle_index"),
+            status=entry.get("status"),
+            error=entry.get("error"),
+            result_dir=str(run_dir) if run_dir is not None else None,
+        )
+        if entry.get("status") == "done" and run_dir is not None:
+            row.update(_metrics(load_result(run_dir).model_dump(mode="json"), run_dir))
+        rows.append(row)
+    return rows
+
+
+def _metrics(data: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    values = {name: dig(data, path) for name, path in METRIC_PATHS.items()}
+    values["warning_codes"] = ",".join(w["code"] for w in data.get("warnings") or [])
+    timeseries = data.get("timeseries_file")
+    values["timeseries_file"] = str(run_dir / timeseries) if timeseries else None
+    return values
+
+
+def dig(data: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """The value at ``path`` in nested mappings, or None where any step is missing."""
+    value: Any = data
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def configuration_key(row: Mapping[str, Any]) -> str:
+    """What identifies a configuration: a study's experiment, or one result directory."""
+    if row.get("study_dir"):
+        return f"{row['study_dir']}#{row['experiment_index']}"
+    return str(row["result_dir"])
+
+
+def configuration_labels(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A short label per row's configuration: the experiment name where that is unique,
+    else prefixed with the study or run directory's parent name."""
+    short = {configuration_key(r): _short_label(r) for r in rows}
+    clashes = {label for label in short.values() if list(short.values()).count(label) > 1}
+    labels = []
+    for row in rows:
+        label = short[configuration_key(row)]
+        labels.append(_long_label(row) if label in clashes else label)
+    return labels
+
+
+def _short_label(row: Mapping[str, Any]) -> str:
+    if row.get("study_dir"):
+        return str(row["experiment_name"])
+    return Path(str(row["result_dir"])).name
+
+
+def _long_label(row: Mapping[str, Any]) -> str:
+    if row.get("study_dir"):
+        return f"{Path(str(row['study_dir'])).name}/{row['experiment_name']}"
+    run_dir = Path(str(row["result_dir"]))
+    return f"{run_dir.parent.name}/{run_dir.name}"

@@ -1,0 +1,155 @@
+"""Per-configuration figures over cycles: the numbers every table and plot of a report shows.
+
+A configuration is a study's experiment (its cycles are the repetitions) or one standalone
+experiment directory (one cycle). Per-cycle figures are summarised with a Student-t 95%
+confidence interval; latency percentiles are recomputed from the pooled raw per-request samples
+of all done cycles (``requests.parquet``), never averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.harness.metrics import latency_stats
+from llenergymeasure.results.io import load_requests
+from llenergymeasure.results.models import LatencyStats
+from llenergymeasure.results.stats import Summary, summary_stats
+
+
+@dataclass
+class ConfigurationSummary:
+    """One configuration of a report.
+
+    Attributes:
+        label: the ``configuration`` label of its rows.
+        rows: its rows of the results DataFrame (every status).
+        config: its ``config.*`` values (from its first row).
+        n_cycles: done cycles.
+        n_failed: failed or unfinished entries.
+        j_per_token: energy per output token (J) over done cycles.
+        j_per_token_adjusted: idle-adjusted energy per output token (J).
+        tokens_per_s: output tokens per second.
+        mean_power_w: energy ÷ energy window per cycle (W), what the energy figures imply.
+        ttft: time to first token, pooled over every request of every done cycle.
+        itl: inter-token latency, pooled likewise.
+        latency_note: why the pooled latencies are missing, when they are.
+        energy_methods: the energy sampler(s) used.
+        is_estimate: some cycle's energy is an estimate, not a measurement.
+        warnings: warning code -> how many done cycles carry it.
+    """
+
+    label: str
+    rows: Any
+    config: dict[str, Any]
+    n_cycles: int
+    n_failed: int
+    j_per_token: Summary
+    j_per_token_adjusted: Summary
+    tokens_per_s: Summary
+    mean_power_w: Summary
+    ttft: LatencyStats = field(default_factory=LatencyStats)
+    itl: LatencyStats = field(default_factory=LatencyStats)
+    latency_note: str | None = None
+    energy_methods: list[str] = field(default_factory=list)
+    is_estimate: bool = False
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> Any:
+        """The rows of done cycles."""
+        return self.rows[self.rows["status"] == "done"]
+
+
+def summarise(frame: Any) -> list[ConfigurationSummary]:
+    """One summary per configuration, ranked by mean J/token (configurations without it last).
+
+    Args:
+        frame: a DataFrame from :func:`~llenergymeasure.reporting.loading.load_results`.
+    """
+    summaries = [
+        _summarise_one(str(label), rows)
+        for label, rows in frame.groupby("configuration", sort=False)
+    ]
+    return sorted(summaries, key=_rank)
+
+
+def _rank(summary: ConfigurationSummary) -> float:
+    mean = summary.j_per_token.mean
+    return mean if mean is not None else math.inf
+
+
+def _summarise_one(label: str, rows: Any) -> ConfigurationSummary:
+    done = rows[rows["status"] == "done"]
+    config = {k: _plain(v) for k, v in rows.iloc[0].items() if str(k).startswith("config.")}
+    ttft, itl, note = _pooled_latency(done)
+    codes = Counter(c for text in done.get("warning_codes", []) for c in _codes(text))
+    methods = done["energy_method"].dropna().unique() if "energy_method" in done else []
+    return ConfigurationSummary(
+        label=label,
+        rows=rows,
+        config=config,
+        n_cycles=len(done),
+        n_failed=len(rows) - len(done),
+        j_per_token=summary_stats(cycle_values(done, "energy_per_output_token_j")),
+        j_per_token_adjusted=summary_stats(
+            cycle_values(done, "energy_per_output_token_adjusted_j")
+        ),
+        tokens_per_s=summary_stats(cycle_values(done, "output_tokens_per_s")),
+        mean_power_w=summary_stats(mean_power_values(done)),
+        ttft=ttft,
+        itl=itl,
+        latency_note=note,
+        energy_methods=sorted(str(m) for m in methods),
+        is_estimate=any(v is True or v is np.True_ for v in done.get("energy_is_estimate", [])),
+        warnings=dict(codes),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (as pandas hands out) as the Python value it holds; NaN as None."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _codes(text: Any) -> list[str]:
+    return [c for c in str(text).split(",") if c] if isinstance(text, str) else []
+
+
+def cycle_values(done: Any, column: str) -> list[float]:
+    """The finite values of ``column`` over done cycles (missing column: none)."""
+    if column not in done:
+        return []
+    return [float(v) for v in done[column] if _finite(v)]
+
+
+def mean_power_values(done: Any) -> list[float]:
+    """Per done cycle, energy over the energy window (W)."""
+    if "energy_total_j" not in done or "energy_duration_s" not in done:
+        return []
+    pairs = zip(done["energy_total_j"], done["energy_duration_s"], strict=True)
+    return [float(e) / float(d) for e, d in pairs if _finite(e) and _finite(d) and d > 0]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pooled_latency(done: Any) -> tuple[LatencyStats, LatencyStats, str | None]:
+    """TTFT and ITL over every raw request of every done cycle."""
+    ttft: list[float] = []
+    itl: list[float] = []
+    for run_dir in done["result_dir"]:
+        try:
+            records = load_requests(Path(str(run_dir)))
+        except ResultsError:
+            return LatencyStats(), LatencyStats(), f"no raw requests in {run_dir}"
+        ttft.extend(r.ttft_s for r in records if r.ttft_s is not None)
+        itl.extend(gap for r in records for gap in r.itl_s)
+    return latency_stats(ttft), latency_stats(itl), None

@@ -1,0 +1,153 @@
+"""The report's tables as plain cells, rendered by both the terminal and the HTML page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from llenergymeasure.reporting.compare import Comparison, MetricDifference
+from llenergymeasure.reporting.summary import ConfigurationSummary
+from llenergymeasure.results.models import LatencyStats
+from llenergymeasure.results.stats import Summary
+
+SUMMARY_TITLE = (
+    "ranked by energy per output token: mean ± 95% CI half-width over cycles (Student t); "
+    "latency p50/p95 pooled over every request of every cycle"
+)
+
+
+@dataclass(frozen=True)
+class TableData:
+    """A titled table of text cells, with notes printed under it."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    """A value to ``digits`` significant figures, or an em dash."""
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def mean_ci(summary: Summary, scale: float = 1.0) -> str:
+    """``mean ± half-width`` (no interval below two cycles)."""
+    if summary.mean is None:
+        return "—"
+    text = number(summary.mean * scale)
+    if summary.ci95_half_width is not None:
+        text += f" ± {summary.ci95_half_width * scale:.2g}"
+    return text
+
+
+def _p50_p95_ms(stats: LatencyStats) -> str:
+    if stats.median_s is None or stats.p95_s is None:
+        return "—"
+    return f"{stats.median_s * 1e3:.4g} / {stats.p95_s * 1e3:.4g}"
+
+
+def _method(summary: ConfigurationSummary) -> str:
+    text = ", ".join(summary.energy_methods) or "—"
+    return f"{text} (estimate)" if summary.is_estimate else text
+
+
+def _warnings(summary: ConfigurationSummary) -> str:
+    """Warning codes, with ``(k/n)`` where only k of the n cycles carry one."""
+    return ", ".join(
+        code if count == summary.n_cycles else f"{code} ({count}/{summary.n_cycles})"
+        for code, count in sorted(summary.warnings.items())
+    )
+
+
+def _cycles(summary: ConfigurationSummary) -> str:
+    return (
+        f"{summary.n_cycles} (+{summary.n_failed} failed)"
+        if summary.n_failed
+        else str(summary.n_cycles)
+    )
+
+
+def summary_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
+    """One row per configuration, ranked by J/token."""
+    adjusted = any(s.j_per_token_adjusted.mean is not None for s in summaries)
+    headers = ["configuration", "cycles", "J/token"]
+    headers += ["J/token idle-adj."] if adjusted else []
+    headers += [
+        "output tokens/s",
+        "TTFT p50/p95 ms",
+        "ITL p50/p95 ms",
+        "mean power W",
+        "energy method",
+        "warnings",
+    ]
+    rows = []
+    for s in summaries:
+        row = [s.label, _cycles(s), mean_ci(s.j_per_token)]
+        row += [mean_ci(s.j_per_token_adjusted)] if adjusted else []
+        row += [
+            mean_ci(s.tokens_per_s),
+            _p50_p95_ms(s.ttft),
+            _p50_p95_ms(s.itl),
+            mean_ci(s.mean_power_w),
+            _method(s),
+            _warnings(s),
+        ]
+        rows.append(row)
+    notes = [
+        f"{s.label}: latency not pooled, {s.latency_note}" for s in summaries if s.latency_note
+    ]
+    notes.append(
+        "mean power = energy ÷ the energy sampler's window, per cycle; a warning marked (k/n) "
+        "applies to k of n cycles, unmarked to all"
+    )
+    return TableData(SUMMARY_TITLE, headers, rows, notes)
+
+
+def _signed(value: float | None, unit: str) -> str:
+    return "—" if value is None else f"{value:+.4g} {unit}"
+
+
+def _interval(d: MetricDifference) -> str:
+    if d.ci95_low is None or d.ci95_high is None:
+        return "—"
+    return f"[{d.ci95_low:+.3g}, {d.ci95_high:+.3g}]"
+
+
+def _verdict(d: MetricDifference) -> str:
+    if d.p_value is None:
+        return "—"
+    word = "yes" if d.significant else "no"
+    return f"{word} (p={d.p_value:.2g})"
+
+
+def _with_n(mean: float, n: int, cycles: int) -> str:
+    """The mean, with its count where fewer cycles than done have the figure."""
+    return number(mean) if n == cycles else f"{number(mean)} (n={n})"
+
+
+def comparison_table(comparison: Comparison) -> TableData:
+    """Each metric of B against A: means, difference, its 95% CI and Welch's test."""
+    headers = ["metric", "A", "B", "B − A", "change", "95% CI of B − A", "significant"]
+    rows = [
+        [
+            d.label,
+            _with_n(d.mean_a, d.n_a, comparison.n_a),
+            _with_n(d.mean_b, d.n_b, comparison.n_b),
+            _signed(d.difference, d.unit),
+            "—" if d.relative is None else f"{d.relative:+.1%}",
+            _interval(d),
+            _verdict(d),
+        ]
+        for d in comparison.metrics
+    ]
+    notes = [comparison.note] if comparison.note else []
+    notes.append(
+        "significant: Welch's t-test over cycles, two-sided, α = 0.05; latency rows compare "
+        "each cycle's own percentile; mean power = energy ÷ window"
+    )
+    title = (
+        f"A = {comparison.a} ({comparison.n_a} cycles) against B = {comparison.b} "
+        f"({comparison.n_b} cycles): difference of the means over cycles"
+    )
+    return TableData(title, headers, rows, notes)
