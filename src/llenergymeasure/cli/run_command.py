@@ -21,6 +21,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
 from llenergymeasure.config.user_config import load_user_config
 from llenergymeasure.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from llenergymeasure.study.live_power import gpu_power_reader
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _run_study(study: StudyConfig, out: Path | None, options: RunOptions, consol
             f"{len(study.experiments_resolved)} experiments × {execution.n_cycles} cycles "
             f"({execution.cycle_order})"
         )
-        with RichStudyObserver(console) as observer:
+        with RichStudyObserver(console, power_reader=gpu_power_reader()) as observer:
             result = run(study, out_dir=out, resume=options.resume, study_observer=observer)
     _report(console, options, result.output_dir, result.model_dump_json(indent=2),
             lambda: print_study(console, result))  # fmt: skip

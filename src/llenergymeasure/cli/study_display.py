@@ -10,31 +10,54 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.results.stats import Summary
 from llenergymeasure.results.study import ExperimentAggregate, StudyEntry, StudyResult
+from llenergymeasure.study.live_power import PowerReader
+
+POWER_REFRESH_S = 1.0
+
+
+class LivePowerColumn(ProgressColumn):
+    """The devices' total power now, read at most once per ``POWER_REFRESH_S``."""
+
+    def __init__(self, read_w: PowerReader) -> None:
+        super().__init__(table_column=None)
+        self.max_refresh = POWER_REFRESH_S
+        self._read_w = read_w
+
+    def render(self, task: Task) -> Text:
+        """``power 245 W``, or ``power —`` when the reading fails."""
+        watts = self._read_w()
+        return Text(f"power {watts:.0f} W" if watts is not None else "power —", style="cyan")
 
 
 class RichStudyObserver:
-    """Experiment i/N, cycle c/C, the current label, elapsed time and ETA (a StudyObserver)."""
+    """Experiment i/N, cycle c/C, the current label, elapsed time, ETA and, when a power
+    reader is given (a GPU machine), the devices' live power (a StudyObserver)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, power_reader: PowerReader | None = None) -> None:
         self._console = console
-        self._progress = Progress(
+        columns: list[ProgressColumn] = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
-        )
+        ]
+        if power_reader is not None:
+            columns.append(LivePowerColumn(power_reader))
+        self._progress = Progress(*columns, console=console)
         self._task: TaskID | None = None
 
     def __enter__(self) -> RichStudyObserver:
