@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 import llenergymeasure as llem
@@ -30,6 +31,7 @@ from llenergymeasure.config.models import (
     TensorRTKvCacheConfig,
     TensorRTQuantConfig,
 )
+from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import BackendError, ConfigError, DependencyError
 from llenergymeasure.testing.fake_tensorrt_llm import (
     FakeTrtLlm,
@@ -42,6 +44,8 @@ pytest.importorskip("transformers")
 
 def sample_value(info: FieldInfo, variant: int = 0) -> Any:
     """A valid non-default value for a config field, derived from its annotation."""
+    if info.examples:
+        return info.examples[variant % len(info.examples)]
     annotation = info.annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -91,7 +95,7 @@ def make_config(model_dir: Path, tensorrt: dict[str, Any], **fields: Any) -> Exp
 def load(model_dir: Path, engine_root: Path, tensorrt: dict[str, Any], **fields: Any) -> Any:
     from llenergymeasure.backends.tensorrt.backend import TensorRTBackend
 
-    backend = TensorRTBackend(engine_root=engine_root)
+    backend = TensorRTBackend(engine_root=engine_root, gpu_probe=lambda: GpuProbe(True, 8))
     info = backend.load(make_config(model_dir, tensorrt, **fields))
     return backend, info
 
@@ -129,7 +133,9 @@ def test_each_kv_cache_field_reaches_kv_cache_config(
     assert fake.llm_calls[-1][1]["kv_cache_config"] is not None
 
 
-@pytest.mark.parametrize("name", fields_of(TensorRTBuildConfig))
+@pytest.mark.parametrize(
+    "name", [n for n in fields_of(TensorRTBuildConfig) if n != "plugin_config"]
+)
 def test_each_build_field_reaches_build_config(
     name: str, fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
 ) -> None:
@@ -147,7 +153,7 @@ def test_each_quant_field_reaches_quant_config(
     value = sample_value(TensorRTQuantConfig.model_fields[name])
     load(tiny_model_dir, engine_root, {"runtime": "engine", "quant_config": {name: value}})
     recorded = fake.quant_configs[-1]
-    assert set(recorded) == {name} and recorded[name].name == value
+    assert set(recorded) == {name} and getattr(recorded[name], "name", recorded[name]) == value
     assert fake.llm_calls[-1][1]["quant_config"] is not None
 
 
@@ -219,8 +225,51 @@ def test_greedy_is_top_k_1(fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: 
 def test_decoder_field_without_equivalent_is_a_config_error(
     fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="typical_p"):
+    with pytest.raises(ValidationError, match="typical_p is not supported by backend tensorrt"):
         load(tiny_model_dir, engine_root, {}, decoder={"typical_p": 0.9})
+    assert fake.llm_calls == []
+
+
+def test_plugin_config_is_set_on_the_build_config(
+    fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
+) -> None:
+    plugins = {"use_paged_context_fmha": True, "gemm_plugin": "float16"}
+    load(
+        tiny_model_dir,
+        engine_root,
+        {"runtime": "engine", "build_config": {"plugin_config": plugins}},
+    )
+    built = fake.llm_calls[-1][1]["build_config"].plugin_config
+    assert built.use_paged_context_fmha is True and built.gemm_plugin == "float16"
+
+
+def test_unknown_plugin_is_a_config_error(
+    fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
+) -> None:
+    options = {"runtime": "engine", "build_config": {"plugin_config": {"warp_drive": True}}}
+    with pytest.raises(ConfigError, match="plugin_config.warp_drive is not a PluginConfig field"):
+        load(tiny_model_dir, engine_root, options)
+
+
+def test_beam_search_raises_the_beam_width(
+    fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
+) -> None:
+    backend, _ = load(tiny_model_dir, engine_root, {}, decoder={"num_beams": 3})
+    backend.run([[1, 2]], 4)
+    assert fake.llm_calls[-1][1]["max_beam_width"] == 3
+    params = fake.sampling_params[-1]
+    assert params["use_beam_search"] is True and params["best_of"] == 3 and params["n"] == 1
+
+
+def test_parallel_layout_beyond_the_visible_gpus_is_refused(
+    fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
+) -> None:
+    from llenergymeasure.backends.tensorrt.backend import TensorRTBackend
+
+    backend = TensorRTBackend(engine_root=engine_root, gpu_probe=lambda: GpuProbe(True, 2))
+    config = make_config(tiny_model_dir, {"tensor_parallel_size": 2, "pipeline_parallel_size": 2})
+    with pytest.raises(ConfigError, match=r"needs 4 GPUs, but 2 are visible"):
+        backend.load(config)
     assert fake.llm_calls == []
 
 

@@ -1000,7 +1000,10 @@ class TensorRTBuildConfig(_Strict):
         "build (e.g. use_paged_context_fmha, use_fp8_context_fmha, multiple_profiles, "
         "gemm_plugin, context_fmha): kernel choices that change throughput and energy. "
         "Unknown names are refused.",
-        examples=[{"use_paged_context_fmha": True, "multiple_profiles": True}],
+        examples=[
+            {"use_paged_context_fmha": True, "multiple_profiles": True},
+            {"gemm_plugin": "auto"},
+        ],
     )
 
 

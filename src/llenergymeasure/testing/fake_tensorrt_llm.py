@@ -157,11 +157,48 @@ class QuantConfig:
 
 @dataclass
 class PluginConfig:
-    """tensorrt_llm.plugin.PluginConfig (the fields the backend touches)."""
+    """tensorrt_llm.plugin.PluginConfig: its plugin and feature fields (defaults may differ)."""
 
+    bert_attention_plugin: str | None = "auto"
+    gpt_attention_plugin: str | None = "auto"
+    gemm_plugin: str | None = None
+    gemm_swiglu_plugin: str | None = None
+    fp8_rowwise_gemm_plugin: str | None = None
+    qserve_gemm_plugin: str | None = None
+    identity_plugin: str | None = None
+    nccl_plugin: str | None = "auto"
+    lora_plugin: str | None = None
+    dora_plugin: bool = False
+    weight_only_groupwise_quant_matmul_plugin: str | None = None
+    weight_only_quant_matmul_plugin: str | None = None
+    smooth_quant_plugins: bool = True
+    smooth_quant_gemm_plugin: str | None = None
+    layernorm_quantization_plugin: str | None = None
+    rmsnorm_quantization_plugin: str | None = None
+    quantize_per_token_plugin: bool = False
+    quantize_tensor_plugin: bool = False
+    moe_plugin: str | None = "auto"
+    mamba_conv1d_plugin: str | None = "auto"
+    low_latency_gemm_plugin: str | None = None
+    low_latency_gemm_swiglu_plugin: str | None = None
+    gemm_allreduce_plugin: str | None = None
+    context_fmha: bool = True
+    bert_context_fmha_fp32_acc: bool = False
+    paged_kv_cache: bool | None = None
+    remove_input_padding: bool = True
+    norm_quant_fusion: bool = False
+    reduce_fusion: bool = False
+    user_buffer: bool = False
     tokens_per_block: int = 32
     use_paged_context_fmha: bool = True
-    paged_kv_cache: bool | None = None
+    use_fp8_context_fmha: bool = True
+    fuse_fp4_quant: bool = False
+    multiple_profiles: bool = False
+    paged_state: bool = True
+    streamingllm: bool = False
+    manage_weights: bool = False
+    use_fused_mlp: bool = True
+    pp_reduce_scatter: bool = False
 
 
 @dataclass

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.models import (
+    SAMPLING_ONLY,
     DecoderConfig,
     ExperimentConfig,
     Precision,
     TensorRTConfig,
+    decoder_backends,
 )
-from llenergymeasure.errors import ConfigError, DependencyError
+from llenergymeasure.errors import DependencyError
 
 TESTED_VERSIONS = ((1, 0), (2, 0))
 """TensorRT-LLM versions this backend supports: major.minor from 1.0 up to (not incl.) 2.0."""
@@ -35,6 +37,7 @@ LLM_FIELDS = (
     "max_num_tokens",
     "max_input_len",
     "max_seq_len",
+    "max_beam_width",
     "tensor_parallel_size",
     "pipeline_parallel_size",
     "enable_chunked_prefill",
@@ -52,11 +55,17 @@ DECODER_TO_SAMPLING = {
     "repetition_penalty": "repetition_penalty",
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "min_new_tokens": "min_tokens",
+    "length_penalty": "length_penalty",
+    "stop": "stop",
+    "ignore_eos": "ignore_eos",
 }
-"""DecoderConfig field -> SamplingParams field (TensorRT-LLM's native name)."""
+"""DecoderConfig field -> SamplingParams field of the same meaning (TensorRT-LLM's name)."""
 
-UNSUPPORTED_DECODER = ("typical_p", "epsilon_cutoff", "eta_cutoff")
-GREEDY_IGNORES = ("temperature", "top_k", "top_p", "min_p")
+DECODER_CONVERTED = ("do_sample", "num_beams", "early_stopping")
+"""Decoder fields whose SamplingParams form differs (see ``sampling_kwargs``)."""
+
+QUANT_ALGO_FIELDS = ("quant_algo", "kv_cache_quant_algo")
+"""QuantConfig fields given as QuantAlgo member names (the others are plain values)."""
 
 
 def check_version(version: str) -> None:
@@ -85,13 +94,23 @@ def set_fields(section: Any) -> dict[str, Any]:
     }
 
 
-def llm_kwargs(options: TensorRTConfig, precision: Precision) -> dict[str, Any]:
+def beam_width(num_beams: int | None, configured: int | None) -> int | None:
+    """The max beam width to build/serve: the configured one, raised to ``num_beams``."""
+    if (num_beams or 1) <= 1:
+        return configured
+    return max(configured or 1, num_beams or 1)
+
+
+def llm_kwargs(
+    options: TensorRTConfig, precision: Precision, num_beams: int | None = None
+) -> dict[str, Any]:
     """Plain ``LLM(...)`` keyword arguments (without the config objects and ``model``)."""
     unhandled = set(TensorRTConfig.model_fields) - set(LLM_FIELDS) - set(NOT_LLM_FIELDS)
     if unhandled != {"extra"}:  # a new field must be routed somewhere explicitly
         raise AssertionError(f"TensorRTConfig fields without a route: {sorted(unhandled)}")
     kwargs: dict[str, Any] = {"dtype": DTYPES[precision]}
     kwargs.update({name: getattr(options, name) for name in LLM_FIELDS})
+    kwargs["max_beam_width"] = beam_width(num_beams, options.max_beam_width)
     return {name: value for name, value in kwargs.items() if value is not None}
 
 
@@ -104,13 +123,29 @@ def kv_cache_kwargs(options: TensorRTConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_kwargs(options: TensorRTConfig) -> dict[str, Any]:
-    """``BuildConfig(...)`` arguments: every set field of ``tensorrt.build_config``."""
-    return set_fields(options.build_config)
+def build_kwargs(options: TensorRTConfig, num_beams: int | None = None) -> dict[str, Any]:
+    """``BuildConfig(...)`` arguments: every set field of ``tensorrt.build_config`` (the
+    ``plugin_config`` entries are set on the built object, see ``plugin_settings``) with the
+    beam width raised to ``num_beams``."""
+    kwargs = set_fields(options.build_config)
+    kwargs.pop("plugin_config")
+    width = beam_width(num_beams, options.build_config.max_beam_width)
+    if width is not None:
+        kwargs["max_beam_width"] = width
+    return kwargs
 
 
-def quant_kwargs(options: TensorRTConfig) -> dict[str, str]:
-    """``QuantConfig(...)`` arguments as QuantAlgo member names."""
+def plugin_settings(options: TensorRTConfig) -> dict[str, Any]:
+    """``BuildConfig.plugin_config`` attributes to set: the ``plugin_config`` passthrough and
+    the engine-baked ``kv_cache_config.tokens_per_block``."""
+    settings = dict(options.build_config.plugin_config)
+    if options.kv_cache_config.tokens_per_block is not None:
+        settings["tokens_per_block"] = options.kv_cache_config.tokens_per_block
+    return settings
+
+
+def quant_kwargs(options: TensorRTConfig) -> dict[str, Any]:
+    """``QuantConfig(...)`` arguments (algorithms as QuantAlgo member names)."""
     return set_fields(options.quant_config) if options.quant_config is not None else {}
 
 
@@ -118,33 +153,31 @@ def sampling_kwargs(config: ExperimentConfig, max_tokens: int) -> dict[str, Any]
     """``SamplingParams(...)`` from the shared decoder section (native names).
 
     Greedy decoding (``do_sample: false``) is ``top_k=1`` and, as in transformers, the
-    sampling-only fields do not apply.
-
-    Raises:
-        ConfigError: a decoder field TensorRT-LLM's SamplingParams has no equivalent for.
+    sampling-only fields do not apply (a config warning says so). ``num_beams`` > 1 is beam
+    search (``use_beam_search=True, best_of=num_beams``); ``early_stopping`` is TensorRT-LLM's
+    integer flag (1/0).
     """
     decoder = config.decoder
-    unsupported = [name for name in UNSUPPORTED_DECODER if getattr(decoder, name) is not None]
-    if unsupported:
-        raise ConfigError(
-            f"decoder.{', decoder.'.join(unsupported)} is not supported by TensorRT-LLM's "
-            "SamplingParams; remove it or use backend pytorch"
-        )
-    routed = set(DECODER_TO_SAMPLING) | set(UNSUPPORTED_DECODER) | {"do_sample"}
-    if routed != set(DecoderConfig.model_fields):  # a new decoder field must be routed
-        raise AssertionError(
-            f"decoder fields without a route: {set(DecoderConfig.model_fields) - routed}"
-        )
+    routed = set(DECODER_TO_SAMPLING) | set(DECODER_CONVERTED)
+    supported = {
+        name for name in DecoderConfig.model_fields if "tensorrt" in decoder_backends(name)
+    }
+    if routed != supported:  # a decoder field the tensorrt backend claims must be routed
+        raise AssertionError(f"decoder fields without a route: {supported ^ routed}")
     kwargs: dict[str, Any] = {
         "max_tokens": max_tokens,
         "seed": config.random_seed,
         "return_perf_metrics": True,
         "detokenize": False,
     }
-    for name, native in DECODER_TO_SAMPLING.items():
-        value = getattr(decoder, name)
-        if value is not None and (decoder.do_sample or name not in GREEDY_IGNORES):
+    for name, value in decoder.set_fields().items():
+        native = DECODER_TO_SAMPLING.get(name)
+        if native is not None and (decoder.do_sample or name not in SAMPLING_ONLY):
             kwargs[native] = value
+    if decoder.early_stopping is not None:
+        kwargs["early_stopping"] = int(decoder.early_stopping)
+    if (decoder.num_beams or 1) > 1:
+        kwargs.update(use_beam_search=True, best_of=decoder.num_beams, n=1)
     if not decoder.do_sample:
         kwargs["top_k"] = 1
     return kwargs
@@ -169,7 +202,11 @@ def model_identity(location: str, source_kind: str, revision: str | None) -> dic
 
 
 def engine_cache_key(
-    version: str, identity: dict[str, Any], options: TensorRTConfig, precision: Precision
+    version: str,
+    identity: dict[str, Any],
+    options: TensorRTConfig,
+    precision: Precision,
+    num_beams: int | None = None,
 ) -> str:
     """sha256 over everything a built engine depends on.
 
@@ -183,6 +220,7 @@ def engine_cache_key(
         "dtype": DTYPES[precision],
         "quant_config": options.quant_config.model_dump() if options.quant_config else None,
         "build_config": options.build_config.model_dump(),
+        "max_beam_width": build_kwargs(options, num_beams).get("max_beam_width"),
         "tokens_per_block": options.kv_cache_config.tokens_per_block,
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,

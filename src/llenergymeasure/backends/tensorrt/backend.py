@@ -20,20 +20,24 @@ from typing import Any
 
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
+from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.tensorrt.args import (
     DTYPES,
+    QUANT_ALGO_FIELDS,
     build_kwargs,
     check_version,
     engine_cache_key,
     kv_cache_kwargs,
     llm_kwargs,
     model_identity,
+    plugin_settings,
     quant_kwargs,
     sampling_kwargs,
 )
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
+from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.paths import cache_dir, make_shareable
 from llenergymeasure.results.models import ModelInfo
@@ -51,6 +55,7 @@ class TensorRTBackend:
         clock: monotonic clock in seconds used for every timestamp.
         tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects one.
         engine_root: folder of the engine cache (default: ``engine_cache_root()``).
+        gpu_probe: counts the visible GPUs (tensor x pipeline parallel check).
     """
 
     name = "tensorrt"
@@ -60,6 +65,7 @@ class TensorRTBackend:
         clock: Callable[[], float] = time.perf_counter,
         tokenizer_loader: Callable[..., Any] | None = None,
         engine_root: Path | None = None,
+        gpu_probe: Callable[[], GpuProbe] = probe,
     ) -> None:
         import tensorrt_llm
 
@@ -67,6 +73,7 @@ class TensorRTBackend:
         self._clock = clock
         self._tokenizer_loader = tokenizer_loader
         self._engine_root = engine_root
+        self._probe = gpu_probe
         self._llm: Any = None
         self._tokenizer: Any = None
         self._config: ExperimentConfig | None = None
@@ -87,10 +94,12 @@ class TensorRTBackend:
             BackendError: TensorRT-LLM failed to load or build the model.
         """
         check_version(self.version)
-        sampling_kwargs(config, config.max_output_tokens)  # decoder errors before the load
+        options = config.tensorrt_options
+        check_parallel_fits(
+            "tensorrt", options.tensor_parallel_size, options.pipeline_parallel_size, self._probe
+        )
         source = resolve_model(config.model)
         location = self._location(source)
-        options = config.tensorrt_options
         self._tokenizer = self._load_tokenizer(location, options.extra)
         details: dict[str, Any] = {
             "tensorrt_llm": self.version,
@@ -122,7 +131,7 @@ class TensorRTBackend:
     def _llm_kwargs(self, config: ExperimentConfig) -> dict[str, Any]:
         options = config.tensorrt_options
         llmapi = self._trtllm.llmapi
-        kwargs = llm_kwargs(options, config.precision)
+        kwargs = llm_kwargs(options, config.precision, config.decoder.num_beams)
         kv = kv_cache_kwargs(options)
         if kv:
             known = getattr(llmapi.KvCacheConfig, "model_fields", None)
@@ -148,7 +157,9 @@ class TensorRTBackend:
         options = config.tensorrt_options
         engine_llm = self._trtllm._tensorrt_engine.LLM
         identity = model_identity(location, source.kind, options.extra.get("revision"))
-        key = engine_cache_key(self.version, identity, options, config.precision)
+        key = engine_cache_key(
+            self.version, identity, options, config.precision, config.decoder.num_beams
+        )
         folder = (self._engine_root or engine_cache_root()) / key[:32]
         details["engine_cache_key"] = key
         details["engine_dir"] = str(folder)
@@ -158,20 +169,30 @@ class TensorRTBackend:
             details.update(engine_cache="hit", engine_load_s=self._clock() - start)
             return llm
         llmapi = self._trtllm.llmapi
-        build_config = llmapi.BuildConfig(**build_kwargs(options))
-        if options.kv_cache_config.tokens_per_block is not None:
-            build_config.plugin_config.tokens_per_block = options.kv_cache_config.tokens_per_block
+        build_config = llmapi.BuildConfig(**build_kwargs(options, config.decoder.num_beams))
+        self._set_plugins(build_config.plugin_config, plugin_settings(options))
         quant = quant_kwargs(options)
         if quant:
-            kwargs["quant_config"] = llmapi.QuantConfig(
-                **{name: llmapi.QuantAlgo[value] for name, value in quant.items()}
-            )
+            for name in QUANT_ALGO_FIELDS:
+                if name in quant:
+                    quant[name] = llmapi.QuantAlgo[quant[name]]
+            kwargs["quant_config"] = llmapi.QuantConfig(**quant)
         start = self._clock()
         llm = engine_llm(model=location, build_config=build_config, **kwargs)
         details.update(engine_cache="miss", engine_build_s=self._clock() - start)
         if options.engine_cache:
             self._save_engine(llm, folder)
         return llm
+
+    def _set_plugins(self, plugin_config: Any, settings: dict[str, Any]) -> None:
+        """Set PluginConfig attributes, refusing names the installed TensorRT-LLM lacks."""
+        for name, value in settings.items():
+            if not hasattr(plugin_config, name):
+                raise ConfigError(
+                    f"tensorrt.build_config.plugin_config.{name} is not a PluginConfig field of "
+                    f"the installed TensorRT-LLM {self.version}; remove it"
+                )
+            setattr(plugin_config, name, value)
 
     @staticmethod
     def _save_engine(llm: Any, folder: Path) -> None:
