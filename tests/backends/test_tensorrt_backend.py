@@ -247,7 +247,7 @@ def test_unknown_plugin_is_a_config_error(
     fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
 ) -> None:
     options = {"runtime": "engine", "build_config": {"plugin_config": {"warp_drive": True}}}
-    with pytest.raises(ConfigError, match="plugin_config.warp_drive is not a PluginConfig field"):
+    with pytest.raises(ConfigError, match=r"plugin_config\.warp_drive is not a PluginConfig field"):
         load(tiny_model_dir, engine_root, options)
 
 
