@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from llenergymeasure.energy import EnergyReading
 from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.errors import BackendError
 from llenergymeasure.harness import run_experiment
-from llenergymeasure.harness.baseline import BaselineCache
-from llenergymeasure.harness.checks import window_warnings
+from llenergymeasure.harness.baseline import Baseline, BaselineCache
+from llenergymeasure.harness.checks import baseline_warnings, window_warnings
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.results.models import ModelInfo
 
@@ -181,3 +182,48 @@ def test_environment_snapshot_records_software_and_cpu() -> None:
     env = snapshot_environment()
     assert env.python and env.cpu_cores_logical and env.memory_total_gb
     assert env.libraries["llenergymeasure"] is not None and "pydantic" in env.libraries
+
+
+def test_a_cached_baseline_from_other_devices_is_reported_stale(tmp_path: Path) -> None:
+    config, clock, _, backend, sampler = setup(warmup={"n_warmup": 1})
+    cache = BaselineCache(tmp_path / "b.json")
+    cached = Baseline(120.0, {"gpu:0": 60.0, "gpu:1": 60.0}, 10.0, time.time(), "fake")
+    cache.put(cache.key("fake"), cached)  # measured when two GPUs were visible
+
+    run = run_experiment(
+        config, backend=backend, sampler_factory=lambda: sampler, clock=clock,
+        sleep=clock.advance, telemetry_sources=[], baseline_cache=cache,
+    )  # fmt: skip
+
+    stale = [w.message for w in run.result.warnings if w.code == "baseline_stale"]
+    assert len(stale) == 2 and run.result.energy.baseline_from_cache
+    assert "covers gpu:0, gpu:1 but the window measured dev0" in stale[0]
+    assert "(cached, 120.0 W) is above the window's mean power (100.0 W)" in stale[1]
+
+
+def test_a_fresh_matching_baseline_is_not_stale(tmp_path: Path) -> None:
+    config, clock, _, backend, sampler = setup(warmup={"n_warmup": 1})
+    run = run_experiment(
+        config, backend=backend, sampler_factory=lambda: sampler, clock=clock,
+        sleep=clock.advance, telemetry_sources=[], baseline_cache=BaselineCache(tmp_path / "b"),
+    )  # fmt: skip
+    assert run.result.energy.baseline_power_w == pytest.approx(100.0)
+    assert "baseline_stale" not in {w.code for w in run.result.warnings}
+
+
+@pytest.mark.parametrize(
+    ("domains", "power_w", "stale"),
+    [
+        ({"dev0": 50.0}, 50.0, 0),
+        ({"dev0": 100.0}, 100.0, 0),  # equal to the window: idle explains everything, not stale
+        ({"dev0": 50.0, "dev1": 50.0}, 100.0, 1),
+        ({"dev0": 150.0}, 150.0, 1),
+    ],
+)
+def test_baseline_warnings_thresholds(
+    domains: dict[str, float], power_w: float, stale: int
+) -> None:
+    baseline = Baseline(power_w, domains, 10.0, 0.0, "fake", from_cache=True)
+    window = EnergyReading("fake", ["dev0"], 1000.0, {"dev0": 1000.0}, 10.0, 50)
+    assert len(baseline_warnings(baseline, window)) == stale
+    assert baseline_warnings(None, window) == []

@@ -95,6 +95,39 @@ def context_warnings(
     return warnings
 
 
+def baseline_warnings(
+    baseline: Baseline | None, reading: EnergyReading
+) -> list[MeasurementWarning]:
+    """A stale idle baseline: one that does not fit this window.
+
+    A baseline (cached or fresh) is stale when it covers other devices than the window measured
+    (the visible GPUs changed since it was cached), or when its idle power is above the
+    window's mean power (it was taken under other conditions: another load, a hotter device).
+    Either way ``energy_adjusted_j`` subtracts the wrong idle power.
+    """
+    if baseline is None or reading.energy_total_j is None or reading.duration_s <= 0:
+        return []
+    origin = "cached" if baseline.from_cache else "measured for this run"
+    advice = "re-measure it (baseline.cache_ttl_s: 0) with the devices idle"
+    warnings = []
+    baseline_domains = set(baseline.power_by_domain_w)
+    window_domains = set(reading.energy_by_domain_j)
+    if baseline_domains != window_domains:
+        warnings.append(_warn(
+            "baseline_stale",
+            f"the idle baseline ({origin}) covers {', '.join(sorted(baseline_domains)) or '—'} "
+            f"but the window measured {', '.join(sorted(window_domains)) or '—'}: {advice}",
+        ))  # fmt: skip
+    window_power_w = reading.energy_total_j / reading.duration_s
+    if baseline.power_w > window_power_w:
+        warnings.append(_warn(
+            "baseline_stale",
+            f"the idle baseline ({origin}, {baseline.power_w:.1f} W) is above the window's "
+            f"mean power ({window_power_w:.1f} W), so it was not taken at idle: {advice}",
+        ))  # fmt: skip
+    return warnings
+
+
 def stability_warnings(stable: bool | None, timeout_s: float) -> list[MeasurementWarning]:
     """The devices did not settle before the window (only when a wait was asked for)."""
     if timeout_s <= 0 or stable:

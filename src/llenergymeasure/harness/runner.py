@@ -24,6 +24,7 @@ from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity, user_pue
 from llenergymeasure.harness.checks import (
+    baseline_warnings,
     config_warnings,
     context_warnings,
     device_warnings,
@@ -271,6 +272,7 @@ def _build_result(
         + sampler_warnings(reading)
         + telemetry_warnings(telemetry)
         + context_warnings(phases.baseline, config.baseline.enabled, co2)
+        + baseline_warnings(phases.baseline, reading)
         + stability_warnings(phases.stable, config.warmup.stabilise_timeout_s)
         + device_warnings(environment.gpus)
         + config_warnings(config)
