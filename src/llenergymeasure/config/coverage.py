@@ -107,6 +107,22 @@ _TRANSFORMERS: dict[str, str | None] = {
     "generate(assistant_model=...)": None,
 }
 
+_SAMPLING: dict[str, str | None] = {
+    "SamplingParams.max_tokens": "max_output_tokens",
+    "SamplingParams.min_tokens": "decoder.min_new_tokens",
+    "SamplingParams.temperature": "decoder.temperature",
+    "SamplingParams.top_k": "decoder.top_k",
+    "SamplingParams.top_p": "decoder.top_p",
+    "SamplingParams.min_p": "decoder.min_p",
+    "SamplingParams.repetition_penalty": "decoder.repetition_penalty",
+    "SamplingParams.presence_penalty": None,
+    "SamplingParams.frequency_penalty": None,
+    "SamplingParams.stop": "decoder.stop",
+    "SamplingParams.ignore_eos": "decoder.ignore_eos",
+    "SamplingParams.seed": "random_seed",
+}
+"""SamplingParams fields vLLM and TensorRT-LLM share (same names and meaning)."""
+
 _VLLM: dict[str, str | None] = {
     "EngineArgs.dtype": "precision",
     "EngineArgs.seed": "vllm.seed",
@@ -134,18 +150,7 @@ _VLLM: dict[str, str | None] = {
     "EngineArgs.cpu_offload_gb": "vllm.cpu_offload_gb",
     "EngineArgs.speculative_config": "vllm.speculative_config",
     "EngineArgs.enable_lora": "lora.adapter",
-    "SamplingParams.max_tokens": "max_output_tokens",
-    "SamplingParams.min_tokens": "decoder.min_new_tokens",
-    "SamplingParams.temperature": "decoder.temperature",
-    "SamplingParams.top_k": "decoder.top_k",
-    "SamplingParams.top_p": "decoder.top_p",
-    "SamplingParams.min_p": "decoder.min_p",
-    "SamplingParams.repetition_penalty": "decoder.repetition_penalty",
-    "SamplingParams.presence_penalty": None,
-    "SamplingParams.frequency_penalty": None,
-    "SamplingParams.stop": "decoder.stop",
-    "SamplingParams.ignore_eos": "decoder.ignore_eos",
-    "SamplingParams.seed": "random_seed",
+    **_SAMPLING,
 }
 
 _TENSORRT: dict[str, str | None] = {
@@ -188,22 +193,11 @@ _TENSORRT: dict[str, str | None] = {
     "BuildConfig.use_refit": "tensorrt.build_config.use_refit",
     "BuildConfig.use_strip_plan": "tensorrt.build_config.use_strip_plan",
     "BuildConfig.plugin_config": "tensorrt.build_config.plugin_config",
-    "SamplingParams.max_tokens": "max_output_tokens",
-    "SamplingParams.min_tokens": "decoder.min_new_tokens",
-    "SamplingParams.temperature": "decoder.temperature",
-    "SamplingParams.top_k": "decoder.top_k",
-    "SamplingParams.top_p": "decoder.top_p",
-    "SamplingParams.min_p": "decoder.min_p",
-    "SamplingParams.repetition_penalty": "decoder.repetition_penalty",
-    "SamplingParams.presence_penalty": None,
-    "SamplingParams.frequency_penalty": None,
+    **_SAMPLING,
     "SamplingParams.length_penalty": "decoder.length_penalty",
     "SamplingParams.no_repeat_ngram_size": "decoder.no_repeat_ngram_size",
     "SamplingParams.use_beam_search/n": "decoder.num_beams",
     "SamplingParams.early_stopping": "decoder.early_stopping",
-    "SamplingParams.stop": "decoder.stop",
-    "SamplingParams.ignore_eos": "decoder.ignore_eos",
-    "SamplingParams.seed": "random_seed",
 }
 
 COVERAGE: tuple[LibraryCoverage, ...] = (
