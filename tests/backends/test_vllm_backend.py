@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 pytest.importorskip("transformers")
 
 from llenergymeasure.backends.vllm.api import VllmApi
 from llenergymeasure.backends.vllm.backend import VllmBackend
 from llenergymeasure.backends.vllm.options import check_version
-from llenergymeasure.config import ExperimentConfig
+from llenergymeasure.config import ExperimentConfig, introspection
 from llenergymeasure.config.models import VllmConfig
+from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import ConfigError, DependencyError
 
 # A subset of vllm.engine.arg_utils.AsyncEngineArgs' dataclass fields, names as in vLLM 0.32
@@ -36,6 +38,8 @@ ENGINE_ARG_NAMES = [
     "enable_prefix_caching", "enable_chunked_prefill", "kv_cache_dtype", "block_size",
     "tensor_parallel_size", "pipeline_parallel_size", "quantization", "enforce_eager",
     "load_format", "stream_interval", "cpu_offload_gb", "max_loras", "skip_tokenizer_init",
+    "kv_cache_memory_bytes", "compilation_config", "speculative_config", "async_scheduling",
+    "attention_backend", "enable_expert_parallel",
 ]  # fmt: skip
 FakeEngineArgs = dataclasses.make_dataclass(
     "AsyncEngineArgs", [(name, Any, dataclasses.field(default=None)) for name in ENGINE_ARG_NAMES]
@@ -62,6 +66,7 @@ class FakeSamplingParams:
         top_k: int = 0,
         min_p: float = 0.0,
         seed: int | None = None,
+        stop: str | list[str] | None = None,
         ignore_eos: bool = False,
         max_tokens: int | None = 16,
         min_tokens: int = 0,
@@ -153,7 +158,7 @@ def make_backend(script: list[tuple[float, int, bool]] = SCRIPT) -> tuple[VllmBa
         tokens_prompt=dict,  # vllm.inputs.TokensPrompt is a TypedDict
         lora_request=FakeLoRARequest,
     )
-    return VllmBackend(clock=clock, api=api), engine
+    return VllmBackend(clock=clock, api=api, gpu_probe=lambda: GpuProbe(True, 8)), engine
 
 
 def config(model_dir: Path, **fields: Any) -> ExperimentConfig:
@@ -169,20 +174,9 @@ def engine_args(backend: VllmBackend, cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 ENGINE_FIELDS = [
-    ("gpu_memory_utilization", 0.5),
-    ("max_num_seqs", 4),
-    ("max_num_batched_tokens", 512),
-    ("max_model_len", 1024),
-    ("enable_prefix_caching", True),
-    ("enable_chunked_prefill", False),
-    ("kv_cache_dtype", "fp8"),
-    ("block_size", 32),
-    ("tensor_parallel_size", 2),
-    ("pipeline_parallel_size", 2),
-    ("quantization", "awq"),
-    ("enforce_eager", True),
-    ("load_format", "dummy"),
-    ("seed", 7),
+    (info.path.removeprefix("vllm."), introspection.test_values(info)[0])
+    for info in introspection.backend_parameters("vllm")
+    if info.section == "vllm" and info.path != "vllm.extra"
 ]
 
 
@@ -261,9 +255,8 @@ def test_sampling_params_stream_deltas_with_seed_and_max_tokens(tiny_model_dir: 
 
 @pytest.mark.parametrize("name", ["typical_p", "epsilon_cutoff", "eta_cutoff"])
 def test_decoder_field_vllm_lacks_is_a_config_error(tiny_model_dir: Path, name: str) -> None:
-    backend, _ = make_backend()
-    with pytest.raises(ConfigError, match=name):
-        backend.load(config(tiny_model_dir, decoder={name: 0.5}))
+    with pytest.raises(ValidationError, match=f"{name} is not supported by backend vllm"):
+        config(tiny_model_dir, decoder={"do_sample": True, name: 0.5})
 
 
 def test_deltas_become_chunks_with_their_token_counts(tiny_model_dir: Path) -> None:

@@ -23,6 +23,7 @@ import psutil
 
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
+from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.vllm.api import VllmApi, load_vllm_api
 from llenergymeasure.backends.vllm.architecture import ArchitectureFolder, architecture_folder
@@ -35,6 +36,7 @@ from llenergymeasure.backends.vllm.options import (
 from llenergymeasure.backends.vllm.stream import StreamResult, stream_all
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
+from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.results.models import ModelInfo
 
@@ -50,6 +52,7 @@ class VllmBackend:
         api: vLLM's classes (default: imported from the installed vLLM at ``load``); tests pass
             a fake with the same names.
         tokenizer_loader: ``AutoTokenizer.from_pretrained`` unless a test injects one.
+        gpu_probe: counts the visible GPUs (tensor x pipeline parallel check).
     """
 
     name = "vllm"
@@ -59,10 +62,12 @@ class VllmBackend:
         clock: Callable[[], float] = time.perf_counter,
         api: VllmApi | None = None,
         tokenizer_loader: Callable[..., Any] | None = None,
+        gpu_probe: Callable[[], GpuProbe] = probe,
     ) -> None:
         self._clock = clock
         self._api = api
         self._tokenizer_loader = tokenizer_loader
+        self._probe = gpu_probe
         self._engine: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tokenizer: Any = None
@@ -93,6 +98,10 @@ class VllmBackend:
             raise
 
     def _load(self, config: ExperimentConfig) -> ModelInfo:
+        options = config.vllm_options
+        check_parallel_fits(
+            "vllm", options.tensor_parallel_size, options.pipeline_parallel_size, self._probe
+        )
         api = self._api or load_vllm_api()
         source = resolve_model(config.model)
         kwargs = self._engine_kwargs(config, source)

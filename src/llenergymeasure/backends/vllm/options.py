@@ -12,7 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, Precision
+from llenergymeasure.config.models import ExperimentConfig, Precision
 from llenergymeasure.errors import ConfigError, DependencyError
 
 TESTED_VERSIONS = ((0, 10), (0, 33))
@@ -164,9 +164,8 @@ def sampling_kwargs(
     decoder = config.decoder
     kwargs: dict[str, Any] = {"max_tokens": max_tokens, "seed": config.random_seed}
     unsupported = []
-    for name in DecoderConfig.model_fields:
-        value = getattr(decoder, name)
-        if name == "do_sample" or value is None:
+    for name, value in decoder.set_fields().items():
+        if name == "do_sample":
             continue
         target = SAMPLING_NAMES.get(name, name)
         if target not in accepted:
