@@ -119,10 +119,9 @@ def _page(
 ) -> Page:
     caption = figure_context(summaries)
     pareto = [f for axis in PARETO_AXES if (f := pareto_figure(summaries, axis, caption))]
-    swept = swept_parameters(summaries)
-    sweeps = [sweep_figure(summaries, p, [o for o in swept if o != p], caption) for p in swept]
+    sweeps = sweep_figures(summaries, caption)
     timelines: list[Figure] = []
-    notes = [] if swept else ["No swept parameters: every configuration has the same settings."]
+    notes = [] if sweeps else ["No sweep plots: no study here has configurations that differ."]
     if len(pareto) < len(PARETO_AXES):
         notes.append("Pareto plots need J/token and the x figure; some configurations lack one.")
     for summary in summaries:
@@ -145,6 +144,22 @@ def _page(
         notes=notes,
         context=context,
     )
+
+
+def sweep_figures(summaries: Sequence[ConfigurationSummary], caption: str) -> list[Figure]:
+    """For each study, one figure per swept parameter (standalone experiments have none)."""
+    studies: dict[str, list[ConfigurationSummary]] = {}
+    for summary in summaries:
+        if summary.study_dir is not None:
+            studies.setdefault(summary.study_dir, []).append(summary)
+    figures = []
+    for study_dir, members in studies.items():
+        swept = swept_parameters(members)
+        suffix = f" in {Path(study_dir).name}" if len(studies) > 1 else ""
+        figures += [
+            sweep_figure(members, p, [o for o in swept if o != p], caption, suffix) for p in swept
+        ]
+    return figures
 
 
 def _cycle_note(summary: ConfigurationSummary) -> str:

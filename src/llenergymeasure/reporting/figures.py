@@ -181,7 +181,11 @@ def _text(value: Any) -> str:
 
 
 def sweep_figure(
-    summaries: Sequence[ConfigurationSummary], parameter: str, others: Sequence[str], context: str
+    summaries: Sequence[ConfigurationSummary],
+    parameter: str,
+    others: Sequence[str],
+    context: str,
+    suffix: str = "",
 ) -> Figure:
     """J/token and output tokens/s against ``parameter``, one line per combination of the
     ``others`` swept parameters."""
@@ -206,7 +210,7 @@ def sweep_figure(
             )
     figure.update_xaxes(title_text=name, type="category")
     figure.update_layout(
-        title={"text": f"Effect of {name}"},
+        title={"text": f"Effect of {name}{suffix}"},
         template="plotly_white",
         height=440,
         margin={"l": 70, "r": 30, "t": 80, "b": 60},
@@ -216,7 +220,7 @@ def sweep_figure(
         f"Mean over cycles against {name}; one line per combination of the other swept "
         f"parameters. {CI_TEXT} {context}"
     )
-    return Figure(f"Effect of {name}", caption, figure)
+    return Figure(f"Effect of {name}{suffix}", caption, figure)
 
 
 def _j_per_token(s: ConfigurationSummary) -> Summary:

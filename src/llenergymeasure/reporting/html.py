@@ -101,20 +101,23 @@ def _meta(sources: Sequence[str]) -> str:
     )
 
 
-def _table(table: TableData) -> str:
+def _table(table: TableData, numeric: bool = True) -> str:
+    """The table; cells that start like a number are right-aligned where ``numeric``."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(table.headers) else ""
     body = "".join(
-        "<tr>" + "".join(_cell(i, c) for i, c in enumerate(row)) + "</tr>" for row in table.rows
+        "<tr>" + "".join(_cell(i, c, numeric) for i, c in enumerate(row)) + "</tr>"
+        for row in table.rows
     )
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
     return (
         f'<p class="caption">{html.escape(table.title)}</p>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+        f"<table>{thead}<tbody>{body}</tbody></table>{notes}"
     )
 
 
-def _cell(index: int, text: str) -> str:
-    numeric = index > 0 and text[:1] in "0123456789+-—["
+def _cell(index: int, text: str, numeric_table: bool) -> str:
+    numeric = numeric_table and index > 0 and text[:1] in "0123456789+-—["
     return (
         f'<td class="num">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
     )
@@ -186,7 +189,7 @@ def _environment_section(environments: Sequence[Environment]) -> list[str]:
         parts.append(
             f"<p>Measured on this environment: {html.escape(', '.join(env.configurations))}</p>"
         )
-        parts.append(_table(TableData("", ["", ""], _environment_rows(env))))
+        parts.append(_table(TableData("", ["", ""], _environment_rows(env)), numeric=False))
     return parts
 
 

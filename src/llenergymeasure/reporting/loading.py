@@ -238,25 +238,25 @@ def configuration_key(row: Mapping[str, Any]) -> str:
 
 
 def configuration_labels(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A short label per row's configuration: the experiment name where that is unique,
-    else prefixed with the study or run directory's parent name."""
-    short = {configuration_key(r): _short_label(r) for r in rows}
-    clashes = {label for label in short.values() if list(short.values()).count(label) > 1}
-    labels = []
-    for row in rows:
-        label = short[configuration_key(row)]
-        labels.append(_long_label(row) if label in clashes else label)
-    return labels
+    """A short label per row's configuration: the experiment's name where that is unique,
+    else (for the clashing ones) qualified by the study or run directory, then its parent."""
+    keys = list(dict.fromkeys(configuration_key(r) for r in rows))
+    candidates = {configuration_key(r): _candidates(r) for r in rows}
+    level = dict.fromkeys(keys, 0)
+    for _ in range(3):
+        labels = {k: candidates[k][min(level[k], 2)] for k in keys}
+        clashing = [k for k in keys if list(labels.values()).count(labels[k]) > 1]
+        for key in clashing:
+            level[key] += 1
+    labels = {k: candidates[k][min(level[k], 2)] for k in keys}
+    return [labels[configuration_key(r)] for r in rows]
 
 
-def _short_label(row: Mapping[str, Any]) -> str:
+def _candidates(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Ever longer labels: the experiment name, then with its directory, then its parent."""
+    name = str(row["experiment_name"])
     if row.get("study_dir"):
-        return str(row["experiment_name"])
-    return Path(str(row["result_dir"])).name
-
-
-def _long_label(row: Mapping[str, Any]) -> str:
-    if row.get("study_dir"):
-        return f"{Path(str(row['study_dir'])).name}/{row['experiment_name']}"
+        study = Path(str(row["study_dir"]))
+        return name, f"{study.name}/{name}", f"{study.parent.name}/{study.name}/{name}"
     run_dir = Path(str(row["result_dir"]))
-    return f"{run_dir.parent.name}/{run_dir.name}"
+    return name, run_dir.name, f"{run_dir.parent.name}/{run_dir.name}"

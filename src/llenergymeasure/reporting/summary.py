@@ -29,6 +29,7 @@ class ConfigurationSummary:
 
     Attributes:
         label: the ``configuration`` label of its rows.
+        study_dir: the study it belongs to (None for a standalone experiment).
         rows: its rows of the results DataFrame (every status).
         config: its ``config.*`` values (from its first row).
         n_cycles: done cycles.
@@ -46,6 +47,7 @@ class ConfigurationSummary:
     """
 
     label: str
+    study_dir: str | None
     rows: Any
     config: dict[str, Any]
     n_cycles: int
@@ -93,6 +95,7 @@ def _summarise_one(label: str, rows: Any) -> ConfigurationSummary:
     methods = done["energy_method"].dropna().unique() if "energy_method" in done else []
     return ConfigurationSummary(
         label=label,
+        study_dir=_plain(rows["study_dir"].iloc[0]) if "study_dir" in rows else None,
         rows=rows,
         config=config,
         n_cycles=len(done),

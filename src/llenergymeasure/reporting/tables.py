@@ -97,6 +97,11 @@ def summary_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
     notes = [
         f"{s.label}: latency not pooled, {s.latency_note}" for s in summaries if s.latency_note
     ]
+    if any(s.n_cycles == 2 for s in summaries):
+        notes.append(
+            "intervals from 2 cycles use t(0.975, 1) = 12.7 and are wide; run more cycles "
+            "(the publication profile runs at least 5) for tight ones"
+        )
     notes.append(
         "mean power = energy ÷ the energy sampler's window, per cycle; a warning marked (k/n) "
         "applies to k of n cycles, unmarked to all"

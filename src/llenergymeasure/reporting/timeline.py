@@ -182,7 +182,8 @@ def _caption(result: ExperimentResult, estimated_power: bool, cycle_note: str) -
     text = (
         f"Telemetry sampled {every}, per device. Shaded (see legend): warmup, idle baseline "
         "and the measured window; a phase too short for two samples (a cached baseline) is "
-        f"not shaded. {cycle_note}"
+        "not shaded; before warmup the model loads. "
+        f"{cycle_note}"
     )
     if estimated_power:
         energy = result.energy
