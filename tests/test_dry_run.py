@@ -167,3 +167,14 @@ def test_gaps_follow_the_schedule() -> None:
     interleaved = [(0, 0), (1, 0), (0, 1), (1, 1)]
     assert gaps_s(interleaved, config_gap_s=10, cycle_gap_s=60) == 10 + 60 + 10
     assert gaps_s([(0, 0)], config_gap_s=10, cycle_gap_s=60) == 0
+
+
+def test_probe_reads_gpu_memory_and_peaks_through_the_devices_layer() -> None:
+    from llenergymeasure.estimate import probe_device
+    from llenergymeasure.testing import FakeGpuSpec, install_fake_pynvml
+
+    spec = FakeGpuSpec(name="NVIDIA H100 80GB HBM3", memory_total_bytes=80 * 2**30)
+    with install_fake_pynvml([spec, spec]):
+        device = probe_device()
+    assert (device.kind, device.count, device.memory_bytes) == ("gpu", 2, 80 * 2**30)
+    assert device.bandwidth_bytes_per_s is not None and device.bandwidth_bytes_per_s > 1e12

@@ -164,7 +164,8 @@ EFFECTIVE_DEFAULTS: str = (
     f"config_gap_s={ExecutionConfig.model_fields['config_gap_s'].default:g}, "
     f"cycle_gap_s={ExecutionConfig.model_fields['cycle_gap_s'].default:g}, "
     f"experiment_timeout_s={ExecutionConfig.model_fields['experiment_timeout_s'].default:g}, "
-    f"runner={ExecutionConfig.model_fields['runner'].default}\n"
+    f"runner={ExecutionConfig.model_fields['runner'].default} (gaps and runner: the user "
+    "config's where it sets them; `llem config` shows them)\n"
     "  --profile quick|publication fills only the fields the file leaves unset"
 )
 """The one place the CLI's effective defaults are written down (derived from the models)."""
