@@ -246,9 +246,7 @@ def _build_result(
     environment: EnvironmentSnapshot,
 ) -> ExperimentResult:
     window, reading = phases.window, phases.window.reading
-    co2 = compute_co2(
-        reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue()
-    )
+    co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue())
     energy = energy_metrics(reading, phases.baseline, co2, time.time())
     telemetry = (
         summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None
