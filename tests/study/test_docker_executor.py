@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from pathlib import Path
@@ -17,7 +16,12 @@ from llenergymeasure.study.docker_executor import (
     image_for,
     run_in_docker,
 )
-from llenergymeasure.testing.fake_docker import FakeDockerSpec, read_calls, write_fake_docker
+from llenergymeasure.testing.fake_docker import (
+    FakeDockerSpec,
+    read_calls,
+    volume_mounts,
+    write_fake_docker,
+)
 
 CONFIG = {"model": "org/tiny", "backend": "vllm", "n": 2, "vllm": {"max_num_seqs": 4}}
 
@@ -39,16 +43,6 @@ def _run_call(docker: Path) -> list[str]:
     return runs[0]
 
 
-def _mounts(argv: list[str]) -> dict[str, tuple[str, str]]:
-    """container path -> (host path, mode)"""
-    found = {}
-    for flag, value in itertools.pairwise(argv):
-        if flag == "-v":
-            host, container, mode = value.split(":")
-            found[container] = (host, mode)
-    return found
-
-
 def test_run_carries_gpus_ipc_mounts_env_user_and_config(tmp_path: Path) -> None:
     docker = write_fake_docker(tmp_path / "bin")
     out = tmp_path / "runs"
@@ -66,7 +60,7 @@ def test_run_carries_gpus_ipc_mounts_env_user_and_config(tmp_path: Path) -> None
     assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     name = argv[argv.index("--name") + 1]
     assert name.startswith("llem-")
-    mounts = _mounts(argv)
+    mounts = volume_mounts(argv)
     assert mounts["/cache/huggingface"] == (str(tmp_path / "hf"), "rw")
     assert mounts["/cache/llenergymeasure"] == (str(tmp_path / "llem-cache"), "rw")
     assert mounts["/config"][1] == "ro"

@@ -21,7 +21,12 @@ from llenergymeasure.config.study import build_study_config
 from llenergymeasure.errors import DependencyError
 from llenergymeasure.study import docker_executor, run_study
 from llenergymeasure.study.docker_executor import container_inputs, run_in_docker
-from llenergymeasure.testing.fake_docker import FakeDockerSpec, read_calls, write_fake_docker
+from llenergymeasure.testing.fake_docker import (
+    FakeDockerSpec,
+    read_calls,
+    volume_mounts,
+    write_fake_docker,
+)
 
 IMAGES = ["llenergymeasure:pytorch", "llenergymeasure:vllm"]
 
@@ -41,15 +46,6 @@ def fake_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: FakeDock
     docker = write_fake_docker(tmp_path / "bin", spec)
     monkeypatch.setenv("PATH", f"{docker.parent}{os.pathsep}{os.environ['PATH']}")
     return docker
-
-
-def mounts(argv: list[str]) -> dict[str, tuple[str, str]]:
-    found = {}
-    for flag, value in itertools.pairwise(argv):
-        if flag == "-v":
-            host, container, mode = value.split(":")
-            found[container] = (host, mode)
-    return found
 
 
 def env_values(argv: list[str]) -> list[str]:
@@ -100,8 +96,8 @@ def test_command_line_carries_inputs_gpus_ipc_settings_and_init(
     (argv,) = [call for call in read_calls(docker) if call[0] == "run"]
     assert argv[argv.index("--gpus") + 1] == '"device=0,2"'
     assert "--ipc=host" in argv and "--init" in argv
-    assert mounts(argv)["/inputs/model"] == (str(tmp_path / "m"), "ro")
-    assert mounts(argv)["/cache/huggingface"] == (str(tmp_path / "hf"), "rw")
+    assert volume_mounts(argv)["/inputs/model"] == (str(tmp_path / "m"), "ro")
+    assert volume_mounts(argv)["/cache/huggingface"] == (str(tmp_path / "hf"), "rw")
     assert {"LLEM_RUNNER=local", "LLEM_PUE=1.4", "LLEM_CARBON_INTENSITY=250.0"} <= set(
         env_values(argv)
     )
@@ -194,7 +190,7 @@ def test_docker_study_has_the_local_result_layout(
     runs = [call for call in read_calls(docker) if call[0] == "run"]
     assert len(runs) == 2
     assert all(run[run.index("--gpus") + 1] == '"device=0"' for run in runs)
-    assert all(mounts(run)["/inputs/model"] == (str(tiny_model_dir), "ro") for run in runs)
+    assert all(volume_mounts(run)["/inputs/model"] == (str(tiny_model_dir), "ro") for run in runs)
 
 
 def test_llem_run_with_docker_in_the_user_config(

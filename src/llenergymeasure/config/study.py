@@ -203,7 +203,7 @@ def apply_profile(raw_study: Mapping[str, Any], profile: str) -> dict[str, Any]:
     result = copy.deepcopy(dict(raw_study))
     settings = {**PROFILES[profile], "execution.profile": profile}
     for dotted, value in settings.items():
-        if dotted == "execution.profile" or not _has_dotted(result, dotted):
+        if dotted == "execution.profile" or not has_dotted(result, dotted):
             _set_dotted(result, dotted, value, replace_non_mapping=False)
     return result
 
@@ -650,7 +650,8 @@ def _base_for_backend(base: Mapping[str, Any], backend: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend}
 
 
-def _has_dotted(data: Mapping[str, Any], dotted: str) -> bool:
+def has_dotted(data: Mapping[str, Any], dotted: str) -> bool:
+    """Whether the nested mapping ``data`` has the key path ``a.b.c``."""
     node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:

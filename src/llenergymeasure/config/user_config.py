@@ -35,7 +35,7 @@ from llenergymeasure.config.loader import (
     read_yaml,
 )
 from llenergymeasure.config.models import _Strict
-from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.config.study import ExecutionConfig, has_dotted
 from llenergymeasure.errors import ConfigError
 
 USER_CONFIG_NAME = "config.yaml"
@@ -156,7 +156,7 @@ def load_user_config(environ: Mapping[str, str] | None = None) -> UserSettings:
     sources = {
         key: f"env {ENV_VARIABLES[key]}"
         if key in overrides
-        else ("file" if _dotted_has(file_data, key) else "default")
+        else ("file" if has_dotted(file_data, key) else "default")
         for key in ENV_VARIABLES
     }
     return UserSettings(config, path, exists, sources)
@@ -185,15 +185,6 @@ def _explain(exc: ValidationError, path: Path, overrides: Mapping[str, str]) -> 
         if key in overrides:
             lines[number] = f"  {ENV_VARIABLES[key]}={overrides[key]!r}: {error['msg']}"
     return "\n".join([f"Invalid user configuration ({path}):", *lines])
-
-
-def _dotted_has(data: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def _dotted_get(data: Mapping[str, Any], dotted: str) -> Any:

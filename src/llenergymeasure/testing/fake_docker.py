@@ -18,6 +18,7 @@ fake ``run`` of that name (exit code 137, as Docker reports a killed container).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -184,6 +185,16 @@ def write_fake_docker(directory: Path, spec: FakeDockerSpec | None = None) -> Pa
     script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
     script.chmod(0o755)
     return script
+
+
+def volume_mounts(argv: list[str]) -> dict[str, tuple[str, str]]:
+    """The ``-v HOST:CONTAINER:MODE`` options of a recorded ``run``: container -> (host, mode)."""
+    found = {}
+    for flag, value in itertools.pairwise(argv):
+        if flag == "-v":
+            host, container, mode = value.split(":")
+            found[container] = (host, mode)
+    return found
 
 
 def read_calls(docker: Path) -> list[list[str]]:
