@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Written
+from report_fixtures import Written
 
 import llenergymeasure as llem
 from llenergymeasure.errors import ConfigError
@@ -41,7 +41,9 @@ def test_one_row_per_experiment_and_cycle_with_identity(written: Written) -> Non
     assert list(frame["cycle_index"]) == [0, 1, 2, 0, 1, 2, 0]
     failed = frame[frame["status"] == "failed"].iloc[0]
     assert (failed["configuration"], failed["cycle_index"], failed["error"]) == (
-        "demo_bs8", 1, "RuntimeError: boom"
+        "demo_bs8",
+        1,
+        "RuntimeError: boom",
     )
     assert math.isnan(failed["energy_total_j"])
     assert frame["timeseries_file"].iloc[-1] == str(written.experiment_b / "timeseries.parquet")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Written
+from report_fixtures import Written
 from rich.console import Console
 from typer.testing import CliRunner
 

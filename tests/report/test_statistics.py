@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import STUDY_ENERGY_J, Written
+from report_fixtures import STUDY_ENERGY_J, Written
 
 import llenergymeasure as llem
 from llenergymeasure.harness.metrics import latency_stats

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
 from llenergymeasure.reporting.tables import comparison_table, summary_table
 from llenergymeasure.reporting.terminal import print_report
 from llenergymeasure.reporting.timeline import timeline_figure
+from llenergymeasure.results.study import _replace_atomically as replace_atomically
 
 PathLike = str | os.PathLike[str]
 
@@ -194,13 +194,7 @@ def write_text_atomically(path: Path, text: str) -> Path:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)
-        os.replace(name, path)
+        replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc}") from None
     return path
