@@ -8,6 +8,7 @@ through the ``llem`` command, and a request the engine rejects after it started.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import subprocess
@@ -42,6 +43,7 @@ MAX_OUTPUT_TOKENS = 16
 
 @pytest.fixture(scope="module")
 def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[llem.ExperimentResult, Path]:
+    """The embedded model through the ``llem run`` command, as a user runs it."""
     config: dict[str, Any] = {
         "model": "smollm2-135m",
         "backend": "vllm",
@@ -53,9 +55,12 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[llem.ExperimentR
         "baseline": {"enabled": False},
         "vllm": {"gpu_memory_utilization": 0.3, "enforce_eager": True, "max_num_seqs": 8},
     }
-    out_dir = tmp_path_factory.mktemp("vllm-results")
-    result = llem.run(config, out_dir=out_dir)
-    return result, Path(result.output_dir or "")
+    work = tmp_path_factory.mktemp("vllm-run")
+    (work / "experiment.yaml").write_text(yaml.safe_dump(config))
+    done = llem_command("run", str(work / "experiment.yaml"), "--out", str(work), "--quiet")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    return llem.load_result(folder), folder
 
 
 def test_real_engine_generates_and_writes_results(
@@ -63,10 +68,22 @@ def test_real_engine_generates_and_writes_results(
 ) -> None:
     result, folder = vllm_run
     assert (folder / RESULT_FILE).is_file() and (folder / "timeseries.parquet").is_file()
-    assert llem.load_result(folder) == result
     assert result.metrics.n_requests == N_PROMPTS
     assert result.metrics.total_output_tokens > 0
-    assert result.model.details["vllm"]
+    assert result.model.details["vllm"] == vllm.__version__
+    ttft, e2e = result.metrics.ttft.mean_s, result.metrics.e2e_latency.mean_s
+    assert ttft is not None and e2e is not None and 0 < ttft < e2e
+    assert result.metrics.itl.mean_s is not None and result.metrics.itl.mean_s > 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("codecarbon") is None, reason="no CPU energy sampler installed"
+)
+def test_real_engine_run_measures_energy(vllm_run: tuple[llem.ExperimentResult, Path]) -> None:
+    result, _ = vllm_run  # scripts/test-vllm.sh installs codecarbon, as the dev venv has it
+    assert result.measurement_method in {"rapl", "codecarbon"}
+    assert result.energy_total_j is not None and result.energy_total_j > 0
+    assert result.metrics.energy_per_output_token_j is not None
 
 
 def test_every_request_is_timed_from_the_stream(
@@ -194,3 +211,18 @@ def test_a_request_rejected_after_the_engine_started_ends_the_run(tmp_path: Path
         llem.run(config, out_dir=tmp_path)
     assert engine_processes() == []
     assert not any(tmp_path.iterdir())  # no result written for a failed run
+
+
+def test_an_engine_that_fails_to_start_is_a_backend_error(tmp_path: Path) -> None:
+    config = {
+        "model": "smollm2-135m",
+        "backend": "vllm",
+        "n": 2,
+        "max_output_tokens": 4,
+        **QUICK,
+        "vllm": {**ENGINE, "gpu_memory_utilization": 0.02},  # no room for the KV cache
+    }
+    with pytest.raises(BackendError, match="vLLM engine failed to start"):
+        llem.run(config, out_dir=tmp_path)
+    assert engine_processes() == []
+    assert not any(tmp_path.iterdir())
