@@ -39,6 +39,12 @@ RENDERED = """(() => {
 @pytest.fixture(scope="module")
 def real_study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 configurations × 2 cycles of a tiny real model on this machine, telemetry on."""
+    with pytest.MonkeyPatch.context() as patch:  # a private device lock (module scope)
+        patch.setenv("LLEM_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+        return _run_study(tiny_model_dir, tmp_path_factory.mktemp("study"))
+
+
+def _run_study(tiny_model_dir: Path, out_dir: Path) -> Path:
     study = llem.run(
         {
             "name": "browser", "model": str(tiny_model_dir), "n": 2, "max_output_tokens": 4,
@@ -47,7 +53,7 @@ def real_study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
             "sweep": {"pytorch.batch_size": [1, 2]},
             "execution": {"n_cycles": 2, "config_gap_s": 0, "cycle_gap_s": 0},
         },
-        out_dir=tmp_path_factory.mktemp("study"),
+        out_dir=out_dir,
     )  # fmt: skip
     assert not study.failed, [e.error for e in study.failed]
     return Path(study.output_dir or "")

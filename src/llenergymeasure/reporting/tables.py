@@ -126,9 +126,10 @@ def _verdict(d: MetricDifference) -> str:
     return f"{word} (p={d.p_value:.2g})"
 
 
-def _with_n(mean: float, n: int, cycles: int) -> str:
-    """The mean, with its count where fewer cycles than done have the figure."""
-    return number(mean) if n == cycles else f"{number(mean)} (n={n})"
+def _with_n(mean: float, unit: str, n: int, cycles: int) -> str:
+    """The mean and unit, with its count where fewer cycles than done have the figure."""
+    text = f"{number(mean)} {unit}"
+    return text if n == cycles else f"{text} (n={n})"
 
 
 def comparison_table(comparison: Comparison) -> TableData:
@@ -137,8 +138,8 @@ def comparison_table(comparison: Comparison) -> TableData:
     rows = [
         [
             d.label,
-            _with_n(d.mean_a, d.n_a, comparison.n_a),
-            _with_n(d.mean_b, d.n_b, comparison.n_b),
+            _with_n(d.mean_a, d.unit, d.n_a, comparison.n_a),
+            _with_n(d.mean_b, d.unit, d.n_b, comparison.n_b),
             _signed(d.difference, d.unit),
             "—" if d.relative is None else f"{d.relative:+.1%}",
             _interval(d),
