@@ -57,8 +57,11 @@ def run_isolated(
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
+    # Not a daemon: engines such as vLLM's start processes of their own, which a daemonic
+    # process may not. The child still dies with the study (PR_SET_PDEATHSIG in the worker)
+    # and is always joined or stopped below.
     child = context.Process(
-        target=target, args=(config, str(out_dir), str(log_path), sender), daemon=True
+        target=target, args=(config, str(out_dir), str(log_path), sender), daemon=False
     )
     child.start()
     sender.close()  # the child holds the only writer: EOF means it is gone
