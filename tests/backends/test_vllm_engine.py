@@ -37,6 +37,15 @@ QUICK = {
 }
 HANG_GUARD_S = 600  # a hung engine fails the test instead of blocking the suite
 
+
+def experiment(
+    model: str = "smollm2-135m", n: int = 2, max_output_tokens: int = 4, **fields: Any
+) -> dict[str, Any]:
+    """A short vllm experiment; ``fields`` replace or add top-level sections."""
+    base = {"model": model, "backend": "vllm", "n": n, "max_output_tokens": max_output_tokens}
+    return {**base, **QUICK, "vllm": ENGINE, **fields}
+
+
 N_PROMPTS = 4
 MAX_OUTPUT_TOKENS = 16
 
@@ -111,12 +120,18 @@ def test_engine_ttft_cross_check_is_recorded(
 
 
 def engine_processes() -> list[psutil.Process]:
-    """Live child processes other than multiprocessing's resource tracker (process-long)."""
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if child.is_running() and "resource_tracker" not in " ".join(child.cmdline())
-    ]
+    """Live child processes, except multiprocessing's resource tracker (process-long) and
+    zombies (dead engine processes the interpreter has not reaped yet)."""
+    alive = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                alive.append(child)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return alive
 
 
 def llem_command(*args: str) -> subprocess.CompletedProcess[str]:
@@ -138,14 +153,8 @@ def test_llem_config_lists_vllm_with_its_version() -> None:
 
 
 def test_an_architecture_runs_with_dummy_weights(tmp_path: Path) -> None:
-    config = {
-        "model": "smollm2-135m-arch",
-        "backend": "vllm",
-        "n": 2,
-        "max_output_tokens": 8,
-        **QUICK,
-        "vllm": {**ENGINE, "max_model_len": 512},
-    }
+    config = experiment("smollm2-135m-arch", max_output_tokens=8)
+    config["vllm"] = {**ENGINE, "max_model_len": 512}
     result = llem.run(config, out_dir=tmp_path)
     assert result.metrics.total_output_tokens == 2 * 8  # ignore_eos: forced full length
     details = result.model.details
@@ -176,15 +185,7 @@ def lora_adapter(tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path
 
 
 def test_llem_run_applies_a_lora_adapter(tmp_path: Path, lora_adapter: Path) -> None:
-    config = {
-        "model": "smollm2-135m",
-        "backend": "vllm",
-        "n": 2,
-        "max_output_tokens": 8,
-        "lora": {"adapter": str(lora_adapter)},
-        **QUICK,
-        "vllm": ENGINE,
-    }
+    config = experiment(max_output_tokens=8, lora={"adapter": str(lora_adapter)})
     path = tmp_path / "lora.yaml"
     path.write_text(yaml.safe_dump(config))
     done = llem_command("run", str(path), "--out", str(tmp_path / "results"))
@@ -198,15 +199,8 @@ def test_llem_run_applies_a_lora_adapter(tmp_path: Path, lora_adapter: Path) -> 
 
 
 def test_a_request_rejected_after_the_engine_started_ends_the_run(tmp_path: Path) -> None:
-    config = {
-        "model": "smollm2-135m",
-        "backend": "vllm",
-        "n": 2,
-        "max_output_tokens": 4,
-        "dataset": {"source": "synthetic", "synthetic_input_tokens": 100},
-        **QUICK,
-        "vllm": {**ENGINE, "max_model_len": 64},  # every prompt is longer: rejected at submit
-    }
+    config = experiment(dataset={"source": "synthetic", "synthetic_input_tokens": 100})
+    config["vllm"] = {**ENGINE, "max_model_len": 64}  # every prompt is longer: rejected
     with pytest.raises(BackendError, match="vLLM generation failed"):
         llem.run(config, out_dir=tmp_path)
     assert engine_processes() == []
@@ -214,14 +208,8 @@ def test_a_request_rejected_after_the_engine_started_ends_the_run(tmp_path: Path
 
 
 def test_an_engine_that_fails_to_start_is_a_backend_error(tmp_path: Path) -> None:
-    config = {
-        "model": "smollm2-135m",
-        "backend": "vllm",
-        "n": 2,
-        "max_output_tokens": 4,
-        **QUICK,
-        "vllm": {**ENGINE, "gpu_memory_utilization": 0.02},  # no room for the KV cache
-    }
+    config = experiment()
+    config["vllm"] = {**ENGINE, "gpu_memory_utilization": 0.02}  # no room for the KV cache
     with pytest.raises(BackendError, match="vLLM engine failed to start"):
         llem.run(config, out_dir=tmp_path)
     assert engine_processes() == []
