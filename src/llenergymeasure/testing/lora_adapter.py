@@ -1,0 +1,40 @@
+"""A small real LoRA adapter for the embedded model, for tests and the validation campaign."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def embedded_model_folder() -> Path:
+    """The embedded SmolLM2 model as a safetensors folder (converted from its GGUF once)."""
+    from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
+    from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+
+    gguf_path = resolve_model(DEFAULT_EMBEDDED_MODEL).gguf_path
+    assert gguf_path is not None, "the embedded model is a GGUF file"
+    return converted_folder(gguf_path)
+
+
+def build_lora_adapter(folder: Path, model_folder: Path | None = None) -> Path:
+    """Save a rank-4 PEFT LoRA adapter (q_proj, v_proj; B drawn with std 0.01 so it acts)
+    for ``model_folder`` (default: the embedded model) into ``folder``; an adapter already
+    there is reused. Needs torch, transformers and peft (``llenergymeasure[pytorch]``)."""
+    if (folder / ADAPTER_CONFIG).is_file():
+        return folder
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_folder or embedded_model_folder())
+    adapter = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, weights in adapter.named_parameters():
+            if "lora_B" in name:
+                weights.normal_(std=0.01)  # PEFT starts B at zero: make the adapter act
+    adapter.save_pretrained(folder)
+    return folder
