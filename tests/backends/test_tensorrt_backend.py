@@ -26,6 +26,7 @@ from llenergymeasure.backends.tensorrt.args import (
 )
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import (
+    TORCH_RUNTIME_ONLY,
     TensorRTBuildConfig,
     TensorRTConfig,
     TensorRTKvCacheConfig,
@@ -100,8 +101,15 @@ def load(model_dir: Path, engine_root: Path, tensorrt: dict[str, Any], **fields:
     return backend, info
 
 
-@pytest.mark.parametrize("name", LLM_FIELDS)
-@pytest.mark.parametrize("runtime", ["pytorch", "engine"])
+@pytest.mark.parametrize(
+    ("runtime", "name"),
+    [
+        (runtime, name)
+        for runtime in ("pytorch", "engine")
+        for name in LLM_FIELDS
+        if runtime == "pytorch" or name not in TORCH_RUNTIME_ONLY
+    ],
+)
 def test_each_llm_field_reaches_llm(
     name: str, runtime: str, fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
 ) -> None:
@@ -109,6 +117,13 @@ def test_each_llm_field_reaches_llm(
     load(tiny_model_dir, engine_root, {"runtime": runtime, name: value})
     used_runtime, kwargs = fake.llm_calls[-1]
     assert used_runtime == runtime and kwargs[name] == value
+
+
+@pytest.mark.parametrize("name", TORCH_RUNTIME_ONLY)
+def test_pytorch_runtime_fields_are_refused_with_the_engine_runtime(name: str) -> None:
+    value = sample_value(TensorRTConfig.model_fields[name])
+    with pytest.raises(ValueError, match=f"tensorrt.{name} only apply to runtime: pytorch"):
+        TensorRTConfig.model_validate({"runtime": "engine", name: value})
 
 
 def test_every_tensorrt_field_is_routed() -> None:

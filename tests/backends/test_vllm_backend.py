@@ -39,7 +39,8 @@ ENGINE_ARG_NAMES = [
     "tensor_parallel_size", "pipeline_parallel_size", "quantization", "enforce_eager",
     "load_format", "stream_interval", "cpu_offload_gb", "max_loras", "skip_tokenizer_init",
     "kv_cache_memory_bytes", "compilation_config", "speculative_config", "async_scheduling",
-    "attention_backend", "enable_expert_parallel",
+    "attention_backend", "enable_expert_parallel", "long_prefill_token_threshold",
+    "optimization_level",
 ]  # fmt: skip
 FakeEngineArgs = dataclasses.make_dataclass(
     "AsyncEngineArgs", [(name, Any, dataclasses.field(default=None)) for name in ENGINE_ARG_NAMES]

@@ -210,6 +210,26 @@ class DecoderConfig(_Strict):
         },
         gt=0.0,
     )
+    presence_penalty: float | None = _decoder_field(
+        None,
+        "Subtract this from the logit of every token already generated (0 = off; OpenAI "
+        "semantics). May change output length, hence energy per request.",
+        ("vllm", "tensorrt"),
+        {"vllm": "SamplingParams.presence_penalty", "tensorrt": "SamplingParams.presence_penalty"},
+        ge=-2.0,
+        le=2.0,
+    )
+    frequency_penalty: float | None = _decoder_field(
+        None,
+        "Subtract this x the count of each token generated so far from its logit (0 = off).",
+        ("vllm", "tensorrt"),
+        {
+            "vllm": "SamplingParams.frequency_penalty",
+            "tensorrt": "SamplingParams.frequency_penalty",
+        },
+        ge=-2.0,
+        le=2.0,
+    )
     encoder_repetition_penalty: float | None = _decoder_field(
         None,
         "Penalise (or, below 1.0, favour) tokens of the prompt (1.0 = off; transformers only).",
@@ -613,6 +633,29 @@ class PyTorchConfig(_Strict):
             "hardware": "offloaded, offloaded_static: CUDA",
         },
     )
+    prompt_lookup_num_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Prompt-lookup speculative decoding: draft this many tokens by matching "
+        "n-grams of the prompt, verified in one forward pass (fewer passes per token when "
+        "outputs copy the input, e.g. summarisation).",
+        json_schema_extra={
+            "unit": "tokens",
+            "native": {"pytorch": "GenerationConfig.prompt_lookup_num_tokens"},
+        },
+    )
+    prefill_chunk_size: int | None = Field(
+        None,
+        ge=1,
+        description="Prefill the prompt in chunks of this many tokens (lower peak activation "
+        "memory for long prompts, a little more time). transformers 5.",
+        examples=[16],
+        json_schema_extra={
+            "unit": "tokens",
+            "native": {"pytorch": "GenerationConfig.prefill_chunk_size"},
+            "since": "transformers 4.56",
+        },
+    )
     use_cache: bool | None = Field(
         None,
         description="KV cache during generation. False recomputes attention over the whole "
@@ -762,6 +805,13 @@ class VllmConfig(_Strict):
         description="Context length limit (smaller = more room for KV cache).",
         json_schema_extra={"unit": "tokens"},
     )
+    long_prefill_token_threshold: int | None = Field(
+        None,
+        ge=0,
+        description="Prompts longer than this count as long prefills, which the scheduler "
+        "limits per step (with chunked prefill) so decodes are not starved (0 = off).",
+        json_schema_extra={"unit": "tokens"},
+    )
     enable_prefix_caching: bool | None = Field(
         None, description="Reuse KV cache across prompts sharing a prefix (saves prefill energy)."
     )
@@ -814,6 +864,15 @@ class VllmConfig(_Strict):
         description="vLLM CompilationConfig fields (torch.compile and CUDA-graph settings, "
         "e.g. cudagraph_capture_sizes): fewer or no graphs = more launch overhead per token.",
         examples=[{"cudagraph_capture_sizes": [1, 2, 4]}],
+    )
+    optimization_level: int | None = Field(
+        None,
+        ge=0,
+        le=3,
+        description="vLLM's -O level: 0 = no torch.compile and no CUDA graphs (fast start, "
+        "slow decode) up to 3 (most compilation). Recent vLLM; refused by name where the "
+        "installed EngineArgs lacks it.",
+        json_schema_extra={"since": "vLLM 0.11"},
     )
     cpu_offload_gb: float | None = Field(
         None,
@@ -1007,6 +1066,15 @@ class TensorRTBuildConfig(_Strict):
     )
 
 
+TORCH_RUNTIME_ONLY = (
+    "cuda_graph_config",
+    "disable_overlap_scheduler",
+    "attn_backend",
+    "torch_compile_config",
+)
+"""TensorRTConfig fields that only TensorRT-LLM's PyTorch runtime (TorchLlmArgs) takes."""
+
+
 class TensorRTConfig(_Strict):
     """Parameters of the tensorrt backend (TensorRT-LLM 1.x; native names).
 
@@ -1055,6 +1123,40 @@ class TensorRTConfig(_Strict):
     enable_chunked_prefill: bool | None = Field(
         None, description="Split long prefills into chunks interleaved with decode steps."
     )
+    speculative_config: dict[str, Any] | None = Field(
+        None,
+        description="Speculative decoding config (decoding_type: MTP, Eagle, NGram, Draft..., "
+        "max_draft_len, ...): several tokens per target pass when drafts are accepted.",
+        examples=[{"decoding_type": "NGram", "max_draft_len": 4}],
+    )
+    scheduler_config: dict[str, Any] | None = Field(
+        None,
+        description="SchedulerConfig (capacity_scheduler_policy: GUARANTEED_NO_EVICT / "
+        "MAX_UTILIZATION, ...): how aggressively requests are admitted into the batch.",
+        examples=[{"capacity_scheduler_policy": "MAX_UTILIZATION"}],
+    )
+    cuda_graph_config: dict[str, Any] | None = Field(
+        None,
+        description="Runtime pytorch: CudaGraphConfig (batch_sizes, max_batch_size, "
+        "enable_padding): CUDA graphs cut CPU launch overhead per decode step.",
+        examples=[{"max_batch_size": 8, "enable_padding": True}],
+    )
+    disable_overlap_scheduler: bool | None = Field(
+        None,
+        description="Runtime pytorch: stop overlapping CPU scheduling with GPU execution "
+        "(more GPU idle time per step).",
+    )
+    attn_backend: str | None = Field(
+        None,
+        description="Runtime pytorch: attention backend (TRTLLM default, FLASHINFER, VANILLA).",
+        examples=["FLASHINFER"],
+    )
+    torch_compile_config: dict[str, Any] | None = Field(
+        None,
+        description="Runtime pytorch: TorchCompileConfig (enable_fullgraph, "
+        "enable_piecewise_cuda_graph, ...): torch.compile of the model.",
+        examples=[{"enable_fullgraph": True}],
+    )
     kv_cache_config: TensorRTKvCacheConfig = Field(
         default_factory=TensorRTKvCacheConfig,
         description="KvCacheConfig(...) fields; unset ones keep TensorRT-LLM's defaults.",
@@ -1095,6 +1197,10 @@ class TensorRTConfig(_Strict):
                 raise ValueError("tensorrt.build_config needs runtime: engine")
             if not self.engine_cache:
                 raise ValueError("tensorrt.engine_cache applies to runtime: engine only")
+        elif torch_only := [name for name in TORCH_RUNTIME_ONLY if getattr(self, name) is not None]:
+            raise ValueError(
+                f"tensorrt.{', tensorrt.'.join(torch_only)} only apply to runtime: pytorch"
+            )
         elif self.kv_cache_config.dtype is not None:
             raise ValueError(
                 "tensorrt.kv_cache_config.dtype is for runtime: pytorch; with runtime: engine "

@@ -26,6 +26,8 @@ RUN_TIME_DECODER = ("ignore_eos",)
 """Decoder fields applied per ``generate`` call (they depend on ``max_output_tokens``)."""
 
 GENERATION_OPTIONS = (
+    "prompt_lookup_num_tokens",
+    "prefill_chunk_size",
     "cache_implementation",
     "use_cache",
     "output_scores",

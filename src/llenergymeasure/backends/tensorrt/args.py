@@ -41,6 +41,12 @@ LLM_FIELDS = (
     "tensor_parallel_size",
     "pipeline_parallel_size",
     "enable_chunked_prefill",
+    "speculative_config",
+    "scheduler_config",
+    "cuda_graph_config",
+    "disable_overlap_scheduler",
+    "attn_backend",
+    "torch_compile_config",
 )
 """TensorRTConfig fields that are ``LLM(...)`` keyword arguments of the same name."""
 
@@ -56,6 +62,8 @@ DECODER_TO_SAMPLING = {
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "min_new_tokens": "min_tokens",
     "length_penalty": "length_penalty",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
     "stop": "stop",
     "ignore_eos": "ignore_eos",
 }
