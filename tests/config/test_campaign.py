@@ -248,6 +248,27 @@ def test_entries_become_outcomes_with_ambient_warnings_ignored(tmp_path: Path) -
     assert by_path["pytorch.use_cache"].message == "ValueError: use_cache clashes"
     assert collected.date == DAY
     assert collected.environment == CPU_ENV
+    assert collected.skipped == {"decoder.top_p": "entry pending"}
+
+
+def test_entries_that_ran_another_config_or_are_missing_give_no_outcome(tmp_path: Path) -> None:
+    old_plan = plan_for("pytorch", only=["decoder.top_k"])
+    study = write_campaign_study(
+        tmp_path / "study", old_plan, {campaign.REFERENCE: [], "decoder.top_k": []}
+    )
+    (trial,) = old_plan.trials
+    changed = Plan(
+        "pytorch",
+        old_plan.base,
+        [campaign.Trial(trial.name, trial.path, 99, {"decoder": {"top_k": 99}})],
+    )
+    changed.trials.append(campaign.Trial("pytorch.use_cache", "pytorch.use_cache", False, {}))
+    collected = campaign.collect(study, changed)
+    assert collected.values == []
+    assert collected.skipped == {
+        "decoder.top_k": "ran with another config than planned now",
+        "pytorch.use_cache": "not in the study",
+    }
 
 
 def test_a_failed_reference_records_nothing(tmp_path: Path) -> None:
@@ -332,6 +353,28 @@ def test_a_campaign_run_merges_into_the_support_file_and_regenerates_the_matrix(
     matrix = (docs / MATRIX_FILE).read_text(encoding="utf-8")
     assert "| `decoder.top_k` | ✅ supported (CPU · torch 2.13.0+cpu" in matrix
     assert json.loads((docs / SUPPORT_FILE).read_text(encoding="utf-8"))["format"] == 1
+
+
+def test_collect_records_a_finished_study_without_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = plan_for("pytorch", only=["decoder.top_k"])
+    study = write_campaign_study(
+        tmp_path / "out" / "study", plan, {campaign.REFERENCE: [], "decoder.top_k": []}
+    )
+
+    def no_run(*args: Any, **kwargs: Any) -> Path:
+        raise AssertionError("--collect must not run a study")
+
+    monkeypatch.setattr(campaign, "run_study", no_run)
+    monkeypatch.setattr("llenergymeasure.devices.get_gpus", list)
+    docs = tmp_path / "docs"
+    argv = ["--only", "decoder.top_k", "--collect", str(study), "--docs-dir", str(docs)]
+    assert campaign.main(argv) == 0
+    cell = load_support(docs / SUPPORT_FILE).get("pytorch", "decoder.top_k")
+    assert cell is not None and cell.outcome == "supported"
+    assert "recorded 1 pytorch cells (1 supported)" in capsys.readouterr().out
+    assert list((tmp_path / "out").glob("*.yaml")) == []  # no new study file
 
 
 def test_dry_writes_the_study_file_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,7 +56,7 @@ from llenergymeasure.config.support import (
     load_support,
     save_support,
 )
-from llenergymeasure.errors import ConfigError, LLEMError
+from llenergymeasure.errors import ConfigError, LLEMError, ResultsError
 from llenergymeasure.results.models import EnvironmentSnapshot, ExperimentResult
 
 if TYPE_CHECKING:
@@ -424,16 +424,33 @@ class Collected:
     values: list[ValueOutcome]
     environment: EnvironmentSnapshot | None
     date: dt.date
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Experiment name -> why it gave no outcome (ran with another config, unreadable)."""
+
+
+def _ran_as_planned(planned: Mapping[str, Any], ran: Mapping[str, Any]) -> bool:
+    """Whether every setting of ``planned`` has the same value in ``ran`` (a resolved config)."""
+    for key, value in json.loads(json.dumps(planned)).items():
+        if isinstance(value, Mapping):
+            if not isinstance(ran.get(key), Mapping) or not _ran_as_planned(value, ran[key]):
+                return False
+        elif ran.get(key) != value:
+            return False
+    return True
 
 
 def collect(study_dir: Path, plan: Plan) -> Collected:
     """Read a campaign's study directory into one outcome per finished trial.
 
-    Entries still pending (an interrupted study) give no outcome.
+    Entries still pending (an interrupted study) give no outcome; nor do entries whose config
+    differs from the trial's (a study made before the test values changed) or whose result
+    cannot be read (listed in :attr:`Collected.skipped`).
 
     Raises:
         CampaignError: the reference experiment failed or did not run (then every outcome
             would describe this machine's setup, not the parameters).
+        ConfigError: ``study_dir`` is not a study directory.
+        ResultsError: the reference result cannot be read.
     """
     from llenergymeasure.results.io import load_result
     from llenergymeasure.study.manifest import read_manifest
@@ -446,15 +463,23 @@ def collect(study_dir: Path, plan: Plan) -> Collected:
         raise CampaignError(f"the reference experiment did not finish ({error}); see {study_dir}")
     reference_result = load_result(study_dir / reference.result_dir)
     ambient = {w.code for w in reference_result.warnings}
-    found: list[ValueOutcome] = []
+    collected = Collected([], reference_result.environment, manifest.created_at.date())
     for trial in plan.trials:
         entry = entries.get(trial.name)
         if entry is None or entry.status not in ("done", "failed"):
+            status = "not in the study" if entry is None else f"entry {entry.status}"
+            collected.skipped[trial.name] = status
             continue
-        result = load_result(study_dir / entry.result_dir) if entry.result_dir else None
-        found.append(_classify(trial, entry, result, ambient))
-    date = manifest.created_at.date()
-    return Collected(found, reference_result.environment, date)
+        if not _ran_as_planned(trial.config, manifest.experiments[entry.experiment_index]):
+            collected.skipped[trial.name] = "ran with another config than planned now"
+            continue
+        try:
+            result = load_result(study_dir / entry.result_dir) if entry.result_dir else None
+        except ResultsError as exc:
+            collected.skipped[trial.name] = str(exc).splitlines()[0]
+            continue
+        collected.values.append(_classify(trial, entry, result, ambient))
+    return collected
 
 
 def verified_on(backend: str, environment: EnvironmentSnapshot) -> str:
@@ -547,6 +572,8 @@ class Options:
     timeout_s: float = 300.0
     resume: Path | None = None
     lora_adapter: Path | None = None
+    collect: Path | None = None
+    """Record the outcomes of this finished campaign study directory; run nothing."""
 
 
 @dataclass(frozen=True)
@@ -554,17 +581,20 @@ class Report:
     """What a campaign run did: its study file and directory, and the cells it recorded."""
 
     plan: Plan
-    study_file: Path
+    study_file: Path | None
     study_dir: Path | None = None
     recorded: dict[str, SupportOutcome] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _substitutions(options: Options, parameters: Sequence[ParameterInfo]) -> dict[str, Any]:
-    """A real LoRA adapter for the lora.* trials: --lora-adapter, else one built in out_dir."""
+    """A real LoRA adapter for the lora.* trials: --lora-adapter, else one built in the
+    campaign's folder (the study directory's parent with --collect)."""
     if not any(info.path.startswith("lora.") for info in parameters):
         return {}
-    adapter = options.lora_adapter or options.out_dir / "lora-adapter"
-    if not options.dry and options.lora_adapter is None:
+    out_dir = options.collect.parent if options.collect is not None else options.out_dir
+    adapter = options.lora_adapter or out_dir / "lora-adapter"
+    if not (options.dry or options.collect) and options.lora_adapter is None:
         from llenergymeasure.testing.lora_adapter import build_lora_adapter
 
         build_lora_adapter(adapter)
@@ -579,11 +609,12 @@ def _local_environment() -> EnvironmentSnapshot:
 
 
 def run_campaign(options: Options) -> Report:
-    """Plan, write the study file, run it (unless ``dry``), merge the outcomes into
-    ``<docs_dir>/parameter-support.json`` and regenerate the docs.
+    """Plan, write the study file, run it (unless ``dry``; with ``collect`` only read that
+    study directory), merge the outcomes into ``<docs_dir>/parameter-support.json`` and
+    regenerate the docs.
 
     Raises:
-        ConfigError: unknown parameter path.
+        ConfigError: unknown parameter path, or ``collect`` is not a study directory.
         CampaignError: the study made no directory, or its reference experiment failed.
     """
     from llenergymeasure.devices import get_gpus
@@ -597,24 +628,33 @@ def run_campaign(options: Options) -> Report:
         only=options.only,
         substitutions=_substitutions(options, parameters),
     )
-    study_file = write_study(plan, options.out_dir, options.timeout_s)
-    if options.dry:
-        return Report(plan, study_file)
-    study_dir, values = None, list(plan.decided)
-    environment, date = None, dt.date.today()
-    if plan.trials:
-        study_dir = run_study(study_file, options.out_dir, options.resume)
+    study_file, study_dir = None, options.collect
+    if study_dir is None:
+        study_file = write_study(plan, options.out_dir, options.timeout_s)
+        if options.dry:
+            return Report(plan, study_file)
+        if plan.trials:
+            study_dir = run_study(study_file, options.out_dir, options.resume)
+    if study_dir is None:  # nothing can run here: only the decided values
+        collected = Collected([], _local_environment(), dt.date.today())
+    else:
         collected = collect(study_dir, plan)
-        values += collected.values
-        environment, date = collected.environment, collected.date
-    where = verified_on(options.backend, environment or _local_environment())
+    values = [*plan.decided, *collected.values]
+    where = verified_on(options.backend, collected.environment or _local_environment())
+    recorded = _record(options, values, where, collected.date)
+    return Report(plan, study_file, study_dir, recorded, collected.skipped)
+
+
+def _record(
+    options: Options, values: list[ValueOutcome], where: str, date: dt.date
+) -> dict[str, SupportOutcome]:
+    """Merge into the support file, regenerate the docs; the cells recorded, by path."""
     support_path = options.docs_dir / SUPPORT_FILE
     table = load_support(support_path)
     paths = merge(table, options.backend, values, where, date)
     save_support(table, support_path)
     write_docs(options.docs_dir)
-    recorded = {path: outcome for path in paths if (outcome := table.get(options.backend, path))}
-    return Report(plan, study_file, study_dir, recorded)
+    return {path: outcome for path in paths if (outcome := table.get(options.backend, path))}
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -640,6 +680,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--resume", type=Path, help="continue this campaign study directory")
     parser.add_argument(
+        "--collect", type=Path, help="record this finished campaign study directory; run nothing"
+    )
+    parser.add_argument(
         "--lora-adapter", type=Path, help="LoRA adapter for lora.* (default: built with peft)"
     )
     parser.add_argument("--docs-dir", type=Path, default=Path("docs"))
@@ -648,20 +691,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_report(report: Report, elapsed_s: float) -> None:
     plan = report.plan
-    print(f"study file: {report.study_file} ({len(plan.trials)} experiments + {REFERENCE})")
-    for path, reason in plan.untested.items():
-        print(f"not tested: {path}: {reason}")
-    if report.study_dir is None and not report.recorded:
-        print(f"dry: run it with `llem run {report.study_file}`")
+    if report.study_file is not None:
+        print(f"study file: {report.study_file} ({len(plan.trials)} experiments + {REFERENCE})")
+    for path, reason in {**plan.untested, **report.skipped}.items():
+        print(f"not recorded: {path}: {reason}")
+    if not report.recorded:
+        print(f"dry: run it with `llem run {report.study_file}`, then --collect its directory")
         return
-    for path, outcome in report.recorded.items():
-        print(
-            f"{plan.backend} {path}: {outcome.outcome}"
-            + (f" ({outcome.message})" if outcome.message else "")
-        )
     counts: dict[str, int] = {}
-    for outcome in report.recorded.values():
+    for path, outcome in report.recorded.items():
         counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        message = f" ({outcome.message})" if outcome.message else ""
+        print(f"{plan.backend} {path}: {outcome.outcome}{message}")
     summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
     print(f"recorded {len(report.recorded)} {plan.backend} cells ({summary}) in {elapsed_s:.0f} s")
 
@@ -679,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s=args.timeout,
         resume=args.resume,
         lora_adapter=args.lora_adapter,
+        collect=args.collect,
     )
     started = time.monotonic()
     try:
