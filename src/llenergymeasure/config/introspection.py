@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from llenergymeasure.config.loader import set_dotted
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig
 
@@ -405,15 +406,7 @@ def set_parameter(config_dict: Mapping[str, Any], path: str, value: Any) -> dict
     Missing or None sections on the way are created as empty mappings.
     """
     result = copy.deepcopy(dict(config_dict))
-    node = result
-    *parents, leaf = path.split(".")
-    for key in parents:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
-        node = child
-    node[leaf] = copy.deepcopy(value)
+    set_dotted(result, path, copy.deepcopy(value))
     return result
 
 

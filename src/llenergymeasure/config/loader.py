@@ -54,16 +54,29 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
     for dotted, value in overrides.items():
         if value is None:
             continue
-        node = merged
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = {}
-                node[key] = child
-            node = child
-        node[leaf] = value
+        set_dotted(merged, dotted, value)
     return merged
+
+
+def set_dotted(
+    data: dict[str, Any], dotted: str, value: Any, *, replace_non_mapping: bool = True
+) -> None:
+    """Set ``a.b.c`` in ``data`` in place, creating mappings (None is a value here).
+
+    A non-mapping in the way is replaced, or (``replace_non_mapping=False``) left for validation
+    to report.
+    """
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.get(part)
+        if child is None or (not isinstance(child, dict) and replace_non_mapping):
+            child = {}
+            node[part] = child
+        elif not isinstance(child, dict):
+            return
+        node = child
+    node[leaf] = value
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,7 @@ from llenergymeasure.config.loader import (
     did_you_mean,
     format_validation_error,
     read_yaml,
+    set_dotted,
 )
 from llenergymeasure.config.models import BackendName, ExperimentConfig, _Strict
 from llenergymeasure.errors import ConfigError
@@ -204,7 +205,7 @@ def apply_profile(raw_study: Mapping[str, Any], profile: str) -> dict[str, Any]:
     settings = {**PROFILES[profile], "execution.profile": profile}
     for dotted, value in settings.items():
         if dotted == "execution.profile" or not has_dotted(result, dotted):
-            _set_dotted(result, dotted, value, replace_non_mapping=False)
+            set_dotted(result, dotted, value, replace_non_mapping=False)
     return result
 
 
@@ -247,7 +248,7 @@ def expand_sweep(base: Mapping[str, Any], sweep: Mapping[str, Sequence[Any]]) ->
                 data["backend"] = backend
                 values.append(("backend", backend))
             for key, value in zip(applicable, combo, strict=True):
-                _set_dotted(data, key, copy.deepcopy(value))
+                set_dotted(data, key, copy.deepcopy(value))
                 values.append((key, value))
             points.append(SweepPoint(tuple(values), data))
     return points
@@ -658,27 +659,6 @@ def has_dotted(data: Mapping[str, Any], dotted: str) -> bool:
             return False
         node = node[part]
     return True
-
-
-def _set_dotted(
-    data: dict[str, Any], dotted: str, value: Any, *, replace_non_mapping: bool = True
-) -> None:
-    """Set ``a.b.c`` in ``data``, creating mappings; unlike apply_overrides, None is a value.
-
-    A non-mapping in the way is replaced, or (``replace_non_mapping=False``) left for validation
-    to report.
-    """
-    node = data
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        child = node.get(part)
-        if child is None or (not isinstance(child, dict) and replace_non_mapping):
-            child = {}
-            node[part] = child
-        elif not isinstance(child, dict):
-            return
-        node = child
-    node[leaf] = value
 
 
 def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
