@@ -399,3 +399,32 @@ def test_the_lora_test_adapter_is_a_real_peft_adapter_built_once(
     saved = next(folder.glob("adapter_model.*")).stat().st_mtime_ns
     assert build_lora_adapter(folder) == folder  # reused: no model is loaded again
     assert next(folder.glob("adapter_model.*")).stat().st_mtime_ns == saved
+
+
+CAUSE = "ValueError: No available memory for the cache blocks. Try increasing the memory"
+ENGINE_TAIL = f"""\
+(EngineCore pid=7) ERROR 11-24 12:05:53 [core.py:1510] EngineCore failed to start.
+  File "vllm/v1/core/kv_cache_utils.py", line 1010, in _check_enough_kv_cache_memory
+    raise ValueError(
+{CAUSE}
+Exception: WorkerProc initialization failed. See stack trace for root cause.
+"""
+
+
+def test_a_failed_engines_root_cause_comes_from_its_output() -> None:
+    assert campaign.root_cause(ENGINE_TAIL) == CAUSE
+    assert campaign.root_cause("nothing raised here") is None
+    assert campaign.root_cause(None) is None
+
+
+def test_a_failure_message_carries_the_root_cause(tmp_path: Path) -> None:
+    plan = plan_for("vllm", only=["vllm.kv_cache_memory_bytes"])
+    error = "BackendError: vLLM engine failed to start: See root cause above."
+    outcomes = {campaign.REFERENCE: [], "vllm.kv_cache_memory_bytes": error}
+    study = write_campaign_study(tmp_path / "study", plan, outcomes)
+    manifest = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
+    manifest["entries"][1]["stderr_tail"] = ENGINE_TAIL
+    (study / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (value,) = campaign.collect(study, plan).values
+    assert value.outcome == "fails"
+    assert value.message == f"{error} (root cause: {CAUSE})"

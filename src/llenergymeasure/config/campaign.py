@@ -85,6 +85,7 @@ __all__ = [
     "merge",
     "needs_hardware_reason",
     "plan_campaign",
+    "root_cause",
     "run_campaign",
     "run_study",
     "study_data",
@@ -412,11 +413,33 @@ def needs_hardware_reason(error: str) -> bool:
     return _HARDWARE_ERROR.search(error) is not None
 
 
+_EXCEPTION_LINE = re.compile(
+    r"^(?:\(.*?\) )?(?:ERROR .*?\] )?([A-Za-z_][\w.]*(?:Error|Exception): .+)$"
+)
+_WRAPPER = re.compile(r"root cause|see stack trace|see the log", re.IGNORECASE)
+
+
+def root_cause(output: str | None) -> str | None:
+    """The last exception line of a failed child's output that is not a wrapper pointing
+    elsewhere ("See root cause above"): where an engine's own process says what went wrong."""
+    for line in reversed((output or "").splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match and not _WRAPPER.search(match.group(1)):
+            return match.group(1)
+    return None
+
+
+def _error(entry: StudyEntry) -> str:
+    error = entry.error or "failed without an error message"
+    cause = root_cause(entry.stderr_tail)
+    return f"{error} (root cause: {cause})" if cause and cause not in error else error
+
+
 def _classify(
     trial: Trial, entry: StudyEntry, result: ExperimentResult | None, ambient: set[str]
 ) -> ValueOutcome:
     if entry.status == "failed" or result is None:
-        error = entry.error or "failed without an error message"
+        error = _error(entry)
         outcome: Outcome = "needs_hardware" if needs_hardware_reason(error) else "fails"
         return ValueOutcome(trial.path, trial.value, outcome, error)
     extra = [w for w in result.warnings if w.code not in ambient]
