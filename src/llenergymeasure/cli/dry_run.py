@@ -107,7 +107,10 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]note[/]: dropped duplicate {escape(dropped)}")
     if plan["shared_settings"]:
         console.print(f"[bold]settings[/]: {escape(_compact(plan['shared_settings']))}")
-    console.print(_table(plan))
+    table, same = _table(plan)
+    if same:
+        console.print(f"[bold]same for every experiment[/]: {same}", soft_wrap=True)
+    console.print(table)
     unknown = sum(e["estimate"]["time_s"] is None for e in plan["experiments"])
     caveat = f"; without the {unknown} of unknown size" if unknown else ""
     console.print(
@@ -140,22 +143,52 @@ def _title(plan: dict[str, Any]) -> str:
     return f"{head} · runner {plan['runner']} · device {escape(where)}"
 
 
-def _table(plan: dict[str, Any]) -> Table:
+_COLUMNS = ("#", "experiment", "backend", "model", "settings", "params", "weights",
+            "KV cache", "need / device", "fits", "time")  # fmt: skip
+_ALWAYS_SHOWN = {"#", "experiment", "settings"}
+
+
+def _table(plan: dict[str, Any]) -> tuple[Table, str]:
+    """The per-experiment table, and a line for the columns equal in every row (kept narrow)."""
+    rows = [_row(number, experiment) for number, experiment in
+            enumerate(plan["experiments"], start=1)]  # fmt: skip
+    if len(rows) == 1:
+        return _vertical(rows[0]), ""
+    constant = {
+        column for index, column in enumerate(_COLUMNS)
+        if len(rows) > 1 and column not in _ALWAYS_SHOWN and len({r[index] for r in rows}) == 1
+    }  # fmt: skip
     table = Table(show_lines=False)
-    columns = ("#", "experiment", "backend", "model", "settings", "params", "weights",
-               "KV cache", "need / device", "fits", "time")  # fmt: skip
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for number, experiment in enumerate(plan["experiments"], start=1):
-        estimate = experiment["estimate"]
-        table.add_row(
-            str(number), escape(str(experiment["name"])), experiment["backend"],
-            escape(experiment["model"]), escape(_compact(experiment["settings"], "\n")),
-            _params(estimate), _size(estimate["weights_bytes"]),
-            _size(estimate["kv_cache_bytes"]), _need(estimate), _fits(estimate["fits"]),
-            _duration(estimate["time_s"]),
-        )  # fmt: skip
+    shown = [index for index, column in enumerate(_COLUMNS) if column not in constant]
+    for index in shown:
+        wrap = _COLUMNS[index] in ("experiment", "settings", "model")
+        table.add_column(_COLUMNS[index], overflow="fold", no_wrap=not wrap)
+    for row in rows:
+        table.add_row(*(row[index] for index in shown))
+    same = " · ".join(f"{column} {rows[0][_COLUMNS.index(column)]}" for column in _COLUMNS
+                      if column in constant)  # fmt: skip
+    return table, same
+
+
+def _vertical(row: list[str]) -> Table:
+    """One experiment: a column of labelled values reads better than one wide row."""
+    table = Table(show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for column, value in zip(_COLUMNS[1:], row[1:], strict=True):
+        table.add_row(column, value)
     return table
+
+
+def _row(number: int, experiment: Mapping[str, Any]) -> list[str]:
+    estimate = experiment["estimate"]
+    return [
+        str(number), escape(str(experiment["name"])), experiment["backend"],
+        escape(experiment["model"]), escape(_compact(experiment["settings"], "\n")),
+        _params(estimate), _size(estimate["weights_bytes"]),
+        _size(estimate["kv_cache_bytes"]), _need(estimate), _fits(estimate["fits"]),
+        _duration(estimate["time_s"]),
+    ]  # fmt: skip
 
 
 def _compact(settings: Mapping[str, Any], separator: str = ", ") -> str:
