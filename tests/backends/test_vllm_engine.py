@@ -166,22 +166,9 @@ def test_an_architecture_runs_with_dummy_weights(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def lora_adapter(tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path) -> Path:
     """A tiny PEFT LoRA adapter (rank 4) for the embedded model, with non-zero weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from llenergymeasure.testing.lora_adapter import build_lora_adapter
 
-    model = AutoModelForCausalLM.from_pretrained(embedded_folder, dtype=torch.float32)
-    peft_model = get_peft_model(
-        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    )
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(std=0.01)  # PEFT starts B at zero: make the adapter act
-    folder = tmp_path_factory.mktemp("lora-adapter")
-    peft_model.save_pretrained(folder)
-    return folder
+    return build_lora_adapter(tmp_path_factory.mktemp("lora-adapter"), embedded_folder)
 
 
 def test_llem_run_applies_a_lora_adapter(tmp_path: Path, lora_adapter: Path) -> None:

@@ -785,6 +785,7 @@ class VllmConfig(_Strict):
         "gpu_memory_utilization (recent vLLM; refused by name where the installed EngineArgs "
         "lacks it).",
         json_schema_extra={"unit": "bytes", "since": "vLLM 0.11"},
+        examples=[1 << 30],
     )
     max_num_seqs: int | None = Field(
         None,
@@ -804,6 +805,7 @@ class VllmConfig(_Strict):
         ge=1,
         description="Context length limit (smaller = more room for KV cache).",
         json_schema_extra={"unit": "tokens"},
+        examples=[1024],
     )
     long_prefill_token_threshold: int | None = Field(
         None,
