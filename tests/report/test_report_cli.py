@@ -87,10 +87,26 @@ def test_unknown_compare_label_exits_2(written: Written) -> None:
     assert code == 2 and "unknown configuration 'nope'" in out and "demo_bs8" in out
 
 
-def test_without_the_report_extra_exit_1_with_pip_advice(
-    written: Written, monkeypatch: pytest.MonkeyPatch
+def test_html_without_plotly_exits_1_with_pip_advice(
+    written: Written, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "plotly", None)  # import plotly -> ImportError
+    code, out = invoke(str(written.study), "--html", str(tmp_path / "r.html"))
+    assert code == 1
+    assert "pip install 'llenergymeasure[report]'" in out.replace("\n", "")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_tables_need_only_pandas(written: Written, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    code, out = invoke(str(written.study))
+    assert code == 0 and "demo_bs1" in out
+
+
+def test_without_pandas_exit_1_with_pip_advice(
+    written: Written, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)
     code, out = invoke(str(written.study))
     assert code == 1
     assert "pip install 'llenergymeasure[report]'" in out.replace("\n", "")

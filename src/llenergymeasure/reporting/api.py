@@ -70,11 +70,13 @@ def report(
 
     Raises:
         ConfigError: a path is missing or holds no results, or a label is unknown (exit 2).
-        DependencyError: the ``[report]`` extra (pandas, plotly) is not installed (exit 1).
+        DependencyError: pandas (or, for ``html``, plotly) from the ``[report]`` extra is not
+            installed (exit 1).
         ResultsError: a result file or the HTML page cannot be read or written.
     """
     pd = require("pandas")
-    require("plotly")
+    if html is not None:
+        require("plotly")  # before any work: the tables alone need only pandas
     frame = results if isinstance(results, pd.DataFrame) else load_results(results)
     summaries = summarise(frame)
     comparison = _comparison(summaries, list(dict.fromkeys(frame["configuration"])), compare_labels)
