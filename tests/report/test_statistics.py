@@ -92,3 +92,18 @@ def test_phase_spans_run_to_the_next_phase() -> None:
         PhaseSpan("b", 2.0, 2.5, 1),
         PhaseSpan("x", 2.5, 4.0, 3),
     ]
+
+
+@pytest.mark.parametrize(("width", "transposed"), [(200, False), (60, True)])
+def test_terminal_table_transposes_when_the_figures_do_not_fit(
+    written: Written, width: int, transposed: bool
+) -> None:
+    from rich.console import Console
+
+    console = Console(width=width, record=True)
+    llem.report(written.study, console=console)
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "configuration" in line)
+    assert ("cycles" in header) is not transposed  # transposed: metrics are row labels
+    assert any(line.startswith("│ cycles ") for line in lines) is transposed
+    assert all(len(line) <= width for line in lines if line.startswith(("┃", "│")))

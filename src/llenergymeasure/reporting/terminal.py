@@ -15,13 +15,31 @@ from llenergymeasure.reporting.tables import TableData, comparison_table, summar
 
 
 def rich_table(data: TableData) -> Table:
-    """A rich Table of the cells, the first column kept on one line."""
+    """A rich Table of the cells: figures kept on one line, the label column folds to fit."""
     table = Table(title=escape(data.title), title_justify="left")
-    for index, header in enumerate(data.headers):
-        table.add_column(escape(header), no_wrap=index == 0, overflow="fold")
+    for header, width in zip(data.headers, _min_widths(data), strict=True):
+        table.add_column(escape(header), overflow="fold", min_width=width)
     for row in data.rows:
         table.add_row(*(escape(cell) for cell in row))
     return table
+
+
+def _min_widths(data: TableData) -> list[int]:
+    """Figures never wrap mid-number (their headers may); the label column folds to fit."""
+    widest = [max((len(row[i]) for row in data.rows), default=1) for i in range(len(data.headers))]
+    return [min(widest[0], 12), *widest[1:]]
+
+
+def _fits(data: TableData, width: int) -> bool:
+    return sum(w + 3 for w in _min_widths(data)) + 1 <= width  # padding 2 + a border each
+
+
+def _transposed(data: TableData) -> TableData:
+    """Rows become columns: the first header labels the metric rows, each row a column."""
+    columns = [data.headers[0], *(row[0] for row in data.rows)]
+    rows = [[header, *(row[index] for row in data.rows)]
+            for index, header in enumerate(data.headers[1:], start=1)]  # fmt: skip
+    return TableData(data.title, columns, rows, data.notes)
 
 
 WIDE_COLUMNS = 140  # narrower consoles get the trailing text columns as lines under the table
@@ -33,9 +51,10 @@ def _print_table(console: Console, data: TableData, text_columns: int = 0) -> No
     printed as one line per row under it instead."""
     moved = text_columns if console.width < WIDE_COLUMNS else 0
     keep = len(data.headers) - moved
-    console.print(
-        rich_table(TableData(data.title, data.headers[:keep], [r[:keep] for r in data.rows]))
-    )
+    kept = TableData(data.title, data.headers[:keep], [r[:keep] for r in data.rows])
+    if not _fits(kept, console.width):
+        kept = _transposed(kept)  # too narrow for the figures: one column per configuration
+    console.print(rich_table(kept))
     for row in data.rows if moved else []:
         details = "; ".join(
             f"{header} {cell}"
