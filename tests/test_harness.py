@@ -227,3 +227,33 @@ def test_baseline_warnings_thresholds(
     window = EnergyReading("fake", ["dev0"], 1000.0, {"dev0": 1000.0}, 10.0, 50)
     assert len(baseline_warnings(baseline, window)) == stale
     assert baseline_warnings(None, window) == []
+
+
+@pytest.mark.parametrize(
+    ("domains", "busy_pct", "stale"),
+    [
+        ({"cpu": 30.0}, 80.0, 1),  # other processes kept the CPUs busy: not idle
+        ({"cpu": 30.0}, 5.0, 0),
+        ({"cpu": 30.0}, None, 0),  # unknown (old cache entry, or no real wait)
+        ({"gpu:0": 30.0}, 80.0, 0),  # a GPU-only baseline does not care about CPU load
+    ],
+)
+def test_a_baseline_taken_on_busy_cpus_is_stale(
+    domains: dict[str, float], busy_pct: float | None, stale: int
+) -> None:
+    baseline = Baseline(30.0, domains, 10.0, 0.0, "fake", cpu_busy_pct=busy_pct)
+    window = EnergyReading("fake", list(domains), 1000.0, {k: 1000.0 for k in domains}, 10.0, 50)
+    found = baseline_warnings(baseline, window)
+    assert len(found) == stale
+    assert all(f"{busy_pct:.0f}% busy during the idle baseline" in w.message for w in found)
+
+
+def test_cpu_busy_share_from_cpu_times() -> None:
+    from collections import namedtuple
+
+    from llenergymeasure.harness.baseline import cpu_busy_pct
+
+    times = namedtuple("times", "user system idle iowait")
+    before, after = times(10.0, 5.0, 100.0, 1.0), times(25.0, 10.0, 105.0, 1.0)  # 25 s, 5 idle
+    assert cpu_busy_pct(before, after, expected_cpu_s=40.0) == pytest.approx(80.0)
+    assert cpu_busy_pct(before, after, expected_cpu_s=100.0) is None  # the wait was not real

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from llenergymeasure.energy.base import EnergySampler
 from llenergymeasure.paths import cache_dir, make_shareable
 
@@ -30,6 +32,8 @@ class Baseline:
         duration_s: how long the baseline window lasted.
         measured_at: when it was measured (UNIX time, seconds).
         method: the sampler that measured it.
+        cpu_busy_pct: how busy the machine's CPUs were meanwhile (all processes, %), or None
+            when unknown; a busy machine makes the "idle" power too high.
         from_cache: True when reused from the cache rather than measured for this run.
     """
 
@@ -38,6 +42,7 @@ class Baseline:
     duration_s: float
     measured_at: float
     method: str
+    cpu_busy_pct: float | None = None
     from_cache: bool = False
 
     def age_s(self, now: float) -> float:
@@ -49,9 +54,11 @@ def measure_baseline(
     sampler: EnergySampler, duration_s: float, sleep: Callable[[float], None]
 ) -> Baseline | None:
     """Measure idle power for ``duration_s``; None when the sampler measures no energy."""
+    cpu_before = psutil.cpu_times()
     sampler.start()
     sleep(duration_s)
     reading = sampler.stop()
+    cpu_busy = cpu_busy_pct(cpu_before, psutil.cpu_times(), duration_s * (psutil.cpu_count() or 1))
     if reading.energy_total_j is None or reading.duration_s <= 0:
         return None
     return Baseline(
@@ -62,7 +69,18 @@ def measure_baseline(
         duration_s=reading.duration_s,
         measured_at=time.time(),
         method=reading.method,
+        cpu_busy_pct=cpu_busy,
     )
+
+
+def cpu_busy_pct(before: Any, after: Any, expected_cpu_s: float) -> float | None:
+    """Share of CPU time spent not idle between two ``psutil.cpu_times()``; None when they
+    cover under half the ``expected_cpu_s`` (wall time x CPUs): the wait was not real."""
+    total = float(sum(after) - sum(before))
+    if total < 0.5 * expected_cpu_s:
+        return None
+    idle = float(sum(getattr(after, f, 0.0) - getattr(before, f, 0.0) for f in ("idle", "iowait")))
+    return max(0.0, min(100.0, 100.0 * (1.0 - idle / total)))
 
 
 class BaselineCache:

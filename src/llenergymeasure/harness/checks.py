@@ -118,6 +118,7 @@ def baseline_warnings(
             f"the idle baseline ({origin}) covers {', '.join(sorted(baseline_domains)) or '—'} "
             f"but the window measured {', '.join(sorted(window_domains)) or '—'}: {advice}",
         ))  # fmt: skip
+    warnings += _busy_baseline_warnings(baseline, origin, advice)
     window_power_w = reading.energy_total_j / reading.duration_s
     if baseline.power_w > window_power_w:
         warnings.append(_warn(
@@ -126,6 +127,25 @@ def baseline_warnings(
             f"mean power ({window_power_w:.1f} W), so it was not taken at idle: {advice}",
         ))  # fmt: skip
     return warnings
+
+
+BUSY_BASELINE_PCT = 25.0  # CPU busier than this during the idle baseline: not idle
+
+
+def _busy_baseline_warnings(
+    baseline: Baseline, origin: str, advice: str
+) -> list[MeasurementWarning]:
+    """A baseline with CPU-side domains taken while other processes kept the CPUs busy."""
+    cpu_side = any(not name.startswith("gpu") for name in baseline.power_by_domain_w)
+    busy = baseline.cpu_busy_pct
+    if not cpu_side or busy is None or busy <= BUSY_BASELINE_PCT:
+        return []
+    return [_warn(
+        "baseline_stale",
+        f"the CPUs were {busy:.0f}% busy during the idle baseline ({origin}, "
+        f"{baseline.power_w:.1f} W): other processes were running, so the idle power is too "
+        f"high and energy_adjusted_j too low; {advice}",
+    )]  # fmt: skip
 
 
 def stability_warnings(stable: bool | None, timeout_s: float) -> list[MeasurementWarning]:
