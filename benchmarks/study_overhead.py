@@ -16,29 +16,7 @@ import tempfile
 from pathlib import Path
 
 import llenergymeasure as llem
-
-
-def tiny_model(folder: Path) -> Path:
-    """A 2-layer random Llama with the embedded model's tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
-    from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
-
-    gguf = resolve_model(DEFAULT_EMBEDDED_MODEL).gguf_path
-    assert gguf is not None
-    tokenizer = AutoTokenizer.from_pretrained(converted_folder(gguf))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+from llenergymeasure.testing.models import build_tiny_llama
 
 
 def main() -> None:
@@ -47,7 +25,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        model = tiny_model(Path(tmp) / "model")
+        model = build_tiny_llama(Path(tmp) / "model")
         study = llem.run(
             {
                 "name": "overhead",

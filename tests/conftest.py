@@ -29,38 +29,17 @@ def _no_user_config(
 def embedded_folder() -> Path:
     """The embedded SmolLM2 model as a safetensors folder (converted on first use, ~20 s)."""
     pytest.importorskip("transformers")
-    from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
-    from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+    from llenergymeasure.testing.models import embedded_model_folder
 
-    gguf_path = resolve_model(DEFAULT_EMBEDDED_MODEL).gguf_path
-    assert gguf_path is not None
-    return converted_folder(gguf_path)
+    return embedded_model_folder()
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path) -> Path:
     """A 2-layer random Llama with the embedded model's tokenizer: loads and runs in ms."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from llenergymeasure.testing.models import build_tiny_llama
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), embedded_folder)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,7 +16,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from llenergymeasure.backends.tensorrt.args import DECODER_TO_SAMPLING, DTYPES
+from llenergymeasure.backends.base import DTYPE_NAMES
+from llenergymeasure.backends.tensorrt.args import DECODER_TO_SAMPLING
 from llenergymeasure.config import introspection
 from llenergymeasure.devices import GpuProbe
 from llenergymeasure.testing.fake_tensorrt_llm import (
@@ -41,7 +42,7 @@ def observed(path: str, value: Any, fake: FakeTrtLlm) -> tuple[Any, Any]:
     runtime, llm = fake.llm_calls[-1]
     section, _, name = path.partition(".")
     if path == "precision":
-        return llm["dtype"], DTYPES[value]
+        return llm["dtype"], DTYPE_NAMES[value]
     if section == "decoder":
         return _observed_decoder(name, value, fake.sampling_params[-1])
     group, _, leaf = name.partition(".")

@@ -19,8 +19,8 @@ vllm = pytest.importorskip("vllm")
 
 from vllm.engine.arg_utils import AsyncEngineArgs  # noqa: E402
 
+from llenergymeasure.backends.base import DTYPE_NAMES  # noqa: E402
 from llenergymeasure.backends.vllm.options import (  # noqa: E402
-    DTYPES,
     SAMPLING_NAMES,
     check_engine_kwargs,
     engine_kwargs,
@@ -51,7 +51,7 @@ def observed(path: str, value: Any, args: Any, params: Any) -> tuple[Any, Any]:
     """(what vLLM received for the parameter, what it should have received)."""
     section, _, name = path.partition(".")
     if path == "precision":
-        return args.dtype, DTYPES[value]
+        return args.dtype, DTYPE_NAMES[value]
     if section == "decoder":
         if name == "do_sample":  # sampling = not forced to temperature 0 (greedy)
             return params.temperature > 0, value

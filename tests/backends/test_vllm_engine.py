@@ -166,7 +166,7 @@ def test_an_architecture_runs_with_dummy_weights(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def lora_adapter(tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path) -> Path:
     """A tiny PEFT LoRA adapter (rank 4) for the embedded model, with non-zero weights."""
-    from llenergymeasure.testing.lora_adapter import build_lora_adapter
+    from llenergymeasure.testing.models import build_lora_adapter
 
     return build_lora_adapter(tmp_path_factory.mktemp("lora-adapter"), embedded_folder)
 

@@ -391,7 +391,7 @@ def test_the_lora_test_adapter_is_a_real_peft_adapter_built_once(
     tmp_path: Path, embedded_folder: Path
 ) -> None:
     pytest.importorskip("peft")
-    from llenergymeasure.testing.lora_adapter import ADAPTER_CONFIG, build_lora_adapter
+    from llenergymeasure.testing.models import ADAPTER_CONFIG, build_lora_adapter
 
     folder = build_lora_adapter(tmp_path / "adapter", embedded_folder)
     config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))

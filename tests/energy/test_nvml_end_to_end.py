@@ -104,6 +104,9 @@ def test_llem_run_subprocess_with_the_fake_nvml(tiny_model_dir: Path, tmp_path: 
     data = json.loads((folder / RESULT_FILE).read_text())
     window_s = data["timings"]["window_s"]
     assert data["measurement_method"] == "nvml"
-    assert data["energy"]["energy_total_j"] == pytest.approx(POWER_W * window_s, rel=0.03)
+    # the counters are read just outside the window's timestamps: allow 10 ms at each edge
+    # (a loaded machine delays the reads; the window here is only ~0.2 s)
+    expected_j = POWER_W * window_s
+    assert data["energy"]["energy_total_j"] == pytest.approx(expected_j, abs=POWER_W * 0.02)
     assert "simulated_device" in {w["code"] for w in data["warnings"]}
     assert pq.read_table(folder / "timeseries.parquet").num_rows > 0

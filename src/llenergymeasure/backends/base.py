@@ -7,10 +7,20 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from llenergymeasure.config.models import Precision
+
 if TYPE_CHECKING:
     from llenergymeasure.config.models import ExperimentConfig
     from llenergymeasure.datasets import Prompt, TokenCodec
     from llenergymeasure.results.models import ModelInfo
+
+DTYPE_NAMES: dict[Precision, str] = {
+    "auto": "auto",
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+}
+"""``precision`` as the dtype name vLLM and TensorRT-LLM take."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of requests just completed."""

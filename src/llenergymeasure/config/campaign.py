@@ -627,7 +627,7 @@ def _substitutions(options: Options, parameters: Sequence[ParameterInfo]) -> dic
     out_dir = options.collect.parent if options.collect is not None else options.out_dir
     adapter = options.lora_adapter or out_dir / "lora-adapter"
     if not (options.dry or options.collect) and options.lora_adapter is None:
-        from llenergymeasure.testing.lora_adapter import build_lora_adapter
+        from llenergymeasure.testing.models import build_lora_adapter
 
         build_lora_adapter(adapter)
     return {LORA_ADAPTER: str(adapter.resolve())}

@@ -48,7 +48,7 @@ from llenergymeasure.backends.model_source import EMBEDDED_ALIASES, EMBEDDED_MOD
 from llenergymeasure.config.user_config import IMAGE_ENV_PREFIX, DockerImages, load_user_config
 from llenergymeasure.errors import BackendError, DependencyError
 from llenergymeasure.paths import cache_dir, make_shareable
-from llenergymeasure.study.isolation import STDERR_TAIL_CHARS, Outcome
+from llenergymeasure.study.isolation import Outcome, log_tail
 
 DEFAULT_IMAGES: dict[str, str] = DockerImages().model_dump()
 """Image per backend unless the user config or ``LLEM_DOCKER_IMAGE_<BACKEND>`` names another."""
@@ -292,14 +292,14 @@ def _outcome(
 ) -> Outcome:
     if exit_code is None:
         error = f"timed out after {timeout_s:g} s (container {name} killed)"
-        return Outcome("failed", error=error, exit_code=returncode, stderr_tail=_tail(log_path))
+        return Outcome("failed", error=error, exit_code=returncode, stderr_tail=log_tail(log_path))
     if exit_code != 0:
         error = f"container exited with code {exit_code}"
-        return Outcome("failed", error=error, exit_code=exit_code, stderr_tail=_tail(log_path))
+        return Outcome("failed", error=error, exit_code=exit_code, stderr_tail=log_tail(log_path))
     result_dir = _host_result_dir(printed, out_dir)
     if result_dir is None:
         error = f"container exited 0 but printed no result directory under {CONTAINER_RESULTS_DIR}"
-        return Outcome("failed", error=error, exit_code=0, stderr_tail=_tail(log_path))
+        return Outcome("failed", error=error, exit_code=0, stderr_tail=log_tail(log_path))
     return Outcome("done", result_dir=str(result_dir), exit_code=0)
 
 
@@ -368,14 +368,6 @@ def _host_result_dir(printed: str, out_dir: Path) -> Path | None:
             if host.is_dir():
                 return host
     return None
-
-
-def _tail(log_path: Path) -> str | None:
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    return text[-STDERR_TAIL_CHARS:] or None
 
 
 _INSTALL_DOCKER = "Install Docker Engine: https://docs.docker.com/engine/install/"

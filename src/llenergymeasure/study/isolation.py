@@ -73,17 +73,18 @@ def run_isolated(
     if message == "timeout":
         _stop(child)
         return Outcome("failed", error=f"timed out after {timeout_s:g} s (child killed)",
-                       exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip
+                       exit_code=child.exitcode, stderr_tail=log_tail(log_path))  # fmt: skip
     child.join(TERMINATE_GRACE_S)  # a child that sent its message exits on its own
     if child.is_alive():
         _stop(child)
     if message is None:
         return Outcome("failed", error=f"child process died (exit code {child.exitcode})",
-                       exit_code=child.exitcode, stderr_tail=_tail(log_path))  # fmt: skip
+                       exit_code=child.exitcode, stderr_tail=log_tail(log_path))  # fmt: skip
     status, payload = message
     if status == "done":
         return Outcome("done", result_dir=payload, exit_code=child.exitcode)
-    return Outcome("failed", error=payload, exit_code=child.exitcode, stderr_tail=_tail(log_path))
+    tail = log_tail(log_path)
+    return Outcome("failed", error=payload, exit_code=child.exitcode, stderr_tail=tail)
 
 
 def _wait_for_message(receiver: Any, child: Any, timeout_s: float) -> Any:
@@ -111,7 +112,8 @@ def _stop(child: Any) -> None:
         child.join()
 
 
-def _tail(log_path: Path) -> str | None:
+def log_tail(log_path: Path) -> str | None:
+    """The last STDERR_TAIL_CHARS characters of a child's log, or None (empty/unreadable)."""
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from llenergymeasure.errors import ConfigError, DependencyError
-from llenergymeasure.study.isolation import STDERR_TAIL_CHARS, ChildTarget, Outcome, run_isolated
+from llenergymeasure.study.isolation import ChildTarget, Outcome, log_tail, run_isolated
 from llenergymeasure.study.worker import run_child
 
 INSTALL_HINT = "pip install 'llenergymeasure[ray]'"
@@ -238,12 +238,3 @@ def ray_error_outcome(exc: BaseException, log_path: Path) -> Outcome:
         lines = str(exc).strip().splitlines()
         error = f"Ray {type(exc).__name__}: {lines[0] if lines else 'no detail'}"
     return Outcome("failed", error=error, stderr_tail=log_tail(log_path))
-
-
-def log_tail(log_path: Path) -> str | None:
-    """The end of the experiment's log, if the driver can read it."""
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    return text[-STDERR_TAIL_CHARS:] or None

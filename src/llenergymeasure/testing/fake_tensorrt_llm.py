@@ -49,6 +49,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from llenergymeasure.testing.modules import modules_installed
+
 TRTLLM_VERSION = "1.0.0"
 
 
@@ -718,14 +720,5 @@ def install_fake_tensorrt_llm(spec: FakeTrtLlmSpec | None = None) -> Iterator[Fa
         The FakeTrtLlm recording constructor arguments, builds and saves.
     """
     fake = FakeTrtLlm(spec or FakeTrtLlmSpec())
-    modules = build_modules(fake)
-    previous = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
+    with modules_installed(build_modules(fake)):
         yield fake
-    finally:
-        for name, module in previous.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module

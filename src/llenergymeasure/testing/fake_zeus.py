@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from llenergymeasure.testing.modules import modules_installed
+
 ZEUS_VERSION = "0.16.0"
 
 
@@ -250,17 +252,8 @@ def install_fake_zeus(
         The FakeZeus, whose ``monitors`` list shows how the code under test used it.
     """
     fake = FakeZeus(spec or FakeZeusSpec(), clock)
-    modules = build_modules(fake)
-    previous = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
+    with modules_installed(build_modules(fake)):
         yield fake
-    finally:
-        for name, module in previous.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 def fake_zeus_from_spec(

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.backends.base import DTYPE_NAMES
 from llenergymeasure.config.models import (
     SAMPLING_ONLY,
     DecoderConfig,
@@ -25,12 +26,6 @@ from llenergymeasure.errors import DependencyError
 TESTED_VERSIONS = ((1, 0), (2, 0))
 """TensorRT-LLM versions this backend supports: major.minor from 1.0 up to (not incl.) 2.0."""
 
-DTYPES: dict[Precision, str] = {
-    "auto": "auto",
-    "fp32": "float32",
-    "fp16": "float16",
-    "bf16": "bfloat16",
-}
 
 LLM_FIELDS = (
     "max_batch_size",
@@ -116,7 +111,7 @@ def llm_kwargs(
     unhandled = set(TensorRTConfig.model_fields) - set(LLM_FIELDS) - set(NOT_LLM_FIELDS)
     if unhandled != {"extra"}:  # a new field must be routed somewhere explicitly
         raise AssertionError(f"TensorRTConfig fields without a route: {sorted(unhandled)}")
-    kwargs: dict[str, Any] = {"dtype": DTYPES[precision]}
+    kwargs: dict[str, Any] = {"dtype": DTYPE_NAMES[precision]}
     kwargs.update({name: getattr(options, name) for name in LLM_FIELDS})
     kwargs["max_beam_width"] = beam_width(num_beams, options.max_beam_width)
     return {name: value for name, value in kwargs.items() if value is not None}
@@ -225,7 +220,7 @@ def engine_cache_key(
     payload = {
         "tensorrt_llm": version,
         "model": identity,
-        "dtype": DTYPES[precision],
+        "dtype": DTYPE_NAMES[precision],
         "quant_config": options.quant_config.model_dump() if options.quant_config else None,
         "build_config": options.build_config.model_dump(),
         "max_beam_width": build_kwargs(options, num_beams).get("max_beam_width"),

@@ -18,12 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.backends.base import (
+    DTYPE_NAMES,
+    MemoryReading,
+    ProgressCallback,
+    RequestRecord,
+)
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.tensorrt.args import (
-    DTYPES,
     QUANT_ALGO_FIELDS,
     build_kwargs,
     check_version,
@@ -122,7 +126,7 @@ class TensorRTBackend:
         self._info = ModelInfo(
             model_id=config.model,
             source_kind=source.kind,
-            dtype=DTYPES[config.precision],
+            dtype=DTYPE_NAMES[config.precision],
             device="cuda",
             details=details,
         )

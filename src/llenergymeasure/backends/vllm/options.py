@@ -12,18 +12,13 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.config.models import ExperimentConfig, Precision
+from llenergymeasure.backends.base import DTYPE_NAMES
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError, DependencyError
 
 TESTED_VERSIONS = ((0, 10), (0, 33))
 """vLLM versions this backend is tested with: at least the first, below the second."""
 
-DTYPES: dict[Precision, str] = {
-    "auto": "auto",
-    "fp32": "float32",
-    "fp16": "float16",
-    "bf16": "bfloat16",
-}
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM's ``max_lora_rank`` accepts (``vllm.config.lora.MaxLoRARanks``)."""
@@ -77,7 +72,7 @@ def engine_kwargs(
     options = config.vllm_options
     kwargs: dict[str, Any] = {
         "model": location,
-        "dtype": DTYPES[config.precision],
+        "dtype": DTYPE_NAMES[config.precision],
         "seed": config.random_seed,
         "disable_log_stats": False,
     }

@@ -1,4 +1,5 @@
-"""A small real LoRA adapter for the embedded model, for tests and the validation campaign."""
+"""Small real models for tests, benchmarks and the validation campaign: the embedded model as a
+safetensors folder, a tiny random Llama, and a LoRA adapter. Need llenergymeasure[pytorch]."""
 
 from __future__ import annotations
 
@@ -15,6 +16,31 @@ def embedded_model_folder() -> Path:
     gguf_path = resolve_model(DEFAULT_EMBEDDED_MODEL).gguf_path
     assert gguf_path is not None, "the embedded model is a GGUF file"
     return converted_folder(gguf_path)
+
+
+def build_tiny_llama(folder: Path, tokenizer_folder: Path | None = None) -> Path:
+    """Save a 2-layer random Llama (hidden size 32, seed 0) with the tokenizer of
+    ``tokenizer_folder`` (default: the embedded model) into ``folder``: loads and runs in ms."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder or embedded_model_folder())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def build_lora_adapter(folder: Path, model_folder: Path | None = None) -> Path:
