@@ -9,7 +9,12 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessorList,
+)
 
 from llenergymeasure.backends.base import (
     MemoryReading,
@@ -184,25 +189,29 @@ class PyTorchBackend:
         config = self._require_config()
         transformers.set_seed(config.random_seed)
         size = config.pytorch_options.batch_size
+        generation, extra = generation_config(
+            self._model.generation_config, config, max_output_tokens, self._tokenizer.pad_token_id
+        )  # once per call, not per batch: the window is for generate()
+        if config.decoder.stop is not None:
+            extra["tokenizer"] = self._tokenizer  # transformers matches stop strings with it
         records: list[RequestRecord] = []
         for start in range(0, len(prompts), size):
             batch = list(prompts[start : start + size])
-            records += self._run_batch(range(start, start + len(batch)), batch, max_output_tokens)
+            indices = range(start, start + len(batch))
+            records += self._run_batch(indices, batch, generation, dict(extra))
             if on_progress is not None:
                 on_progress(len(batch))
         return records
 
     def _run_batch(
-        self, indices: Sequence[int], batch: list[list[int]], max_output_tokens: int
+        self,
+        indices: Sequence[int],
+        batch: list[list[int]],
+        generation: GenerationConfig,
+        extra: dict[str, Any],
     ) -> list[RequestRecord]:
         padded = self._tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
         padded = padded.to(self._model.device)
-        config = self._require_config()
-        generation, extra = generation_config(
-            self._model.generation_config, config, max_output_tokens, self._tokenizer.pad_token_id
-        )
-        if config.decoder.stop is not None:
-            extra["tokenizer"] = self._tokenizer  # transformers matches stop strings with it
         timer: StepTimer | LogitsStepTimer
         if (generation.num_beams or 1) > 1:  # beam search cannot stream: time via the logits
             timer = LogitsStepTimer(self._clock)
