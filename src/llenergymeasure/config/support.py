@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure.config.introspection import ParameterInfo
 from llenergymeasure.errors import ConfigError
+from llenergymeasure.results.io import replace_atomically
 
 __all__ = [
     "BACKEND_HARDWARE",
@@ -124,14 +123,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     if not text.endswith("\n"):
         text += "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def static_status(info: ParameterInfo, backend: str) -> tuple[Outcome | None, str]:

@@ -28,7 +28,7 @@ from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
 from llenergymeasure.reporting.tables import comparison_table, summary_table
 from llenergymeasure.reporting.terminal import print_report
 from llenergymeasure.reporting.timeline import timeline_figure
-from llenergymeasure.results.study import _replace_atomically as replace_atomically
+from llenergymeasure.results.io import replace_atomically
 
 PathLike = str | os.PathLike[str]
 

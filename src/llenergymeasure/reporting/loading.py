@@ -19,8 +19,11 @@ from typing import Any, Literal
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.results.io import RESULT_FILE, load_result
-from llenergymeasure.results.study import STUDY_RESULT_FILE, STUDY_TABLE_FILE
-from llenergymeasure.results.study import _flatten as flatten  # results.parquet's own rule
+from llenergymeasure.results.study import (
+    STUDY_RESULT_FILE,
+    STUDY_TABLE_FILE,
+    flatten,  # results.parquet's own rule
+)
 
 MANIFEST_FILE = "manifest.json"  # the study runner's; a study without results.parquet is unfinished
 

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -138,6 +138,22 @@ def write_timeseries(samples: Sequence[TelemetrySample], path: Path) -> None:
     """Write telemetry samples (timestamps relative to the window start) as Parquet."""
     columns = {name: [getattr(s, name) for s in samples] for name in _TIMESERIES_SCHEMA.names}
     pq.write_table(pa.table(columns, schema=_TIMESERIES_SCHEMA), path)
+
+
+def replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Write via a hidden temporary file beside ``target`` (``write(tmp)``), fsync it, then
+    rename it over ``target``: readers see the old file or the new one, never a part."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        make_shareable(tmp)  # mkstemp makes it 0600; give it a plain file's mode
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_result(path: str | os.PathLike[str]) -> ExperimentResult:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,12 @@ from llenergymeasure._version import __version__
 from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.harness.metrics import latency_stats
-from llenergymeasure.results.io import REQUESTS_FILE, load_requests, load_result
+from llenergymeasure.results.io import (
+    REQUESTS_FILE,
+    load_requests,
+    load_result,
+    replace_atomically,
+)
 from llenergymeasure.results.models import ExperimentResult, LatencyStats
 from llenergymeasure.results.stats import Summary, summary_stats
 
@@ -301,9 +305,9 @@ def write_study_result(study: StudyResult, study_dir: Path) -> Path:
     table = study_table(study, study_dir)
     target = study_dir / STUDY_RESULT_FILE
     try:
-        _replace_atomically(study_dir / STUDY_TABLE_FILE, lambda tmp: pq.write_table(table, tmp))
+        replace_atomically(study_dir / STUDY_TABLE_FILE, lambda tmp: pq.write_table(table, tmp))
         text = study.model_dump_json(indent=2)
-        _replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot write study results in {study_dir}: {exc}") from None
     study.output_dir = str(study_dir)
@@ -322,7 +326,7 @@ def study_table(study: StudyResult, study_dir: Path) -> pa.Table:
     configs = {a.experiment_index: a.config for a in study.experiments}
     entries = sorted(study.entries, key=lambda e: (e.experiment_index, e.cycle_index))
     results = [load_result(_run_dir(study_dir, e)) if e.status == "done" else None for e in entries]
-    flat = [_flatten(configs.get(e.experiment_index, {}), "config") for e in entries]
+    flat = [flatten(configs.get(e.experiment_index, {}), "config") for e in entries]
     config_columns = _config_columns(flat)
 
     columns: dict[str, pa.Array] = {
@@ -346,13 +350,13 @@ def _config_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Nested mappings to ``prefix.a.b`` keys; an empty mapping stays one (JSON) cell."""
     flat: dict[str, Any] = {}
     for key, item in value.items():
         name = f"{prefix}.{key}"
         if isinstance(item, Mapping) and item:
-            flat.update(_flatten(item, name))
+            flat.update(flatten(item, name))
         else:
             flat[name] = item
     return flat
@@ -387,23 +391,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
-    """Write via a hidden temporary file beside ``target``, then rename it over ``target``."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # mkstemp makes it 0600; give it a plain file's mode
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_study_result(path: str | os.PathLike[str]) -> StudyResult:
