@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llenergymeasure.config.docs import main
+from llenergymeasure.parameters.docs import main
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 

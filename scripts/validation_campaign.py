@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llenergymeasure.config.campaign import main
+from llenergymeasure.campaign import main
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 

@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt
 from llenergymeasure.energy import EnergyReading
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.errors import BackendError
 from llenergymeasure.harness import run_experiment
 from llenergymeasure.harness.baseline import Baseline, BaselineCache
 from llenergymeasure.harness.checks import baseline_warnings, window_warnings
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.results.models import ModelInfo
+from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 class FakeBackend:

@@ -7,17 +7,13 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.energy import EnergyReading
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity
 from llenergymeasure.harness.checks import context_warnings, energy_metrics, telemetry_warnings
-from llenergymeasure.telemetry import (
-    CpuTelemetrySource,
-    TelemetryPoller,
-    TelemetrySample,
-    summarise,
-)
+from llenergymeasure.results.records import TelemetrySample
+from llenergymeasure.telemetry import CpuTelemetrySource, TelemetryPoller, summarise
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 class ConstantPowerSampler:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llenergymeasure.backends.base import MemoryReading, RequestRecord
-from llenergymeasure.harness.metrics import compute_metrics, latency_stats
+from llenergymeasure.backends.base import MemoryReading
+from llenergymeasure.harness.metrics import compute_metrics
+from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.results.stats import latency_stats
 
 
 def record(index: int, submit: float, times: list[float], n_in: int = 10) -> RequestRecord:

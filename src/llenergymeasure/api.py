@@ -11,11 +11,11 @@ from llenergymeasure.backends import Backend
 from llenergymeasure.config.loader import build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
-from llenergymeasure.config.user_config import load_user_config
+from llenergymeasure.config.user_config import default_results_dir, load_user_config
 from llenergymeasure.energy import EnergySampler
 from llenergymeasure.errors import ConfigError
-from llenergymeasure.harness import RunObserver, run_experiment
-from llenergymeasure.results import ExperimentResult, StudyResult, load_result, write_experiment
+from llenergymeasure.harness import RunObserver, run_and_save, run_experiment
+from llenergymeasure.results import ExperimentResult, StudyResult, load_result
 from llenergymeasure.study.observer import StudyObserver
 
 ConfigLike = ExperimentConfig | StudyConfig | Mapping[str, Any] | str | os.PathLike[str]
@@ -38,13 +38,6 @@ def to_config(config: ConfigLike, profile: str | None = None) -> ExperimentConfi
     if is_study_data(data):
         return build_study_config(data, source=source, profile=profile)
     return build_experiment_config(data, source=source)
-
-
-def result_label(config: ExperimentConfig) -> str:
-    """The directory label: the config's name, else ``<model>_<backend>``."""
-    if config.name:
-        return config.name
-    return f"{Path(config.model.rstrip('/')).name}_{config.backend}"
 
 
 @overload
@@ -125,7 +118,7 @@ def run(
     """
     resolved = to_config(config)
     user = load_user_config()  # an invalid user config fails here, before anything runs
-    root = Path(out_dir) if out_dir is not None else user.config.results_dir.expanduser()
+    root = Path(out_dir) if out_dir is not None else default_results_dir(user.config)
     if isinstance(resolved, StudyConfig):
         from llenergymeasure.study import run_study
 
@@ -137,11 +130,10 @@ def run(
         from llenergymeasure.study.docker_executor import run_experiment_in_docker
 
         return load_result(run_experiment_in_docker(resolved.model_dump(mode="json"), root))
-    outcome = run_experiment(
-        resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
+    if not save:
+        return run_experiment(
+            resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
+        ).result
+    return run_and_save(
+        resolved, root, backend=backend, sampler_factory=sampler_factory, observer=observer
     )
-    if save:
-        write_experiment(
-            outcome.result, outcome.records, root, result_label(resolved), outcome.timeseries
-        )
-    return outcome.result

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from llenergymeasure.config import ExperimentConfig, introspection
+from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import DecoderConfig
+from llenergymeasure.parameters import introspection
 
 ActingConfig = Callable[[str, str, Any], ExperimentConfig]
 

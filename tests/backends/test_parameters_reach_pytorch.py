@@ -29,8 +29,9 @@ from llenergymeasure.backends.pytorch.options import (  # noqa: E402
     DTYPES,
     GENERATION_OPTIONS,
 )
-from llenergymeasure.config import ExperimentConfig, introspection  # noqa: E402
+from llenergymeasure.config import ExperimentConfig  # noqa: E402
 from llenergymeasure.datasets import Prompt  # noqa: E402
+from llenergymeasure.parameters import introspection  # noqa: E402
 
 PARAMETERS = introspection.backend_parameters("pytorch")
 CASES = [(info, value) for info in PARAMETERS for value in introspection.test_values(info)]

@@ -18,8 +18,8 @@ pytest.importorskip("transformers")
 
 from llenergymeasure.backends.base import DTYPE_NAMES
 from llenergymeasure.backends.tensorrt.args import DECODER_TO_SAMPLING
-from llenergymeasure.config import introspection
 from llenergymeasure.devices import GpuProbe
+from llenergymeasure.parameters import introspection
 from llenergymeasure.testing.fake_tensorrt_llm import (
     FakeTrtLlm,
     FakeTrtLlmSpec,

@@ -26,7 +26,7 @@ from llenergymeasure.backends.vllm.options import (  # noqa: E402
     engine_kwargs,
     sampling_kwargs,
 )
-from llenergymeasure.config import introspection  # noqa: E402
+from llenergymeasure.parameters import introspection  # noqa: E402
 
 PARAMETERS = introspection.backend_parameters("vllm")
 CASES = [(info, value) for info in PARAMETERS for value in introspection.test_values(info)]

@@ -25,10 +25,11 @@ pytest.importorskip("transformers")
 from llenergymeasure.backends.vllm.api import VllmApi
 from llenergymeasure.backends.vllm.backend import VllmBackend
 from llenergymeasure.backends.vllm.options import check_version
-from llenergymeasure.config import ExperimentConfig, introspection
+from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import VllmConfig
 from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import ConfigError, DependencyError
+from llenergymeasure.parameters import introspection
 
 # A subset of vllm.engine.arg_utils.AsyncEngineArgs' dataclass fields, names as in vLLM 0.32
 # (which no longer has swap_space).

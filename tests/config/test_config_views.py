@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from llenergymeasure.cli.app import app
-from llenergymeasure.config import introspection
+from llenergymeasure.parameters import introspection
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from llenergymeasure.config import introspection
 from llenergymeasure.config.loader import load_experiment_config, read_yaml
 from llenergymeasure.config.study import is_study_data, load_study_config
+from llenergymeasure.parameters import introspection
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))

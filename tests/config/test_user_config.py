@@ -14,12 +14,12 @@ from llenergymeasure.config.study import build_study_config
 from llenergymeasure.config.user_config import (
     ENV_VARIABLES,
     UserConfig,
+    default_results_dir,
     load_user_config,
     study_execution_defaults,
     user_config_path,
 )
 from llenergymeasure.errors import ConfigError
-from llenergymeasure.paths import default_results_dir
 from llenergymeasure.study.docker_executor import image_for
 from llenergymeasure.study.runner import with_user_defaults
 

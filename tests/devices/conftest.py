@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llenergymeasure.energy.fakes import FakeClock
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.testing import fake_pynvml
+from llenergymeasure.testing.fake_energy import FakeClock
 from llenergymeasure.testing.fake_pynvml import (
     FakeGpuSpec,
     FakeNvml,

@@ -24,9 +24,9 @@ from llenergymeasure.devices.nvidia import (
     parse_visible_devices,
     resolve_visible_devices,
 )
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.testing import FakeGpuSpec, install_fake_pynvml
 from llenergymeasure.testing import fake_pynvml as fp
+from llenergymeasure.testing.fake_energy import FakeClock
 
 UUIDS = [f"GPU-aaaa{i}000-0000-4000-8000-00000000000{i}" for i in range(3)]
 

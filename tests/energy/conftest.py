@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.energy.fakes import FakeClock, FakePowercapTree
+from llenergymeasure.testing.fake_energy import FakeClock, FakePowercapTree
 
 
 @pytest.fixture

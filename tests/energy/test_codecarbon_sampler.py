@@ -12,9 +12,9 @@ import pytest
 
 from llenergymeasure.energy.base import EnergySampler
 from llenergymeasure.energy.codecarbon import INSTALL_HINT, J_PER_KWH, CodeCarbonSampler, probe
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.energy.rapl import probe as probe_rapl
 from llenergymeasure.errors import DependencyError, EnergySamplerError
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 def test_real_offline_run_splits_cpu_and_ram_and_marks_estimates(

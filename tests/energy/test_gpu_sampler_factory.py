@@ -15,11 +15,11 @@ from llenergymeasure.energy.factory import (
     probe_samplers,
     resolve_sampler_name,
 )
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.energy.nvml import NvmlSampler
 from llenergymeasure.energy.zeus import ZeusSampler
 from llenergymeasure.errors import SamplerUnavailableError
 from llenergymeasure.testing import FakeGpuSpec, install_fake_pynvml
+from llenergymeasure.testing.fake_energy import FakeClock
 from llenergymeasure.testing.fake_zeus import FakeZeusSpec, install_fake_zeus
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llenergymeasure.energy.base import EnergySampler
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.energy.null import NullSampler
 from llenergymeasure.errors import EnergySamplerError
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 def test_reading_has_duration_and_null_energy(clock: FakeClock) -> None:

@@ -8,7 +8,6 @@ import pytest
 
 from llenergymeasure.devices import get_gpus
 from llenergymeasure.energy.base import EnergyReading
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.energy.nvml import (
     NvmlSampler,
     counter_bound_j,
@@ -20,6 +19,7 @@ from llenergymeasure.energy.nvml import (
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
 from llenergymeasure.testing import FakeGpuSpec, FakeNvml, install_fake_pynvml
 from llenergymeasure.testing import fake_pynvml as fp
+from llenergymeasure.testing.fake_energy import FakeClock
 
 
 @pytest.fixture(autouse=True)

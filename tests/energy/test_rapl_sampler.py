@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.energy.base import EnergySampler
-from llenergymeasure.energy.fakes import FakeClock, FakePowercapTree
 from llenergymeasure.energy.rapl import RaplSampler, counter_delta_uj, discover_domains, probe
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
+from llenergymeasure.testing.fake_energy import FakeClock, FakePowercapTree
 
 NEVER_MS = 3_600_000  # background interval long enough that only the test's polls count
 

@@ -19,10 +19,10 @@ from llenergymeasure.energy.factory import (
     probe_samplers,
     resolve_sampler_name,
 )
-from llenergymeasure.energy.fakes import FakeClock, FakePowercapTree
 from llenergymeasure.energy.null import NullSampler
 from llenergymeasure.energy.rapl import RaplSampler
 from llenergymeasure.errors import ConfigError, SamplerUnavailableError
+from llenergymeasure.testing.fake_energy import FakeClock, FakePowercapTree
 
 
 @pytest.fixture(autouse=True)

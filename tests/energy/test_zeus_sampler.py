@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from llenergymeasure.energy import zeus as zeus_sampler
-from llenergymeasure.energy.fakes import FakeClock
 from llenergymeasure.energy.zeus import INSTALL_HINT, ZeusSampler, probe
 from llenergymeasure.errors import DependencyError, SamplerUnavailableError
+from llenergymeasure.testing.fake_energy import FakeClock
 from llenergymeasure.testing.fake_zeus import FakeZeusSpec, Measurement, install_fake_zeus
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.flops import (
     TransformerShape,
     decode_flops,
@@ -15,6 +14,7 @@ from llenergymeasure.flops import (
     workload_flops,
 )
 from llenergymeasure.flops.workload import expected_experts_read, weight_bytes_per_pass
+from llenergymeasure.results.records import RequestRecord
 
 # d=8, 2 layers, 2 heads x 4 (d_attn = 8), 1 KV head, ff 16, vocab 10, tied embeddings.
 #   attention per layer: q 8x8 + k,v 2 x 8x4 + o 8x8 = 64 + 64 + 64 = 192

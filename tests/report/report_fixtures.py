@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.backends.base import MemoryReading, RequestRecord
+from llenergymeasure.backends.base import MemoryReading
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.results.io import write_experiment
@@ -21,8 +21,8 @@ from llenergymeasure.results.models import (
     PhaseTimings,
     TelemetrySummary,
 )
+from llenergymeasure.results.records import RequestRecord, TelemetrySample
 from llenergymeasure.results.study import StudyEntry, aggregate_study, write_study_result
-from llenergymeasure.telemetry import TelemetrySample
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 DURATION_S = 4.0

@@ -9,12 +9,11 @@ import pytest
 from report_fixtures import STUDY_ENERGY_J, Written
 
 import llenergymeasure as llem
-from llenergymeasure.harness.metrics import latency_stats
 from llenergymeasure.reporting import compare, summarise
 from llenergymeasure.reporting.figures import pareto_optimal, swept_parameters
 from llenergymeasure.reporting.timeline import PhaseSpan, phase_spans
 from llenergymeasure.results.io import load_requests
-from llenergymeasure.results.stats import summary_stats
+from llenergymeasure.results.stats import latency_stats, summary_stats
 
 
 def test_configurations_ranked_by_j_per_token_with_student_t_interval(written: Written) -> None:

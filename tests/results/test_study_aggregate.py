@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-from llenergymeasure.backends.base import MemoryReading, RequestRecord
+from llenergymeasure.backends.base import MemoryReading
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.harness.metrics import compute_metrics
@@ -25,6 +25,7 @@ from llenergymeasure.results.models import (
     ModelInfo,
     PhaseTimings,
 )
+from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.results.stats import summary_stats
 from llenergymeasure.results.study import (
     STUDY_RESULT_FILE,

@@ -209,6 +209,25 @@ def test_llem_run_with_docker_in_the_user_config(
     assert len([call for call in read_calls(docker) if call[0] == "run"]) == 1
 
 
+def test_a_local_study_stays_local_under_a_docker_user_config(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study file's ``runner: local`` wins: its children measure in-process and never
+    hand the experiment to Docker because the user config (here LLEM_RUNNER) says docker."""
+    pytest.importorskip("transformers")
+    docker = fake_on_path(tmp_path, monkeypatch, FakeDockerSpec(run="llem", images=IMAGES))
+    monkeypatch.setenv("LLEM_RUNNER", "docker")
+    study = build_study_config(
+        tiny(tiny_model_dir, name="here", sweep={"n": [1]},
+             execution={"runner": "local", "n_cycles": 1})
+    )  # fmt: skip
+    result = run_study(study, out_dir=tmp_path / "out")
+    assert [entry.status for entry in result.entries] == ["done"]
+    assert read_calls(docker) == []
+    run_dir = Path(result.output_dir or "") / (result.entries[0].result_dir or "")
+    assert not (run_dir / "container.log").exists()
+
+
 _STUDY_SCRIPT = """
 import sys
 from pathlib import Path

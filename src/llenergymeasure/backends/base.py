@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from llenergymeasure.config.models import Precision
+from llenergymeasure.results.records import RequestRecord
 
 if TYPE_CHECKING:
     from llenergymeasure.config.models import ExperimentConfig
@@ -24,47 +24,6 @@ DTYPE_NAMES: dict[Precision, str] = {
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of requests just completed."""
-
-
-@dataclass
-class RequestRecord:
-    """Raw timing of one request, on the backend's clock (seconds, monotonic).
-
-    A backend that streams several tokens at once records one timestamp per delivered chunk
-    with its token count; no spacing is invented inside a chunk.
-
-    Attributes:
-        index: position of the prompt in the measured prompt list.
-        input_tokens: prompt tokens after templating and truncation (padding excluded).
-        output_tokens: tokens actually generated (EOS and padding excluded).
-        submit_s: when the request was handed to the library.
-        chunk_times_s: when each chunk of output tokens became available on the host.
-        chunk_tokens: how many output tokens each chunk carried.
-        end_s: when the request finished (its EOS or last token was produced).
-    """
-
-    index: int
-    input_tokens: int
-    output_tokens: int
-    submit_s: float
-    chunk_times_s: list[float] = field(default_factory=list)
-    chunk_tokens: list[int] = field(default_factory=list)
-    end_s: float = 0.0
-
-    @property
-    def ttft_s(self) -> float | None:
-        """Time to first token, or None when nothing was generated."""
-        return self.chunk_times_s[0] - self.submit_s if self.chunk_times_s else None
-
-    @property
-    def itl_s(self) -> list[float]:
-        """Gaps between consecutive output chunks (inter-token latencies)."""
-        return [later - earlier for earlier, later in pairwise(self.chunk_times_s)]
-
-    @property
-    def e2e_s(self) -> float:
-        """End-to-end latency of the request."""
-        return self.end_s - self.submit_s
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from llenergymeasure.config import introspection
-from llenergymeasure.config.docs import format_constraints, format_value
 from llenergymeasure.config.loader import did_you_mean
-from llenergymeasure.config.schema import schema
 from llenergymeasure.errors import ConfigError
+from llenergymeasure.parameters import introspection
+from llenergymeasure.parameters.docs import format_constraints, format_value
+from llenergymeasure.parameters.schema import schema
 
 
 def print_parameters(console: Console, backend: str | None) -> None:

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from llenergymeasure.api import run
+from llenergymeasure.cli.defaults import EMBEDDED_DEFAULT
 from llenergymeasure.cli.display import RichObserver, print_result
 from llenergymeasure.cli.study_display import RichStudyObserver, print_study
-from llenergymeasure.config.defaults import EMBEDDED_DEFAULT
 from llenergymeasure.config.loader import apply_overrides, build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data

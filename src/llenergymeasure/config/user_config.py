@@ -162,6 +162,20 @@ def load_user_config(environ: Mapping[str, str] | None = None) -> UserSettings:
     return UserSettings(config, path, exists, sources)
 
 
+def default_results_dir(user: UserConfig | None = None) -> Path:
+    """Where result directories are written unless ``--out`` says otherwise:
+    ``LLEM_RESULTS_DIR``, else the user config's ``results_dir``, else ``results/``.
+
+    Args:
+        user: settings already loaded (default: load them now).
+
+    Raises:
+        ConfigError: the user config file or an ``LLEM_*`` variable is invalid.
+    """
+    config = user if user is not None else load_user_config().config
+    return config.results_dir.expanduser()
+
+
 def study_execution_defaults(execution: ExecutionConfig, user: UserConfig) -> ExecutionConfig:
     """``execution`` with the fields the study left unset taken from the user config.
 

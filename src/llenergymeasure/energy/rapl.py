@@ -97,8 +97,8 @@ class RaplSampler:
     between two reads (a wrap takes minutes even at full power).
 
     Args:
-        root: the powercap directory (a :class:`~llenergymeasure.energy.fakes.FakePowercapTree`
-            in tests).
+        root: the powercap directory (in tests, a
+            :class:`~llenergymeasure.testing.fake_energy.FakePowercapTree`).
         interval_ms: time between background reads.
         clock: monotonic clock in seconds for the window's duration.
 

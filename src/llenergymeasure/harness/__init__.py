@@ -2,5 +2,13 @@
 
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.harness.runner import ExperimentRun, run_experiment
+from llenergymeasure.harness.save import result_label, run_and_save
 
-__all__ = ["ExperimentRun", "RunObserver", "SilentObserver", "run_experiment"]
+__all__ = [
+    "ExperimentRun",
+    "RunObserver",
+    "SilentObserver",
+    "result_label",
+    "run_and_save",
+    "run_experiment",
+]

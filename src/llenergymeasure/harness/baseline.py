@@ -7,9 +7,7 @@ devices draw when idle, leaving the energy attributable to the workload.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,7 +17,8 @@ from typing import Any
 import psutil
 
 from llenergymeasure.energy.base import EnergySampler
-from llenergymeasure.paths import cache_dir, make_shareable
+from llenergymeasure.fileio import write_text_atomically
+from llenergymeasure.paths import cache_dir
 
 
 @dataclass(frozen=True)
@@ -110,11 +109,7 @@ class BaselineCache:
         entries = self._load()
         entries[key] = {k: v for k, v in asdict(baseline).items() if k != "from_cache"}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".baselines-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entries, handle, indent=2)
-        make_shareable(Path(tmp))
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, json.dumps(entries, indent=2))
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
-from llenergymeasure.backends.base import MemoryReading, RequestRecord
-from llenergymeasure.results.models import LatencyStats, PerformanceMetrics
-
-
-def latency_stats(samples_s: Sequence[float]) -> LatencyStats:
-    """Mean, median, p95, p99, min and max of raw samples (linear interpolation)."""
-    if not samples_s:
-        return LatencyStats()
-    values = np.asarray(samples_s, dtype=float)
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return LatencyStats(
-        n=len(values),
-        mean_s=float(values.mean()),
-        median_s=float(p50),
-        p95_s=float(p95),
-        p99_s=float(p99),
-        min_s=float(values.min()),
-        max_s=float(values.max()),
-    )
+from llenergymeasure.backends.base import MemoryReading
+from llenergymeasure.results.models import PerformanceMetrics
+from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.results.stats import latency_stats
 
 
 def _per_second(amount: float, duration_s: float) -> float | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from llenergymeasure._version import __version__
-from llenergymeasure.backends import Backend, RequestRecord, create_backend
+from llenergymeasure.backends import Backend, create_backend
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.devices import get_gpus, gpu_snapshot
@@ -44,13 +44,8 @@ from llenergymeasure.results.models import (
     ModelInfo,
     PhaseTimings,
 )
-from llenergymeasure.telemetry import (
-    TelemetryPoller,
-    TelemetrySample,
-    TelemetrySource,
-    default_sources,
-    summarise,
-)
+from llenergymeasure.results.records import RequestRecord, TelemetrySample
+from llenergymeasure.telemetry import TelemetryPoller, TelemetrySource, default_sources, summarise
 
 Clock = Callable[[], float]
 SamplerFactory = Callable[[], EnergySampler]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from llenergymeasure.config.models import WarmupConfig
-from llenergymeasure.telemetry import TelemetryPoller, TelemetrySample
+from llenergymeasure.results.records import TelemetrySample
+from llenergymeasure.telemetry import TelemetryPoller
 
 
 def is_stable(samples: Sequence[TelemetrySample], settings: WarmupConfig) -> bool | None:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from llenergymeasure.errors import ConfigError, ResultsError
+from llenergymeasure.fileio import write_text_atomically
 from llenergymeasure.reporting.compare import Comparison, compare
 from llenergymeasure.reporting.context import ReportContext, gather_context
 from llenergymeasure.reporting.deps import require
@@ -28,7 +29,6 @@ from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
 from llenergymeasure.reporting.tables import comparison_table, summary_table
 from llenergymeasure.reporting.terminal import print_report
 from llenergymeasure.reporting.timeline import timeline_figure
-from llenergymeasure.results.io import replace_atomically
 
 PathLike = str | os.PathLike[str]
 
@@ -85,7 +85,7 @@ def report(
     outcome = Report(frame, summaries, comparison)
     if html is not None:
         page = _page(summaries, comparison, context, _sources(frame))
-        outcome.html_path = write_text_atomically(Path(html), render(page))
+        outcome.html_path = _write_report(Path(html), render(page))
     return outcome
 
 
@@ -188,7 +188,7 @@ def figure_context(summaries: Sequence[ConfigurationSummary]) -> str:
     return text
 
 
-def write_text_atomically(path: Path, text: str) -> Path:
+def _write_report(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file renamed into place.
 
     Raises:
@@ -196,7 +196,7 @@ def write_text_atomically(path: Path, text: str) -> Path:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        write_text_atomically(path, text)
     except OSError as exc:
         raise ResultsError(f"cannot write {path}: {exc}") from None
     return path

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from llenergymeasure.errors import ResultsError
-from llenergymeasure.harness.metrics import latency_stats
 from llenergymeasure.results.io import load_requests
 from llenergymeasure.results.models import LatencyStats
-from llenergymeasure.results.stats import Summary, summary_stats
+from llenergymeasure.results.stats import Summary, latency_stats, summary_stats
 
 
 @dataclass

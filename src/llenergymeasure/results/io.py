@@ -11,18 +11,17 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.errors import ResultsError
-from llenergymeasure.paths import make_shareable
+from llenergymeasure.fileio import make_shareable
 from llenergymeasure.results.models import ExperimentResult
-from llenergymeasure.telemetry import TelemetrySample
+from llenergymeasure.results.records import RequestRecord, TelemetrySample
 
 RESULT_FILE = "result.json"
 REQUESTS_FILE = "requests.parquet"
@@ -138,22 +137,6 @@ def write_timeseries(samples: Sequence[TelemetrySample], path: Path) -> None:
     """Write telemetry samples (timestamps relative to the window start) as Parquet."""
     columns = {name: [getattr(s, name) for s in samples] for name in _TIMESERIES_SCHEMA.names}
     pq.write_table(pa.table(columns, schema=_TIMESERIES_SCHEMA), path)
-
-
-def replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
-    """Write via a hidden temporary file beside ``target`` (``write(tmp)``), fsync it, then
-    rename it over ``target``: readers see the old file or the new one, never a part."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        make_shareable(tmp)  # mkstemp makes it 0600; give it a plain file's mode
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_result(path: str | os.PathLike[str]) -> ExperimentResult:

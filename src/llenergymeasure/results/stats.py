@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from llenergymeasure.results.models import LatencyStats
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -211,3 +214,20 @@ def _betacf(a: float, b: float, x: float) -> float:
         if abs(step - 1.0) < _EPS:
             break
     return h
+
+
+def latency_stats(samples_s: Sequence[float]) -> LatencyStats:
+    """Mean, median, p95, p99, min and max of raw samples (linear interpolation)."""
+    if not samples_s:
+        return LatencyStats()
+    values = np.asarray(samples_s, dtype=float)
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return LatencyStats(
+        n=len(values),
+        mean_s=float(values.mean()),
+        median_s=float(p50),
+        p95_s=float(p95),
+        p99_s=float(p99),
+        min_s=float(values.min()),
+        max_s=float(values.max()),
+    )

@@ -22,17 +22,16 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure._version import __version__
-from llenergymeasure.backends.base import RequestRecord
 from llenergymeasure.errors import ResultsError
-from llenergymeasure.harness.metrics import latency_stats
+from llenergymeasure.fileio import replace_atomically, write_text_atomically
 from llenergymeasure.results.io import (
     REQUESTS_FILE,
     load_requests,
     load_result,
-    replace_atomically,
 )
 from llenergymeasure.results.models import ExperimentResult, LatencyStats
-from llenergymeasure.results.stats import Summary, summary_stats
+from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.results.stats import Summary, latency_stats, summary_stats
 
 STUDY_SCHEMA_VERSION = "1.0"
 STUDY_RESULT_FILE = "study_result.json"
@@ -307,7 +306,7 @@ def write_study_result(study: StudyResult, study_dir: Path) -> Path:
     try:
         replace_atomically(study_dir / STUDY_TABLE_FILE, lambda tmp: pq.write_table(table, tmp))
         text = study.model_dump_json(indent=2)
-        replace_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        write_text_atomically(target, text)
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot write study results in {study_dir}: {exc}") from None
     study.output_dir = str(study_dir)

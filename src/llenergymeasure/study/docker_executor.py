@@ -47,7 +47,8 @@ from llenergymeasure.backends.architectures import is_architecture_name
 from llenergymeasure.backends.model_source import EMBEDDED_ALIASES, EMBEDDED_MODELS
 from llenergymeasure.config.user_config import IMAGE_ENV_PREFIX, DockerImages, load_user_config
 from llenergymeasure.errors import BackendError, DependencyError
-from llenergymeasure.paths import cache_dir, make_shareable
+from llenergymeasure.fileio import make_shareable
+from llenergymeasure.paths import cache_dir
 from llenergymeasure.study.isolation import Outcome, log_tail
 
 DEFAULT_IMAGES: dict[str, str] = DockerImages().model_dump()

@@ -3,8 +3,6 @@ every change so an interrupted study can resume exactly where it stopped."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llenergymeasure.errors import ConfigError
-from llenergymeasure.paths import make_shareable
+from llenergymeasure.fileio import write_text_atomically
 from llenergymeasure.results.study import StudyEntry
 
 MANIFEST_FILE = "manifest.json"
@@ -78,13 +76,7 @@ def new_manifest(
 
 def write_manifest(manifest: Manifest, study_dir: Path) -> None:
     """Replace ``manifest.json`` atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=study_dir, prefix=".manifest-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(manifest.model_dump_json(indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    make_shareable(Path(tmp))
-    os.replace(tmp, study_dir / MANIFEST_FILE)
+    write_text_atomically(study_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2))
 
 
 def read_manifest(study_dir: Path) -> Manifest:

@@ -48,11 +48,13 @@ def run_child(config: dict[str, Any], out_dir: str, log_path: str, conn: Connect
 
 
 def _experiment(config: dict[str, Any], out_dir: str) -> tuple[str, str | None]:
-    from llenergymeasure.api import run
+    from llenergymeasure.config.loader import build_experiment_config
     from llenergymeasure.errors import LLEMError
+    from llenergymeasure.harness import run_and_save
 
     try:
-        result = run(config, out_dir=out_dir)
+        experiment = build_experiment_config(config, source="study experiment")
+        result = run_and_save(experiment, out_dir)
     except LLEMError as exc:
         return ("failed", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # anything else still becomes a failed entry, not a lost study

@@ -12,29 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import psutil
 
 from llenergymeasure.devices import Gpu, is_throttled
 from llenergymeasure.results.models import TelemetrySummary
-
-
-@dataclass(frozen=True)
-class TelemetrySample:
-    """One device's state at one moment (None where the device cannot say)."""
-
-    timestamp_s: float
-    device: str
-    phase: str = ""
-    power_w: float | None = None
-    temperature_c: float | None = None
-    memory_used_mb: float | None = None
-    utilisation_pct: float | None = None
-    clock_mhz: float | None = None
-    throttle_reasons: str | None = None
-    throttled: bool | None = None
+from llenergymeasure.results.records import TelemetrySample
 
 
 class TelemetrySource(Protocol):

@@ -16,11 +16,7 @@ from transformers import (
     LogitsProcessorList,
 )
 
-from llenergymeasure.backends.base import (
-    MemoryReading,
-    ProgressCallback,
-    RequestRecord,
-)
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.lora import apply_lora
@@ -40,6 +36,7 @@ from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.errors import BackendError, ModelNotFoundError
 from llenergymeasure.flops import architecture_summary
 from llenergymeasure.results.models import ModelInfo
+from llenergymeasure.results.records import RequestRecord
 
 
 def resolve_dtype(precision: Precision) -> torch.dtype:

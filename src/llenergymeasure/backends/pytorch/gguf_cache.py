@@ -14,7 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llenergymeasure.paths import cache_dir, make_shareable
+from llenergymeasure.fileio import make_shareable
+from llenergymeasure.paths import cache_dir
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 22) -> str:

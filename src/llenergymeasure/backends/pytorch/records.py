@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from llenergymeasure.backends.base import RequestRecord
+from llenergymeasure.results.records import RequestRecord
 
 
 def count_generated(row: Sequence[int], eos_ids: Collection[int]) -> tuple[int, bool]:

@@ -18,12 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.backends.base import (
-    DTYPE_NAMES,
-    MemoryReading,
-    ProgressCallback,
-    RequestRecord,
-)
+from llenergymeasure.backends.base import DTYPE_NAMES, MemoryReading, ProgressCallback
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
@@ -43,8 +38,10 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
-from llenergymeasure.paths import cache_dir, make_shareable
+from llenergymeasure.fileio import make_shareable
+from llenergymeasure.paths import cache_dir
 from llenergymeasure.results.models import ModelInfo
+from llenergymeasure.results.records import RequestRecord
 
 
 def engine_cache_root() -> Path:

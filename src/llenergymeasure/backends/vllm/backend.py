@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, RequestRecord
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
@@ -39,6 +39,7 @@ from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.results.models import ModelInfo
+from llenergymeasure.results.records import RequestRecord
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default when vllm.max_num_seqs is unset
 LORA_NAME = "adapter"

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llenergymeasure.backends.base import ProgressCallback, RequestRecord
+from llenergymeasure.backends.base import ProgressCallback
+from llenergymeasure.results.records import RequestRecord
 
 
 class StreamingEngine(Protocol):

@@ -9,11 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from llenergymeasure.backends.parallel import check_parallel_fits
-from llenergymeasure.config import ExperimentConfig, introspection
+from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import DecoderConfig, decoder_backends
 from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness.checks import config_warnings
+from llenergymeasure.parameters import introspection
 
 
 def make(backend: str = "pytorch", **fields: Any) -> ExperimentConfig:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from llenergymeasure.config import introspection as intro
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.parameters import introspection as intro
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

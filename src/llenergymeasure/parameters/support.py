@@ -32,9 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llenergymeasure.config.introspection import ParameterInfo
 from llenergymeasure.errors import ConfigError
-from llenergymeasure.results.io import replace_atomically
+from llenergymeasure.fileio import write_text_atomically
+from llenergymeasure.parameters.introspection import ParameterInfo
 
 __all__ = [
     "BACKEND_HARDWARE",
@@ -123,7 +123,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     if not text.endswith("\n"):
         text += "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomically(path, text)
 
 
 def static_status(info: ParameterInfo, backend: str) -> tuple[Outcome | None, str]:

@@ -5,7 +5,7 @@ For one backend, every parameter of the support matrix that applies to it
 test value: the smallest config that sets it and lets it act (:func:`acting_config`). The
 experiments, plus an unchanged ``reference`` experiment, form a study file that ``llem run``
 executes in isolated children, so one crash or hang costs one entry. The study's manifest
-and results become one :class:`~llenergymeasure.config.support.SupportOutcome` per parameter
+and results become one :class:`~llenergymeasure.parameters.support.SupportOutcome` per parameter
 (:func:`collect`, :func:`combine`), merged into ``docs/parameter-support.json``; the support
 matrix is then regenerated from it.
 
@@ -43,12 +43,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from llenergymeasure.config import introspection
-from llenergymeasure.config.docs import SUPPORT_FILE, matrix_parameters, write_docs
-from llenergymeasure.config.introspection import ParameterInfo
 from llenergymeasure.config.loader import did_you_mean
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.config.support import (
+from llenergymeasure.errors import ConfigError, LLEMError, ResultsError
+from llenergymeasure.parameters import introspection
+from llenergymeasure.parameters.docs import SUPPORT_FILE, matrix_parameters, write_docs
+from llenergymeasure.parameters.introspection import ParameterInfo
+from llenergymeasure.parameters.support import (
     BACKEND_HARDWARE,
     Outcome,
     SupportOutcome,
@@ -56,7 +57,6 @@ from llenergymeasure.config.support import (
     load_support,
     save_support,
 )
-from llenergymeasure.errors import ConfigError, LLEMError, ResultsError
 from llenergymeasure.results.models import EnvironmentSnapshot, ExperimentResult
 
 if TYPE_CHECKING:

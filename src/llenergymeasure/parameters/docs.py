@@ -1,10 +1,10 @@
 """Generate the configuration docs from the models: reference, support matrix, JSON Schemas.
 
-Run ``python scripts/generate_docs.py`` (or ``python -m llenergymeasure.config.docs``) after
+Run ``python scripts/generate_docs.py`` (or ``python -m llenergymeasure.parameters.docs``) after
 changing a model; ``--check`` only reports stale files (exit 1), as the freshness test does.
 Outputs (relative to the docs folder): ``config-reference.md``, ``parameter-support-matrix.md``
 and ``schema/{experiment,study}.schema.json``. Input: ``parameter-support.json`` (the outcomes
-of the validation campaign, see :mod:`llenergymeasure.config.support`).
+of the validation campaign, see :mod:`llenergymeasure.parameters.support`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.config import introspection
-from llenergymeasure.config.coverage import COVERAGE, LibraryCoverage
-from llenergymeasure.config.introspection import BACKENDS, REQUIRED, ParameterInfo
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.config.schema import SCHEMAS
 from llenergymeasure.config.study import StudyConfig
-from llenergymeasure.config.support import (
+from llenergymeasure.parameters import introspection
+from llenergymeasure.parameters.coverage import COVERAGE, LibraryCoverage
+from llenergymeasure.parameters.introspection import BACKENDS, REQUIRED, ParameterInfo
+from llenergymeasure.parameters.schema import SCHEMAS
+from llenergymeasure.parameters.support import (
     Outcome,
     SupportOutcome,
     SupportTable,
@@ -187,8 +187,8 @@ def _coverage_summary(coverage: Sequence[LibraryCoverage]) -> list[str]:
     lines = [
         "## Coverage of each library's API",
         "",
-        "Modelled parameters ÷ the library parameters that change energy or throughput "
-        "(curated in `src/llenergymeasure/config/coverage.py`; the full mapping is at the end).",
+        "Modelled parameters ÷ the library parameters that change energy or throughput (curated "
+        "in `src/llenergymeasure/parameters/coverage.py`; the full mapping is at the end).",
         "",
         *_table(header, rows),
     ]
@@ -304,7 +304,7 @@ def render_matrix(support: SupportTable) -> str:
         "# Parameter support matrix",
         "",
         "Each parameter of each backend: what happened when its test values "
-        "(`llenergymeasure.config.introspection.test_values`) ran, and where. Outcomes come "
+        "(`llenergymeasure.parameters.introspection.test_values`) ran, and where. Outcomes come "
         f"from [{SUPPORT_FILE}]({SUPPORT_FILE}), written by the validation campaign; "
         f"{verified} of {cells} cells have one. A cell without one shows what the models "
         "alone say. Parameter details: [config-reference.md](config-reference.md).",

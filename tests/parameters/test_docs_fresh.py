@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llenergymeasure.config.docs import REGENERATE_COMMAND, stale_files
+from llenergymeasure.parameters.docs import REGENERATE_COMMAND, stale_files
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 

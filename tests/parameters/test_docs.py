@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.config import docs, introspection
-from llenergymeasure.config.coverage import COVERAGE, LibraryCoverage, LibraryParameter
-from llenergymeasure.config.schema import experiment_schema, schema, study_schema
-from llenergymeasure.config.support import (
+from llenergymeasure.errors import ConfigError
+from llenergymeasure.parameters import docs, introspection
+from llenergymeasure.parameters.coverage import COVERAGE, LibraryCoverage, LibraryParameter
+from llenergymeasure.parameters.schema import experiment_schema, schema, study_schema
+from llenergymeasure.parameters.support import (
     SupportOutcome,
     SupportTable,
     load_support,
     save_support,
     static_status,
 )
-from llenergymeasure.errors import ConfigError
 
 TODAY = dt.date(2025, 6, 1)
 

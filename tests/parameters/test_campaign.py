@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from llenergymeasure.config import campaign, introspection
-from llenergymeasure.config.campaign import Plan, ValueOutcome
-from llenergymeasure.config.docs import MATRIX_FILE, SUPPORT_FILE
+from llenergymeasure import campaign, introspection
+from llenergymeasure.campaign import Plan, ValueOutcome
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import build_study_config
-from llenergymeasure.config.support import SupportOutcome, SupportTable, load_support
 from llenergymeasure.errors import ConfigError
+from llenergymeasure.parameters.docs import MATRIX_FILE, SUPPORT_FILE
+from llenergymeasure.parameters.support import SupportOutcome, SupportTable, load_support
 from llenergymeasure.results.models import (
     EnergyMetrics,
     EnvironmentSnapshot,

@@ -1,0 +1,65 @@
+"""Raw measurement records: what a backend reports per request and what telemetry reads per
+device, before any statistics. Result files store them as they are (``requests.parquet``,
+``timeseries.parquet``), so every statistic can be recomputed from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+
+@dataclass
+class RequestRecord:
+    """Raw timing of one request, on the backend's clock (seconds, monotonic).
+
+    A backend that streams several tokens at once records one timestamp per delivered chunk
+    with its token count; no spacing is invented inside a chunk.
+
+    Attributes:
+        index: position of the prompt in the measured prompt list.
+        input_tokens: prompt tokens after templating and truncation (padding excluded).
+        output_tokens: tokens actually generated (EOS and padding excluded).
+        submit_s: when the request was handed to the library.
+        chunk_times_s: when each chunk of output tokens became available on the host.
+        chunk_tokens: how many output tokens each chunk carried.
+        end_s: when the request finished (its EOS or last token was produced).
+    """
+
+    index: int
+    input_tokens: int
+    output_tokens: int
+    submit_s: float
+    chunk_times_s: list[float] = field(default_factory=list)
+    chunk_tokens: list[int] = field(default_factory=list)
+    end_s: float = 0.0
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token, or None when nothing was generated."""
+        return self.chunk_times_s[0] - self.submit_s if self.chunk_times_s else None
+
+    @property
+    def itl_s(self) -> list[float]:
+        """Gaps between consecutive output chunks (inter-token latencies)."""
+        return [later - earlier for earlier, later in pairwise(self.chunk_times_s)]
+
+    @property
+    def e2e_s(self) -> float:
+        """End-to-end latency of the request."""
+        return self.end_s - self.submit_s
+
+
+@dataclass(frozen=True)
+class TelemetrySample:
+    """One device's state at one moment (None where the device cannot say)."""
+
+    timestamp_s: float
+    device: str
+    phase: str = ""
+    power_w: float | None = None
+    temperature_c: float | None = None
+    memory_used_mb: float | None = None
+    utilisation_pct: float | None = None
+    clock_mhz: float | None = None
+    throttle_reasons: str | None = None
+    throttled: bool | None = None
