@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from llenergymeasure import campaign, introspection
+from llenergymeasure import campaign
 from llenergymeasure.campaign import Plan, ValueOutcome
+from llenergymeasure.campaign import run as campaign_run
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import build_study_config
 from llenergymeasure.errors import ConfigError
+from llenergymeasure.parameters import introspection
 from llenergymeasure.parameters.docs import MATRIX_FILE, SUPPORT_FILE
 from llenergymeasure.parameters.support import SupportOutcome, SupportTable, load_support
 from llenergymeasure.results.models import (
@@ -338,7 +340,7 @@ def test_a_campaign_run_merges_into_the_support_file_and_regenerates_the_matrix(
         outcomes = {campaign.REFERENCE: [], "decoder.top_k": []}
         return write_campaign_study(out_dir / "study", plan, outcomes)
 
-    monkeypatch.setattr(campaign, "run_study", fake_run_study)
+    monkeypatch.setattr(campaign_run, "run_study", fake_run_study)
     monkeypatch.setattr("llenergymeasure.devices.get_gpus", list)
     options = ["--only", "decoder.top_k", "pytorch.load_in_8bit", "--out", str(tmp_path / "out")]
     assert campaign.main([*options, "--docs-dir", str(docs)]) == 0
@@ -366,7 +368,7 @@ def test_collect_records_a_finished_study_without_running(
     def no_run(*args: Any, **kwargs: Any) -> Path:
         raise AssertionError("--collect must not run a study")
 
-    monkeypatch.setattr(campaign, "run_study", no_run)
+    monkeypatch.setattr(campaign_run, "run_study", no_run)
     monkeypatch.setattr("llenergymeasure.devices.get_gpus", list)
     docs = tmp_path / "docs"
     argv = ["--only", "decoder.top_k", "--collect", str(study), "--docs-dir", str(docs)]
