@@ -99,6 +99,15 @@ def test_single_experiment_dry_run_shows_the_user_runner(monkeypatch: pytest.Mon
     assert experiment["estimate"]["n_parameters"] == 134515008  # SmolLM2-135M, exact
 
 
+def test_an_empty_section_is_not_shown_as_a_setting(tmp_path: Path) -> None:
+    """``pytorch: {}`` shows through its fields (all defaults), not as ``pytorch=None``."""
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump({"model": "smollm2-135m", "pytorch": {}, "n": 3}))
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["shared_settings"] == {"n": 3}
+
+
 def test_invalid_config_in_dry_run_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"model": "org/x", "pytorch": {"bach_size": 4}}))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from llenergymeasure.config.dotted import deep_merge, get_dotted, has_dotted
 from llenergymeasure.config.loader import did_you_mean
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError, LLEMError
@@ -151,15 +152,6 @@ def acting_config(backend: str, path: str, value: Any) -> dict[str, Any]:
     return data
 
 
-def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    node: Any = data
-    for key in path.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
-
-
 def _applies(hardware: str, value: Any) -> bool:
     """Whether a ``hardware`` note concerns ``value``: ``"bf16: ..."`` only bf16, ``"fp8,
     int8: ...; nvfp4: ..."`` the values named, a note without ``name:`` every value."""
@@ -184,24 +176,16 @@ def hardware_requirement(backend: str, data: Mapping[str, Any], gpu_count: int) 
     if backend in BACKEND_HARDWARE:
         return f"needs {BACKEND_HARDWARE[backend]}; no GPU visible"
     for info in introspection.parameters(backend):
-        found, value = _lookup(data, info.path)
-        if found and info.hardware and _applies(info.hardware, value):
+        if not info.hardware or not has_dotted(data, info.path):
+            continue
+        value = get_dotted(data, info.path)
+        if _applies(info.hardware, value):
             return f"{info.path}={show_value(value)} needs {info.hardware}; no GPU visible"
     return None
 
 
 def show_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(dict(base))
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = _merged(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
 
 
 def campaign_base(backend: str, gpu_count: int) -> dict[str, Any]:
@@ -253,14 +237,14 @@ def _add_trial(
         plan.untested[path] = f"{show_value(value)}: no valid config: {exc}"
         return
     for target, replacement in substitutions.items():
-        if _lookup(config, target)[0]:
+        if has_dotted(config, target):
             config = introspection.set_parameter(config, target, replacement)
     reason = hardware_requirement(plan.backend, config, gpu_count)
     if reason is not None:
         plan.decided.append(ValueOutcome(path, value, "needs_hardware", reason))
         return
     entry = {k: v for k, v in config.items() if k not in ("model", "backend")}
-    problem = _problems(_merged(plan.base, entry))[0]
+    problem = _problems(deep_merge(plan.base, entry))[0]
     if problem is not None:
         plan.untested[path] = f"{show_value(value)}: invalid over the campaign base: {problem}"
         return

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llenergymeasure.config.dotted import flatten
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig, cycle_schedule
 from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
@@ -73,23 +74,18 @@ def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
 def _settings(experiments: list[ExperimentConfig]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The non-default settings every experiment shares, and per experiment the value of each
     setting that is not the same everywhere (defaults included, so a column reads across)."""
-    full = [_flatten(e.model_dump(mode="json")) for e in experiments]
-    changed = [_flatten(e.model_dump(mode="json", exclude_defaults=True)) for e in experiments]
+    full = [_fields(e.model_dump(mode="json")) for e in experiments]
+    changed = [_fields(e.model_dump(mode="json", exclude_defaults=True)) for e in experiments]
     keys = [k for k in dict.fromkeys(k for c in changed for k in c) if k not in _HEADLINE]
     shared = {k: full[0].get(k) for k in keys if all(f.get(k) == full[0].get(k) for f in full)}
     varying = [k for k in keys if k not in shared]
     return [{k: f.get(k) for k in varying if k in f} for f in full], shared
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of the leaves (empty sections are left out)."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def _fields(dumped: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted field -> value, less empty sections: a section set with no fields of its own
+    shows through its fields in the full dump, not as a ``section={}`` setting."""
+    return {key: value for key, value in flatten(dumped).items() if value != {}}
 
 
 def _total_time_s(estimates: list[Estimate], execution: ExecutionConfig | None) -> float:

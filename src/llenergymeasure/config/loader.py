@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llenergymeasure.config.dotted import deep_copy, set_dotted
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
@@ -50,37 +51,12 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
 
     None values are skipped so unset CLI options do not clobber the file.
     """
-    merged = _deep_copy(data)
+    merged = deep_copy(data)
     for dotted, value in overrides.items():
         if value is None:
             continue
         set_dotted(merged, dotted, value)
     return merged
-
-
-def set_dotted(
-    data: dict[str, Any], dotted: str, value: Any, *, replace_non_mapping: bool = True
-) -> None:
-    """Set ``a.b.c`` in ``data`` in place, creating mappings (None is a value here).
-
-    A non-mapping in the way is replaced, or (``replace_non_mapping=False``) left for validation
-    to report.
-    """
-    node = data
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        child = node.get(part)
-        if child is None or (not isinstance(child, dict) and replace_non_mapping):
-            child = {}
-            node[part] = child
-        elif not isinstance(child, dict):
-            return
-        node = child
-    node[leaf] = value
-
-
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
 def build_experiment_config(

@@ -66,13 +66,13 @@ from pydantic import (
     model_validator,
 )
 
+from llenergymeasure.config.dotted import deep_merge, flatten, has_dotted, set_dotted
 from llenergymeasure.config.loader import (
     apply_overrides,
     check_no_credentials,
     did_you_mean,
     format_validation_error,
     read_yaml,
-    set_dotted,
 )
 from llenergymeasure.config.models import BackendName, ExperimentConfig, _Strict
 from llenergymeasure.errors import ConfigError
@@ -497,8 +497,8 @@ def _candidates(study: StudyConfig) -> list[_Candidate]:
     for index, extra in enumerate(study.experiments):
         backend = extra.get("backend")
         root = _base_for_backend(study.base, backend) if backend is not None else study.base
-        data = _deep_merge(root, extra)
-        leaves = [(key, value) for key, value in _leaves(extra) if key != "name"]
+        data = deep_merge(root, extra)
+        leaves = [(key, value) for key, value in flatten(extra).items() if key != "name"]
         label = _label(_label_order(leaves)) or f"exp{index + 1}"
         own = extra.get("name")
         candidates.append(
@@ -649,35 +649,6 @@ def _scope(key: str) -> str | None:
 def _base_for_backend(base: Mapping[str, Any], backend: Any) -> dict[str, Any]:
     """The base without the sections of backends other than ``backend``."""
     return {k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend}
-
-
-def has_dotted(data: Mapping[str, Any], dotted: str) -> bool:
-    """Whether the nested mapping ``data`` has the key path ``a.b.c``."""
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(dict(base))
-    for key, value in extra.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = _deep_merge(current, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in data.items():
-        if isinstance(value, Mapping) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def _label_order(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

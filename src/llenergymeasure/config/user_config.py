@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from llenergymeasure.config.dotted import get_dotted, has_dotted
 from llenergymeasure.config.loader import (
     apply_overrides,
     check_no_credentials,
@@ -35,7 +36,7 @@ from llenergymeasure.config.loader import (
     read_yaml,
 )
 from llenergymeasure.config.models import _Strict
-from llenergymeasure.config.study import ExecutionConfig, has_dotted
+from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.errors import ConfigError
 
 USER_CONFIG_NAME = "config.yaml"
@@ -122,7 +123,7 @@ class UserSettings:
     def values(self) -> dict[str, Any]:
         """Dotted setting -> effective value (JSON-ready), in :data:`ENV_VARIABLES` order."""
         dumped = self.config.model_dump(mode="json")
-        return {key: _dotted_get(dumped, key) for key in ENV_VARIABLES}
+        return {key: get_dotted(dumped, key) for key in ENV_VARIABLES}
 
 
 def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -199,10 +200,3 @@ def _explain(exc: ValidationError, path: Path, overrides: Mapping[str, str]) -> 
         if key in overrides:
             lines[number] = f"  {ENV_VARIABLES[key]}={overrides[key]!r}: {error['msg']}"
     return "\n".join([f"Invalid user configuration ({path}):", *lines])
-
-
-def _dotted_get(data: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        node = node[part]
-    return node

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from llenergymeasure.config.loader import set_dotted
+from llenergymeasure.config.dotted import set_dotted
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig
 

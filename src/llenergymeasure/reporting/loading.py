@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from llenergymeasure.config.dotted import flatten  # results.parquet's own rule
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.results.io import RESULT_FILE, load_result
-from llenergymeasure.results.study import (
-    STUDY_RESULT_FILE,
-    STUDY_TABLE_FILE,
-    flatten,  # results.parquet's own rule
-)
+from llenergymeasure.results.study import STUDY_RESULT_FILE, STUDY_TABLE_FILE
 
 MANIFEST_FILE = "manifest.json"  # the study runner's; a study without results.parquet is unfinished
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure._version import __version__
+from llenergymeasure.config.dotted import flatten
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import replace_atomically, write_text_atomically
 from llenergymeasure.results.io import (
@@ -347,18 +348,6 @@ def _config_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         key for key in keys if key not in sections or any(row.get(key) is not None for row in rows)
     ]
-
-
-def flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Nested mappings to ``prefix.a.b`` keys; an empty mapping stays one (JSON) cell."""
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        name = f"{prefix}.{key}"
-        if isinstance(item, Mapping) and item:
-            flat.update(flatten(item, name))
-        else:
-            flat[name] = item
-    return flat
 
 
 def _config_column(values: list[Any]) -> pa.Array:
