@@ -28,6 +28,7 @@ def test_table_ranked_by_j_per_token_with_warnings(written: Written) -> None:
     assert out.index("demo_bs8") < out.index("demo_bs1") < out.index("solo_a")
     assert "± " in out and "nvml" in out and "short_window" in out
     assert "warning (short_window): window was 4 s" in out
+    assert "short_window means: the measured window was short" in out  # the code's meaning
     assert "failed demo_bs8 cycle 2: RuntimeError: boom" in out
     assert "B − A" not in out  # three configurations: no comparison unless asked
 
@@ -62,6 +63,7 @@ def test_html_is_one_offline_file_with_every_figure(written: Written, tmp_path: 
     assert "Effect of pytorch.batch_size" in page and "Device timeline: solo_b" in page
     assert "Test GPU" in page and "driver 555.1" in page and "torch 2.13.0" in page
     assert "± 0.5 J per run" in page  # the sampler's uncertainty
+    assert "<i>means: the measured window was short" in page  # a warning code's meaning
     assert f"report: {target}" in out.replace("\n", "")
 
 

@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results import EnergyMetrics, ExperimentResult, LatencyStats
 
 
@@ -177,6 +178,6 @@ def print_result(console: Console, result: ExperimentResult) -> None:
     """Table, warnings, and where the files are."""
     console.print(result_table(result))
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/] ({warning.code}): {escape(warning.message)}")
+        print_warning(console, warning.code, warning.message)
     if result.output_dir:
         console.print(f"results: [bold]{escape(result.output_dir)}[/]", soft_wrap=True)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from llenergymeasure.results.warning_codes import WarningCode
+
 Clock = Callable[[], float]
 """A monotonic clock in seconds (``time.monotonic`` unless a test injects another)."""
 
@@ -42,7 +44,7 @@ class EnergyReading:
             was obtained (counter update period, sampling interval and coverage); None when
             no bound can be given (e.g. a TDP model, or nothing measured).
         warnings: ``(code, message)`` pairs the harness copies onto the result's warnings
-            (e.g. ``("counter_mismatch", "...")``, ``("sampler_failed", "...")``).
+            (e.g. ``(WarningCode.COUNTER_MISMATCH, "...")``).
     """
 
     method: str
@@ -55,7 +57,7 @@ class EnergyReading:
     notes: list[str] = field(default_factory=list)
     co2_kg: float | None = None
     uncertainty_j: float | None = None
-    warnings: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[WarningCode, str]] = field(default_factory=list)
 
 
 @runtime_checkable

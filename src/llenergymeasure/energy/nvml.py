@@ -33,6 +33,7 @@ from llenergymeasure import devices
 from llenergymeasure.devices import Gpu, GpuError, GpuLostError, GpuNotSupportedError
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
+from llenergymeasure.results.warning_codes import WarningCode
 
 COUNTER_UPDATE_PERIOD_S = 0.1
 """How often NVIDIA drivers refresh the total-energy counter (about 100 ms)."""
@@ -161,7 +162,7 @@ class _DeviceResult:
     uncertainty_j: float | None
     sample_count: int
     notes: list[str]
-    warnings: list[tuple[str, str]]
+    warnings: list[tuple[WarningCode, str]]
 
 
 class NvmlSampler:
@@ -261,7 +262,7 @@ class NvmlSampler:
         if any(d.gpu.simulated for d in self._devices):
             message = "pynvml is llenergymeasure's fake (llenergymeasure.testing): synthetic energy"
             notes.append(message)
-            warnings.append(("simulated_device", message))
+            warnings.append((WarningCode.SIMULATED_DEVICE, message))
         return EnergyReading(
             method=self.name,
             scope=list(results),
@@ -317,7 +318,7 @@ class NvmlSampler:
         window = (self._window_start(), self._clock() if self._stop_s is None else self._stop_s)
         key = device.gpu.key
         notes: list[str] = []
-        warnings: list[tuple[str, str]] = []
+        warnings: list[tuple[WarningCode, str]] = []
         source = device.gpu.power_source or "unknown"
         integrated_j = trapezoid_j(device.samples) if len(device.samples) >= 2 else None
         averaging_s = AVERAGE_POWER_WINDOW_S if source == "average" else 0.0
@@ -387,14 +388,14 @@ def _counter_j(device: _Device) -> float | None:
 
 def _mismatch(
     key: str, counter_j: float, integrated_j: float, source: str
-) -> tuple[str, str] | None:
+) -> tuple[WarningCode, str] | None:
     if counter_j <= 0:
         return None
     difference = abs(counter_j - integrated_j) / counter_j
     if difference <= MISMATCH_TOLERANCE:
         return None
     return (
-        "counter_mismatch",
+        WarningCode.COUNTER_MISMATCH,
         f"{key}: energy counter {counter_j:.2f} J and integrated {source} power "
         f"{integrated_j:.2f} J differ by {difference:.0%} (> {MISMATCH_TOLERANCE:.0%}); "
         "the counter is reported",
@@ -403,17 +404,18 @@ def _mismatch(
 
 def _failure_warning(
     device: _Device, energy_j: float | None, window: tuple[float, float]
-) -> tuple[str, str] | None:
+) -> tuple[WarningCode, str] | None:
     if device.failure is None:
         return None
     key = device.gpu.key
     if energy_j is None:
-        return ("sampler_failed", f"{key}: {device.failure}; no energy could be measured for it")
+        message = f"{key}: {device.failure}; no energy could be measured for it"
+        return (WarningCode.SAMPLER_FAILED, message)
     last = device.last_good_s or window[0]
     duration = window[1] - window[0]
     share = (last - window[0]) / duration if duration > 0 else 0.0
     return (
-        "sampler_failed",
+        WarningCode.SAMPLER_FAILED,
         f"{key}: {device.failure}; its energy ({energy_j:.2f} J) covers only the first "
         f"{last - window[0]:.2f} s ({share:.0%}) of the window",
     )

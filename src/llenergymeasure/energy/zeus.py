@@ -27,6 +27,7 @@ from typing import Any
 
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
 from llenergymeasure.errors import DependencyError, EnergySamplerError, SamplerUnavailableError
+from llenergymeasure.results.warning_codes import WarningCode
 
 INSTALL_HINT = "pip install 'llenergymeasure[zeus]'"
 WINDOW_KEY = "llenergymeasure-window"
@@ -201,7 +202,9 @@ class ZeusSampler:
             duration_s=duration_s,
             sample_count=0,
             notes=[f"Zeus failed: {error}"],
-            warnings=[("sampler_failed", f"Zeus measurement failed, energy is null: {error}")],
+            warnings=[
+                (WarningCode.SAMPLER_FAILED, f"Zeus measurement failed, energy is null: {error}")
+            ],
         )
 
 

@@ -14,14 +14,15 @@ from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.harness.baseline import Baseline
 from llenergymeasure.harness.carbon import Co2
 from llenergymeasure.results.models import EnergyMetrics, MeasurementWarning, TelemetrySummary
+from llenergymeasure.results.warning_codes import WarningCode, warning_code
 
 MIN_WINDOW_S = 10.0
 MIN_ENERGY_SAMPLES = 10
 MAX_TEMPERATURE_DRIFT_C = 5.0
 
 
-def _warn(code: str, message: str) -> MeasurementWarning:
-    return MeasurementWarning(code=code, message=message)
+def _warn(code: WarningCode, message: str) -> MeasurementWarning:
+    return MeasurementWarning.of(code, message)
 
 
 def window_warnings(reading: EnergyReading, window_s: float) -> list[MeasurementWarning]:
@@ -29,25 +30,25 @@ def window_warnings(reading: EnergyReading, window_s: float) -> list[Measurement
     warnings = []
     if window_s < MIN_WINDOW_S:
         warnings.append(_warn(
-            "short_window",
+            WarningCode.SHORT_WINDOW,
             f"measured window was {window_s:.1f} s (< {MIN_WINDOW_S:.0f} s): counter "
             "granularity and start/stop effects weigh heavily; use more prompts",
         ))  # fmt: skip
     if reading.energy_total_j is None:
         warnings.append(_warn(
-            "no_energy_source",
+            WarningCode.NO_ENERGY_SOURCE,
             f"no energy was measured (sampler '{reading.method}'); energy fields are null",
         ))  # fmt: skip
         return warnings
     if reading.sample_count < MIN_ENERGY_SAMPLES:
         warnings.append(_warn(
-            "too_few_samples",
+            WarningCode.TOO_FEW_SAMPLES,
             f"only {reading.sample_count} energy samples in the window "
             f"(< {MIN_ENERGY_SAMPLES}); the figure is coarse",
         ))  # fmt: skip
     if reading.is_estimate:
         warnings.append(_warn(
-            "energy_estimated",
+            WarningCode.ENERGY_ESTIMATED,
             f"energy from '{reading.method}' is an estimate, not a measurement: "
             + "; ".join(reading.notes or ["modelled power"]),
         ))  # fmt: skip
@@ -62,13 +63,13 @@ def telemetry_warnings(summary: TelemetrySummary | None) -> list[MeasurementWarn
     drift = summary.temperature_drift_c
     if drift is not None and abs(drift) > MAX_TEMPERATURE_DRIFT_C:
         warnings.append(_warn(
-            "thermal_drift",
+            WarningCode.THERMAL_DRIFT,
             f"device temperature changed by {drift:+.1f} °C during the window "
             f"(> {MAX_TEMPERATURE_DRIFT_C:.0f} °C): use warmup/thermal_floor_s",
         ))  # fmt: skip
     if summary.throttled_fraction:
         warnings.append(_warn(
-            "throttling",
+            WarningCode.THROTTLING,
             f"clocks were throttled in {summary.throttled_fraction:.0%} of telemetry samples",
         ))  # fmt: skip
     return warnings
@@ -82,13 +83,13 @@ def context_warnings(
     if baseline is None:
         reason = "disabled" if not baseline_enabled else "the sampler measured no energy"
         warnings.append(_warn(
-            "baseline_missing",
+            WarningCode.BASELINE_MISSING,
             f"no idle baseline ({reason}): energy_adjusted_j is null and the totals "
             "include idle power",
         ))  # fmt: skip
     if co2.co2_kg is None:
         warnings.append(_warn(
-            "co2_not_computed",
+            WarningCode.CO2_NOT_COMPUTED,
             "CO2 not computed: set carbon_intensity_g_per_kwh in the user config (llem "
             "config shows where) or LLEM_CARBON_INTENSITY (gCO2eq/kWh) for your grid",
         ))  # fmt: skip
@@ -114,7 +115,7 @@ def baseline_warnings(
     window_domains = set(reading.energy_by_domain_j)
     if baseline_domains != window_domains:
         warnings.append(_warn(
-            "baseline_stale",
+            WarningCode.BASELINE_STALE,
             f"the idle baseline ({origin}) covers {', '.join(sorted(baseline_domains)) or '—'} "
             f"but the window measured {', '.join(sorted(window_domains)) or '—'}: {advice}",
         ))  # fmt: skip
@@ -122,7 +123,7 @@ def baseline_warnings(
     window_power_w = reading.energy_total_j / reading.duration_s
     if baseline.power_w > window_power_w:
         warnings.append(_warn(
-            "baseline_stale",
+            WarningCode.BASELINE_STALE,
             f"the idle baseline ({origin}, {baseline.power_w:.1f} W) is above the window's "
             f"mean power ({window_power_w:.1f} W), so it was not taken at idle: {advice}",
         ))  # fmt: skip
@@ -141,7 +142,7 @@ def _busy_baseline_warnings(
     if not cpu_side or busy is None or busy <= BUSY_BASELINE_PCT:
         return []
     return [_warn(
-        "baseline_stale",
+        WarningCode.BASELINE_STALE,
         f"the CPUs were {busy:.0f}% busy during the idle baseline ({origin}, "
         f"{baseline.power_w:.1f} W): other processes were running, so the idle power is too "
         f"high and energy_adjusted_j too low; {advice}",
@@ -153,10 +154,16 @@ def stability_warnings(stable: bool | None, timeout_s: float) -> list[Measuremen
     if timeout_s <= 0 or stable:
         return []
     if stable is None:
-        return [_warn("stability_unknown", "stability wait asked for, but the telemetry has "
-                      "no temperature or power to judge it by (no GPU telemetry)")]  # fmt: skip
-    return [_warn("not_stable", f"temperature/power still varied after {timeout_s:g} s of "
-                  "waiting; the window started anyway")]  # fmt: skip
+        return [_warn(
+            WarningCode.STABILITY_UNKNOWN,
+            "stability wait asked for, but the telemetry has no temperature or power to judge "
+            "it by (no GPU telemetry)",
+        )]  # fmt: skip
+    return [_warn(
+        WarningCode.NOT_STABLE,
+        f"temperature/power still varied after {timeout_s:g} s of waiting; the window started "
+        "anyway",
+    )]  # fmt: skip
 
 
 def device_warnings(gpus: list[dict[str, Any]]) -> list[MeasurementWarning]:
@@ -164,13 +171,16 @@ def device_warnings(gpus: list[dict[str, Any]]) -> list[MeasurementWarning]:
     off = [str(g.get("index")) for g in gpus if g.get("persistence_mode") is False]
     if not off:
         return []
-    return [_warn("persistence_mode_off", f"persistence mode is off on GPU {', '.join(off)}: "
-                  "enable it (nvidia-smi -pm 1) for stable measurements")]  # fmt: skip
+    return [_warn(
+        WarningCode.PERSISTENCE_MODE_OFF,
+        f"persistence mode is off on GPU {', '.join(off)}: enable it (nvidia-smi -pm 1) for "
+        "stable measurements",
+    )]  # fmt: skip
 
 
 def config_warnings(config: ExperimentConfig) -> list[MeasurementWarning]:
     """Accepted settings that will not act (e.g. sampling fields with greedy decoding)."""
-    return [_warn(code, message) for code, message in config.config_warnings()]
+    return [_warn(warning_code(code), message) for code, message in config.config_warnings()]
 
 
 def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:

@@ -19,6 +19,7 @@ from llenergymeasure.reporting.context import EnergyMethod, Environment, ReportC
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.reporting.figures import Figure
 from llenergymeasure.reporting.tables import TableData
+from llenergymeasure.results.warning_codes import warning_meaning
 
 # No logo link, no "share to the cloud" button; selection tools are of no use here.
 PLOTLY_CONFIG = (
@@ -178,7 +179,11 @@ def _warning_section(context: ReportContext) -> list[str]:
     if not context.warnings:
         parts.append("<p>No measurement warnings.</p>")
     for code, message in sorted(context.warnings.items()):
-        parts.append(f'<p class="warning"><b>{html.escape(code)}</b>: {html.escape(message)}</p>')
+        meaning = warning_meaning(code)
+        explained = "" if meaning is None else f"<br><i>means: {html.escape(meaning)}</i>"
+        parts.append(
+            f'<p class="warning"><b>{html.escape(code)}</b>: {html.escape(message)}{explained}</p>'
+        )
     parts += [f'<p class="warning">{html.escape(u)}</p>' for u in context.unreadable]
     return parts
 

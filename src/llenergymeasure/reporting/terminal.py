@@ -12,6 +12,7 @@ from llenergymeasure.reporting.compare import Comparison
 from llenergymeasure.reporting.context import ReportContext
 from llenergymeasure.reporting.summary import ConfigurationSummary
 from llenergymeasure.reporting.tables import TableData, comparison_table, summary_table
+from llenergymeasure.results.warning_codes import warning_meaning
 
 
 def rich_table(data: TableData) -> Table:
@@ -66,6 +67,15 @@ def _print_table(console: Console, data: TableData, text_columns: int = 0) -> No
         console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
 
 
+def print_warning(console: Console, code: str, message: str) -> None:
+    """One warning: its code and message, then what the code means (where this version lists
+    it; a result from a newer version may carry a code it does not know)."""
+    console.print(f"[yellow]warning ({escape(code)}):[/] {escape(message)}", soft_wrap=True)
+    meaning = warning_meaning(code)
+    if meaning is not None:
+        console.print(f"  [dim]{escape(code)} means: {escape(meaning)}[/]", soft_wrap=True)
+
+
 def print_report(
     console: Console,
     summaries: Sequence[ConfigurationSummary],
@@ -77,7 +87,7 @@ def print_report(
     if comparison is not None:
         _print_table(console, comparison_table(comparison))
     for code, message in sorted(context.warnings.items()):
-        console.print(f"[yellow]warning ({escape(code)}):[/] {escape(message)}", soft_wrap=True)
+        print_warning(console, code, message)
     for problem in context.unreadable:
         console.print(f"[red]unreadable:[/] {escape(problem)}", soft_wrap=True)
     for summary in summaries:

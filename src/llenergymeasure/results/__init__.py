@@ -1,4 +1,5 @@
-"""Result models and their files: result.json, requests.parquet, atomic new directories."""
+"""Result models and their files: result.json, requests.parquet, atomic new directories,
+and the measurement-warning codes."""
 
 from llenergymeasure.results.io import load_requests, load_result, write_experiment
 from llenergymeasure.results.models import (
@@ -19,6 +20,7 @@ from llenergymeasure.results.study import (
     StudyResult,
     load_study_result,
 )
+from llenergymeasure.results.warning_codes import WarningCode, warning_meaning
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -34,8 +36,10 @@ __all__ = [
     "StudyEntry",
     "StudyResult",
     "Summary",
+    "WarningCode",
     "load_requests",
     "load_result",
     "load_study_result",
+    "warning_meaning",
     "write_experiment",
 ]

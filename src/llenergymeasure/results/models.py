@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.flops import FlopsMetrics
+from llenergymeasure.results.warning_codes import WarningCode, warning_meaning
 
 SCHEMA_VERSION = "1.0"
 
@@ -119,10 +120,24 @@ class EnvironmentSnapshot(_Lenient):
 
 
 class MeasurementWarning(_Lenient):
-    """A caveat about a figure: a stable code for machines, a sentence for people."""
+    """A caveat about a figure: a stable code for machines, a sentence for people.
+
+    ``code`` is stored as text, so a result from a newer version, with a code this one does
+    not list, still loads; this version writes only :class:`WarningCode` codes (via :meth:`of`).
+    """
 
     code: str
     message: str
+
+    @classmethod
+    def of(cls, code: WarningCode, message: str) -> MeasurementWarning:
+        """A warning with a listed code."""
+        return cls(code=code.value, message=message)
+
+    @property
+    def meaning(self) -> str | None:
+        """The code's one-line meaning; None for a code this version does not list."""
+        return warning_meaning(self.code)
 
 
 class PhaseTimings(_Lenient):
