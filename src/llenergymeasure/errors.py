@@ -66,3 +66,16 @@ class SamplerUnavailableError(EnergySamplerError):
 
 class ResultsError(LLEMError):
     """Result files could not be written or read."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` of an exception, for messages that wrap a vendor's error.
+
+    Never raises: some vendor exceptions (pynvml's) build their text by calling into a library
+    that may be gone, and then only the type is given.
+    """
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

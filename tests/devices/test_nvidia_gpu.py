@@ -23,6 +23,7 @@ from llenergymeasure.devices.nvidia import (
     decode_clock_event_reasons,
     parse_visible_devices,
     resolve_visible_devices,
+    translate_error,
 )
 from llenergymeasure.testing import FakeGpuSpec, install_fake_pynvml
 from llenergymeasure.testing import fake_pynvml as fp
@@ -90,6 +91,21 @@ def test_missing_counter_and_lost_gpu_become_project_errors() -> None:
         assert old.supports_total_energy() is False
         with pytest.raises(GpuLostError, match="GPU is lost"):
             lost.power_w()
+
+
+def test_a_translated_error_names_the_nvml_error_even_when_it_cannot_print_itself() -> None:
+    class Unprintable(Exception):
+        value = fp.NVML_ERROR_TIMEOUT
+
+        def __str__(self) -> str:
+            raise RuntimeError("the library is gone")  # pynvml's __str__ calls into NVML
+
+    lost = translate_error(fp, fp.NVMLError(fp.NVML_ERROR_GPU_IS_LOST), "gpu:0: read")
+    other = translate_error(fp, Unprintable(), "gpu:0: read")
+
+    assert isinstance(lost, GpuLostError)
+    assert str(lost) == "gpu:0: read failed: NVMLError_GpuIsLost: GPU is lost (NVML error 15)"
+    assert str(other) == "gpu:0: read failed: Unprintable (NVML error 10)"
 
 
 def test_snapshot_records_what_reproducibility_needs() -> None:

@@ -24,6 +24,7 @@ from llenergymeasure.devices.gpu import (
     PowerSource,
     is_throttled,
 )
+from llenergymeasure.devices.nvidia import COUNTER_UPDATE_PERIOD_S
 
 VISIBLE_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 
@@ -85,6 +86,7 @@ def _discover(visible: str | None) -> list[Gpu]:
 
 
 __all__ = [
+    "COUNTER_UPDATE_PERIOD_S",
     "THROTTLE_REASONS",
     "VISIBLE_DEVICES_ENV",
     "Gpu",

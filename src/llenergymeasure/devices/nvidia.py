@@ -25,8 +25,12 @@ from llenergymeasure.devices.gpu import (
     GpuUnavailableError,
     PowerSource,
 )
+from llenergymeasure.errors import describe_exception
 
 INSTALL_HINT = "pip install nvidia-ml-py"
+COUNTER_UPDATE_PERIOD_S = 0.1
+"""How often NVIDIA drivers refresh the total-energy counter (about 100 ms); read through
+NVML here or through Zeus, a counter delta is off by up to one period at each end."""
 
 # Clock-event ("throttle") reason bits, as pynvml's nvmlClocksEventReason* constants.
 CLOCK_EVENT_REASONS: tuple[tuple[int, str], ...] = (
@@ -122,7 +126,7 @@ class NvmlSession:
 def translate_error(nvml: Any, exc: Exception, context: str) -> GpuError:
     """The project exception for an NVMLError (chosen by its ``value``, the NVML code)."""
     code = getattr(exc, "value", None)
-    message = f"{context} failed: {_describe(exc)} (NVML error {code})"
+    message = f"{context} failed: {describe_exception(exc)} (NVML error {code})"
     if _code_in(nvml, code, _NOT_SUPPORTED):
         return GpuNotSupportedError(message)
     if _code_in(nvml, code, _LOST):
@@ -138,7 +142,7 @@ def unavailable_reason(nvml: Any, exc: Exception) -> str:
     for name, reason in _UNAVAILABLE_REASONS.items():
         if _code_in(nvml, code, (name,)):
             return reason
-    return f"NVML could not start: {_describe(exc)} (NVML error {code})"
+    return f"NVML could not start: {describe_exception(exc)} (NVML error {code})"
 
 
 class NvidiaGpu(Gpu):
@@ -437,13 +441,6 @@ def _field_value(nvml: Any, field: Any) -> float:
 
 def _code_in(nvml: Any, code: object, names: Sequence[str]) -> bool:
     return any(getattr(nvml, name, object()) == code for name in names)
-
-
-def _describe(exc: Exception) -> str:
-    try:
-        return str(exc)
-    except Exception:  # pynvml's __str__ calls into the library, which may be gone
-        return type(exc).__name__
 
 
 def _text(value: object) -> str:

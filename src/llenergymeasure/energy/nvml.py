@@ -30,13 +30,17 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from llenergymeasure import devices
-from llenergymeasure.devices import Gpu, GpuError, GpuLostError, GpuNotSupportedError
+from llenergymeasure.devices import (
+    COUNTER_UPDATE_PERIOD_S,
+    Gpu,
+    GpuError,
+    GpuLostError,
+    GpuNotSupportedError,
+)
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
-from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
+from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError, describe_exception
 from llenergymeasure.results.warning_codes import WarningCode
 
-COUNTER_UPDATE_PERIOD_S = 0.1
-"""How often NVIDIA drivers refresh the total-energy counter (about 100 ms)."""
 AVERAGE_POWER_WINDOW_S = 1.0
 """The averaging window of ``nvmlDeviceGetPowerUsage`` on Ampere and newer."""
 MISMATCH_TOLERANCE = 0.05
@@ -143,7 +147,7 @@ class _Device:
     def note_error(self, exc: Exception) -> None:
         """Count a failed read, keeping the first few distinct messages."""
         self.error_count += 1
-        message = str(exc) if isinstance(exc, GpuError) else f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, GpuError) else describe_exception(exc)
         if message not in self.errors and len(self.errors) < 3:
             self.errors.append(message)
 

@@ -25,14 +25,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from llenergymeasure.devices import COUNTER_UPDATE_PERIOD_S
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
-from llenergymeasure.errors import DependencyError, EnergySamplerError, SamplerUnavailableError
+from llenergymeasure.errors import (
+    DependencyError,
+    EnergySamplerError,
+    SamplerUnavailableError,
+    describe_exception,
+)
 from llenergymeasure.results.warning_codes import WarningCode
 
 INSTALL_HINT = "pip install 'llenergymeasure[zeus]'"
 WINDOW_KEY = "llenergymeasure-window"
-COUNTER_UPDATE_PERIOD_S = 0.1
-"""How often NVIDIA drivers refresh the total-energy counter Zeus reads (about 100 ms)."""
 
 
 def import_zeus_monitor() -> Any:
@@ -113,7 +117,7 @@ class ZeusSampler:
         except RuntimeError as exc:  # RAPL needs root when cpu_indices are given explicitly
             raise SamplerUnavailableError(f"Zeus cannot read the CPU counters: {exc}") from exc
         except Exception as exc:  # Zeus's own errors (ZeusBaseError) and vendor errors
-            raise EnergySamplerError(f"Zeus failed to start: {_describe(exc)}") from exc
+            raise EnergySamplerError(f"Zeus failed to start: {describe_exception(exc)}") from exc
         if not list(getattr(self._monitor, "gpu_indices", [])):
             # With gpu_indices=None and no GPU, Zeus builds a monitor that measures nothing.
             raise SamplerUnavailableError("Zeus found no GPU to measure")
@@ -133,7 +137,7 @@ class ZeusSampler:
         try:
             self._monitor.begin_window(WINDOW_KEY, sync_execution=False)
         except Exception as exc:  # any Zeus failure degrades to a reading with a warning
-            self._start_error = _describe(exc)
+            self._start_error = describe_exception(exc)
 
     def stop(self) -> EnergyReading:
         """Close the window and return per-domain energy; Zeus failures never raise.
@@ -149,7 +153,7 @@ class ZeusSampler:
             try:
                 measurement = self._monitor.end_window(WINDOW_KEY, sync_execution=False)
             except Exception as exc:  # a lost GPU or driver error must not lose the run
-                error = _describe(exc)
+                error = describe_exception(exc)
         duration_s = self._clock() - self._start_s
         if measurement is None:
             return self._failed_reading(duration_s, error or "no measurement")
@@ -206,7 +210,3 @@ class ZeusSampler:
                 (WarningCode.SAMPLER_FAILED, f"Zeus measurement failed, energy is null: {error}")
             ],
         )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"

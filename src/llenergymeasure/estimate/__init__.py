@@ -27,7 +27,6 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.estimate.model_facts import ModelFacts, model_facts
 from llenergymeasure.flops.workload import kv_bytes_per_token
 
-GIB = 2**30
 BANDWIDTH_EFFICIENCY = 0.6
 """Fraction of a GPU's peak memory bandwidth a decode step achieves."""
 COMPUTE_EFFICIENCY = 0.4
