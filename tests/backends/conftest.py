@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.config.models import DecoderConfig
+from llenergymeasure.config.models import DecoderConfig, field_meta
 from llenergymeasure.parameters import introspection
 
 ActingConfig = Callable[[str, str, Any], ExperimentConfig]
@@ -19,8 +19,7 @@ def _declared_requires(path: str) -> dict[str, Any]:
     section, _, name = path.partition(".")
     if section != "decoder":
         return {}
-    extra = DecoderConfig.model_fields[name].json_schema_extra
-    return dict(extra.get("requires", {})) if isinstance(extra, dict) else {}
+    return dict(field_meta(DecoderConfig.model_fields[name]).requires)
 
 
 @pytest.fixture

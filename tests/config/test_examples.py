@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from llenergymeasure.config.dotted import has_dotted
 from llenergymeasure.config.loader import load_experiment_config, read_yaml
 from llenergymeasure.config.study import is_study_data, load_study_config
 from llenergymeasure.parameters import introspection
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
-
-
-def _has_path(data: dict[str, Any], path: str) -> bool:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def test_there_are_examples_for_every_backend_and_the_studies() -> None:
@@ -48,6 +39,6 @@ def test_all_parameters_example_sets_every_backend_parameter(backend: str) -> No
     missing = [
         info.path
         for info in introspection.backend_parameters(backend)
-        if not _has_path(data, info.path)
+        if not has_dotted(data, info.path)
     ]
     assert not missing, f"add to examples/{backend}-all-parameters.yaml: {', '.join(missing)}"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import DecoderConfig, ExperimentConfig, field_meta
 from llenergymeasure.parameters import introspection as intro
 
 
@@ -87,11 +87,24 @@ def test_decoder_backends_follow_the_declared_metadata() -> None:
     for info in intro.parameters():
         if info.section != "decoder":
             continue
-        extra = ExperimentConfig.model_fields["decoder"].annotation
-        assert isinstance(extra, type)
-        declared = extra.model_fields[info.path.split(".")[1]].json_schema_extra
-        expected = declared.get("backends") if isinstance(declared, dict) else None
-        assert set(info.backends) == set(expected or intro.BACKENDS)
+        declared = field_meta(DecoderConfig.model_fields[info.path.split(".")[1]]).backends
+        assert declared is not None
+        assert info.backends == declared
+
+
+def test_backends_are_inherited_from_the_nearest_declaration() -> None:
+    assert intro.parameter("lora.adapter").backends == ("pytorch", "vllm")
+    assert intro.parameter("lora.merge_weights").backends == ("pytorch",)
+    assert intro.parameter("tensorrt.kv_cache_config.dtype").backends == ("tensorrt",)
+    assert intro.parameter("energy.sampler").backends == intro.BACKENDS
+
+
+def test_declared_requires_are_applied_when_the_plain_setting_fails() -> None:
+    # inherited from the enclosing build_config field
+    data = intro.valid_config_with("tensorrt", "tensorrt.build_config.max_batch_size", 8)
+    assert data["tensorrt"]["runtime"] == "engine"
+    data = intro.valid_config_with("pytorch", "decoder.num_beam_groups", 2)
+    assert data["decoder"] == {"num_beam_groups": 2, "num_beams": 8, "diversity_penalty": 0.5}
 
 
 def test_every_backend_parameter_has_test_values() -> None:

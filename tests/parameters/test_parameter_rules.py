@@ -60,7 +60,7 @@ def test_unsupported_decoder_field_names_the_backends_that_have_it(name: str) ->
     path = f"decoder.{name}"
     value = introspection.test_values(introspection.parameter(path))[0]
     decoder = introspection.valid_config_with(supported[0], path, value)["decoder"]
-    for backend in {"pytorch", "vllm", "tensorrt"} - set(supported):
+    for backend in [b for b in introspection.BACKENDS if b not in supported]:
         with pytest.raises(ValidationError) as error:
             make(backend, decoder=decoder)
         assert f"decoder.{name} is not supported by backend {backend}" in str(error.value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.config.dotted import deep_copy, set_dotted
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.walk import model_at
 from llenergymeasure.errors import ConfigError
 
 
@@ -159,21 +159,5 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 
 def _field_names_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """The field names of the nested model found by following ``loc`` from ``model``."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None or not isinstance(part, str) or part not in current.model_fields:
-            return []
-        current = _model_in(current.model_fields[part].annotation)
+    current = model_at(model, loc)
     return list(current.model_fields) if current is not None else []
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel class inside an annotation such as ``X | None``, if there is one."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None

@@ -50,14 +50,13 @@ import itertools
 import json
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import (
-    BaseModel,
     Field,
     PrivateAttr,
     ValidationError,
@@ -74,7 +73,8 @@ from llenergymeasure.config.loader import (
     format_validation_error,
     read_yaml,
 )
-from llenergymeasure.config.models import BackendName, ExperimentConfig, _Strict
+from llenergymeasure.config.models import BACKEND_NAMES, ExperimentConfig, _Strict
+from llenergymeasure.config.walk import walk_fields
 from llenergymeasure.errors import ConfigError
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
@@ -84,9 +84,7 @@ ProfileName = Literal["quick", "publication"]
 STUDY_KEYS: tuple[str, ...] = ("name", "sweep", "experiments", "execution")
 """Top-level keys of a study file that are not experiment fields."""
 
-BACKEND_SECTIONS: frozenset[str] = frozenset(
-    {"pytorch", "vllm", "tensorrt", *get_args(BackendName)}
-)
+BACKEND_SECTIONS: frozenset[str] = frozenset(BACKEND_NAMES)
 """First segments that scope a sweep key to one backend."""
 
 _DEFAULT_BACKEND: str = ExperimentConfig.model_fields["backend"].default
@@ -442,13 +440,17 @@ def safe_name(text: str, max_length: int = 100) -> str:
 @cache
 def experiment_field_paths() -> tuple[str, ...]:
     """Every dotted field path of ExperimentConfig (``n``, ``pytorch``, ``pytorch.batch_size``)."""
-    return tuple(path for path, _ in _walk_fields(ExperimentConfig, ""))
+    return tuple(field.path for field in walk_fields(ExperimentConfig))
 
 
 @cache
 def _mapping_field_paths() -> tuple[str, ...]:
     """Field paths that accept free-form mappings (``pytorch.extra``): deeper keys are allowed."""
-    return tuple(path for path, is_mapping in _walk_fields(ExperimentConfig, "") if is_mapping)
+    return tuple(
+        field.path
+        for field in walk_fields(ExperimentConfig)
+        if field.is_leaf and _accepts_dict(field.info.annotation)
+    )
 
 
 # --- resolution ---------------------------------------------------------------------------------
@@ -582,7 +584,7 @@ def _sweep_key_problems(base: Mapping[str, Any], sweep: Mapping[str, Sequence[An
 
 
 def _backend_value_problems(values: Sequence[Any]) -> list[str]:
-    backends = list(get_args(BackendName))
+    backends = list(BACKEND_NAMES)
     return [
         f"sweep.backend: unknown backend {value!r}" + did_you_mean(str(value), backends)
         for value in values
@@ -688,26 +690,6 @@ def _display(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _walk_fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool]]:
-    """(dotted path, accepts a free-form mapping) for every field, depth first."""
-    for name, field in model.model_fields.items():
-        path = f"{prefix}{name}"
-        nested = _nested_model(field.annotation)
-        yield path, nested is None and _accepts_dict(field.annotation)
-        if nested is not None:
-            yield from _walk_fields(nested, f"{path}.")
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _nested_model(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def _accepts_dict(annotation: Any) -> bool:

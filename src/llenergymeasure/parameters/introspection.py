@@ -1,8 +1,9 @@
 """Introspection over the experiment models: every parameter with its metadata and test values.
 
-The Pydantic models in :mod:`llenergymeasure.config.models` are the single source of truth; this
-module walks them so the reference docs, the support matrix, CLI help and the per-parameter
-tests all derive from one declaration. Metadata conventions (``json_schema_extra`` keys):
+The Pydantic models indexed by :mod:`llenergymeasure.config.models` are the single source of
+truth; this module walks them (:func:`llenergymeasure.config.walk.walk_fields`) so the reference
+docs, the support matrix, CLI help and the per-parameter tests all derive from one declaration.
+Per-field metadata is read with :func:`llenergymeasure.config.field_meta.field_meta`:
 
 - ``backends``: the backends a field applies to (inherited by nested fields; a field of a backend
   section belongs to that backend; otherwise every backend).
@@ -28,9 +29,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from llenergymeasure.config.base import BACKEND_NAMES
 from llenergymeasure.config.dotted import set_dotted
+from llenergymeasure.config.field_meta import FieldMeta, field_meta
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.config.walk import ModelField, model_at, walk_fields
 
 __all__ = [
     "BACKENDS",
@@ -47,8 +51,8 @@ __all__ = [
     "valid_config_with",
 ]
 
-BACKENDS: tuple[str, ...] = get_args(ExperimentConfig.model_fields["backend"].annotation)
-"""Backend names in declaration order: ("pytorch", "vllm", "tensorrt")."""
+BACKENDS: tuple[str, ...] = BACKEND_NAMES
+"""Backend names in declaration order (:data:`llenergymeasure.config.base.BACKEND_NAMES`)."""
 
 _MAX_VALUES = 3
 
@@ -85,74 +89,34 @@ class ParameterInfo:
         return self.default is REQUIRED
 
 
-@dataclass(frozen=True)
-class _Leaf:
-    """A leaf field with the chain of fields leading to it (outermost first)."""
-
-    path: str
-    chain: tuple[FieldInfo, ...]
-
-    @property
-    def field(self) -> FieldInfo:
-        return self.chain[-1]
-
-
 # --- walking the models ---------------------------------------------------------------------
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel class inside ``X`` or ``X | None``, if there is one."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _walk(
-    model: type[BaseModel], prefix: str = "", chain: tuple[FieldInfo, ...] = ()
-) -> Iterator[_Leaf]:
-    for name, field in model.model_fields.items():
-        path = f"{prefix}{name}"
-        nested = _model_in(field.annotation)
-        if nested is None:
-            yield _Leaf(path, (*chain, field))
-        else:
-            yield from _walk(nested, f"{path}.", (*chain, field))
+def _leaves_of(model: type[BaseModel]) -> Iterator[ModelField]:
+    return (field for field in walk_fields(model) if field.is_leaf)
 
 
 @functools.cache
-def _leaves() -> tuple[_Leaf, ...]:
-    return tuple(_walk(ExperimentConfig))
+def _leaves() -> tuple[ModelField, ...]:
+    return tuple(_leaves_of(ExperimentConfig))
 
 
-def _leaf(path: str) -> _Leaf:
+def _leaf(path: str) -> ModelField:
     for leaf in _leaves():
         if leaf.path == path:
             return leaf
     raise KeyError(path)
 
 
-def _extra(field: FieldInfo) -> Mapping[str, Any]:
-    extra = field.json_schema_extra
-    return extra if isinstance(extra, Mapping) else {}
+def _metas(chain: tuple[FieldInfo, ...]) -> list[FieldMeta]:
+    """The metadata of each field of the chain, outermost first."""
+    return [field_meta(field) for field in chain]
 
 
-def _inherited(chain: tuple[FieldInfo, ...], key: str) -> Any:
-    """The value of ``key`` on the nearest field of the chain that declares it, else None."""
-    for field in reversed(chain):
-        if key in _extra(field):
-            return _extra(field)[key]
-    return None
-
-
-def _backends(leaf: _Leaf) -> tuple[str, ...]:
-    declared = _inherited(leaf.chain, "backends")
-    if declared is not None:
-        return tuple(name for name in BACKENDS if name in declared)
+def _backends(leaf: ModelField) -> tuple[str, ...]:
+    declared = [meta.backends for meta in _metas(leaf.chain) if meta.backends is not None]
+    if declared:
+        return tuple(name for name in BACKENDS if name in declared[-1])
     section = leaf.path.split(".", 1)[0]
     if section in BACKENDS and "." in leaf.path:
         return (section,)
@@ -161,8 +125,8 @@ def _backends(leaf: _Leaf) -> tuple[str, ...]:
 
 def _requires(chain: tuple[FieldInfo, ...]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for field in chain:
-        merged.update(_extra(field).get("requires", {}))
+    for meta in _metas(chain):
+        merged.update(meta.requires)
     return merged
 
 
@@ -226,9 +190,9 @@ def _default(field: FieldInfo) -> Any:
     return field.default
 
 
-def _info(leaf: _Leaf, top: str = "experiment") -> ParameterInfo:
-    field = leaf.field
-    extra = _extra(field)
+def _info(leaf: ModelField, top: str = "experiment") -> ParameterInfo:
+    field = leaf.info
+    meta = field_meta(field)
     return ParameterInfo(
         path=leaf.path,
         section=leaf.path.split(".", 1)[0] if "." in leaf.path else top,
@@ -237,8 +201,8 @@ def _info(leaf: _Leaf, top: str = "experiment") -> ParameterInfo:
         description=" ".join((field.description or "").split()),
         constraints=_constraints(field),
         backends=_backends(leaf),
-        unit=extra.get("unit"),
-        hardware=extra.get("hardware"),
+        unit=meta.unit,
+        hardware=meta.hardware,
         examples=tuple(field.examples or ()),
     )
 
@@ -278,7 +242,7 @@ def backend_parameters(backend: str) -> list[ParameterInfo]:
 def study_parameters() -> list[ParameterInfo]:
     """The keys a study file adds to an experiment file: name, sweep, experiments, execution.*
     (section "study" for the top-level ones)."""
-    return [_info(leaf, "study") for leaf in _walk(StudyConfig) if leaf.path != "base"]
+    return [_info(leaf, "study") for leaf in _leaves_of(StudyConfig) if leaf.path != "base"]
 
 
 def section_description(scope: str, root: type[BaseModel] = ExperimentConfig) -> str:
@@ -287,13 +251,9 @@ def section_description(scope: str, root: type[BaseModel] = ExperimentConfig) ->
     Raises:
         KeyError: ``scope`` does not lead to a nested model.
     """
-    model: type[BaseModel] | None = root
-    for part in scope.split(".") if scope else ():
-        field = model.model_fields.get(part) if model is not None else None
-        model = _model_in(field.annotation) if field is not None else None
-        if model is None:
-            raise KeyError(scope)
-    assert model is not None
+    model = model_at(root, scope.split(".") if scope else ())
+    if model is None:
+        raise KeyError(scope)
     return " ".join((model.__doc__ or "").split("\n\n")[0].split())
 
 
@@ -371,7 +331,7 @@ def test_values(info: ParameterInfo) -> list[Any]:
     constraints (literal choices, both booleans, numbers inside the bounds). Free strings and
     mappings without ``examples`` give an empty list. Deterministic.
     """
-    members = _members(_leaf(info.path).field.annotation)
+    members = _members(_leaf(info.path).info.annotation)
     candidates = list(info.examples)
     for member in members:
         candidates.extend(_derived(member, info))
