@@ -1,6 +1,8 @@
 """`llem run`, `llem config`, `llem report`, `llem --version`.
 
-Errors become one message and an exit code."""
+Errors become one message and an exit code. Each command imports its implementation when it
+runs, so `llem --help` and `llem --version` load typer and rich only: no config model is built
+and no pyarrow is imported."""
 
 from __future__ import annotations
 
@@ -10,12 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperOption
 
 from llenergymeasure._version import __version__
-from llenergymeasure.config.models import EnergyConfig, ExperimentConfig, PyTorchConfig
 from llenergymeasure.errors import EXIT_INTERRUPTED, LLEMError
 
 app = typer.Typer(
@@ -28,10 +29,37 @@ app = typer.Typer(
 stdout = Console()
 stderr = Console(stderr=True)
 
+# `llem run` options whose help is a config field's description (one source of truth):
+# option -> (model in config.models, field).
+_RUN_FIELD_HELP: dict[str, tuple[str, str]] = {
+    "model": ("ExperimentConfig", "model"),
+    "backend": ("ExperimentConfig", "backend"),
+    "n": ("ExperimentConfig", "n"),
+    "max_input_tokens": ("ExperimentConfig", "max_input_tokens"),
+    "max_output_tokens": ("ExperimentConfig", "max_output_tokens"),
+    "batch_size": ("PyTorchConfig", "batch_size"),
+    "precision": ("ExperimentConfig", "precision"),
+    "sampler": ("EnergyConfig", "sampler"),
+    "seed": ("ExperimentConfig", "random_seed"),
+}
 
-def _help(model: type[BaseModel], field: str) -> str:
-    """CLI help text comes from the Pydantic field description (one source of truth)."""
-    return model.model_fields[field].description or ""
+
+class _FieldHelpCommand(TyperCommand):
+    """Fills option help from the Pydantic field descriptions when the help is shown.
+
+    Building the config models takes longer than the rest of `llem --help`, so they are
+    imported for `llem run --help` only, not whenever the command line is parsed.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # click or typer._click types
+        from llenergymeasure.config import models
+
+        for param in self.params:
+            if param.name in _RUN_FIELD_HELP and isinstance(param, TyperOption):
+                model_name, field = _RUN_FIELD_HELP[param.name]
+                model = getattr(models, model_name)
+                param.help = model.model_fields[field].description or ""
+        super().format_help(ctx, formatter)
 
 
 @contextmanager
@@ -65,30 +93,24 @@ def _root(
     """Measure the energy, throughput and latency of LLM inference."""
 
 
-@app.command()
+@app.command(cls=_FieldHelpCommand)
 def run(
     config_file: Annotated[
         Path | None,
         typer.Argument(help="Experiment YAML. Omit to use options (or the embedded default)."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "model"))] = None,
-    backend: Annotated[str | None, typer.Option(help=_help(ExperimentConfig, "backend"))] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    backend: Annotated[str | None, typer.Option()] = None,
     dataset: Annotated[
         str | None, typer.Option(help="'builtin', 'synthetic', or a JSONL path.")
     ] = None,
-    n: Annotated[int | None, typer.Option("-n", help=_help(ExperimentConfig, "n"))] = None,
-    max_input_tokens: Annotated[
-        int | None, typer.Option(help=_help(ExperimentConfig, "max_input_tokens"))
-    ] = None,
-    max_output_tokens: Annotated[
-        int | None, typer.Option(help=_help(ExperimentConfig, "max_output_tokens"))
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help=_help(PyTorchConfig, "batch_size"))] = None,
-    precision: Annotated[
-        str | None, typer.Option(help=_help(ExperimentConfig, "precision"))
-    ] = None,
-    sampler: Annotated[str | None, typer.Option(help=_help(EnergyConfig, "sampler"))] = None,
-    seed: Annotated[int | None, typer.Option(help=_help(ExperimentConfig, "random_seed"))] = None,
+    n: Annotated[int | None, typer.Option("-n")] = None,
+    max_input_tokens: Annotated[int | None, typer.Option()] = None,
+    max_output_tokens: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    precision: Annotated[str | None, typer.Option()] = None,
+    sampler: Annotated[str | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Parent directory for the result directory (default: results/)."),

@@ -13,9 +13,8 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from llenergymeasure.errors import ResultsError
@@ -23,39 +22,49 @@ from llenergymeasure.fileio import make_shareable
 from llenergymeasure.results.models import ExperimentResult
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
 
+if TYPE_CHECKING:  # pyarrow (a third of a second) loads only when a Parquet file is touched
+    import pyarrow as pa
+
 RESULT_FILE = "result.json"
 REQUESTS_FILE = "requests.parquet"
 TIMESERIES_FILE = "timeseries.parquet"
 
-_REQUEST_SCHEMA = pa.schema(
-    [
-        ("index", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("submit_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("ttft_s", pa.float64()),
-        ("e2e_s", pa.float64()),
-        ("chunk_times_s", pa.list_(pa.float64())),
-        ("chunk_tokens", pa.list_(pa.int64())),
-    ]
-)
+
+def _request_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("input_tokens", pa.int64()),
+            ("output_tokens", pa.int64()),
+            ("submit_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("ttft_s", pa.float64()),
+            ("e2e_s", pa.float64()),
+            ("chunk_times_s", pa.list_(pa.float64())),
+            ("chunk_tokens", pa.list_(pa.int64())),
+        ]
+    )
 
 
-_TIMESERIES_SCHEMA = pa.schema(
-    [
-        ("timestamp_s", pa.float64()),
-        ("device", pa.string()),
-        ("phase", pa.string()),
-        ("power_w", pa.float64()),
-        ("temperature_c", pa.float64()),
-        ("memory_used_mb", pa.float64()),
-        ("utilisation_pct", pa.float64()),
-        ("clock_mhz", pa.float64()),
-        ("throttle_reasons", pa.string()),
-        ("throttled", pa.bool_()),
-    ]
-)
+def _timeseries_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("timestamp_s", pa.float64()),
+            ("device", pa.string()),
+            ("phase", pa.string()),
+            ("power_w", pa.float64()),
+            ("temperature_c", pa.float64()),
+            ("memory_used_mb", pa.float64()),
+            ("utilisation_pct", pa.float64()),
+            ("clock_mhz", pa.float64()),
+            ("throttle_reasons", pa.string()),
+            ("throttled", pa.bool_()),
+        ]
+    )
 
 
 def run_dir_name(label: str, result: ExperimentResult) -> str:
@@ -130,13 +139,20 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "chunk_times_s": [r.chunk_times_s for r in records],
         "chunk_tokens": [r.chunk_tokens for r in records],
     }
-    pq.write_table(pa.table(columns, schema=_REQUEST_SCHEMA), path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns, schema=_request_schema()), path)
 
 
 def write_timeseries(samples: Sequence[TelemetrySample], path: Path) -> None:
     """Write telemetry samples (timestamps relative to the window start) as Parquet."""
-    columns = {name: [getattr(s, name) for s in samples] for name in _TIMESERIES_SCHEMA.names}
-    pq.write_table(pa.table(columns, schema=_TIMESERIES_SCHEMA), path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _timeseries_schema()
+    columns = {name: [getattr(s, name) for s in samples] for name in schema.names}
+    pq.write_table(pa.table(columns, schema=schema), path)
 
 
 def load_result(path: str | os.PathLike[str]) -> ExperimentResult:
@@ -163,6 +179,9 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
     file = Path(path)
     if file.is_dir():
         file = file / REQUESTS_FILE
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         rows = pq.read_table(file).to_pylist()
     except (OSError, pa.ArrowException) as exc:

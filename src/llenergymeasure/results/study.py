@@ -15,10 +15,8 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure._version import __version__
@@ -33,6 +31,9 @@ from llenergymeasure.results.io import (
 from llenergymeasure.results.models import ExperimentResult, LatencyStats
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.results.stats import Summary, latency_stats, summary_stats
+
+if TYPE_CHECKING:  # pyarrow (a third of a second) loads only when results.parquet is written
+    import pyarrow as pa
 
 STUDY_SCHEMA_VERSION = "1.0"
 STUDY_RESULT_FILE = "study_result.json"
@@ -145,40 +146,45 @@ _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "e2e_mean_s": lambda r: r.metrics.e2e_latency.mean_s,
 }
 
-# Per-cycle columns of results.parquet: name (with unit) -> (Arrow type, value from a result).
-_ROW_METRICS: dict[str, tuple[pa.DataType, Callable[[ExperimentResult], Any]]] = {
-    "energy_total_j": (pa.float64(), lambda r: r.energy.energy_total_j),
-    "energy_adjusted_j": (pa.float64(), lambda r: r.energy.energy_adjusted_j),
-    "energy_per_output_token_j": (pa.float64(), lambda r: r.metrics.energy_per_output_token_j),
+# Per-cycle columns of results.parquet: name (with unit) -> (Arrow type alias, value from a
+# result); the alias names a pyarrow type (pa.type_for_alias) so pyarrow loads only on writing.
+_ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
+    "energy_total_j": ("float64", lambda r: r.energy.energy_total_j),
+    "energy_adjusted_j": ("float64", lambda r: r.energy.energy_adjusted_j),
+    "energy_per_output_token_j": ("float64", lambda r: r.metrics.energy_per_output_token_j),
     "energy_per_output_token_adjusted_j": (
-        pa.float64(),
+        "float64",
         lambda r: r.metrics.energy_per_output_token_adjusted_j,
     ),
-    "output_tokens_per_s": (pa.float64(), lambda r: r.metrics.output_tokens_per_s),
-    "input_tokens_per_s": (pa.float64(), lambda r: r.metrics.input_tokens_per_s),
-    "requests_per_s": (pa.float64(), lambda r: r.metrics.requests_per_s),
-    "ttft_mean_s": (pa.float64(), lambda r: r.metrics.ttft.mean_s),
-    "ttft_p95_s": (pa.float64(), lambda r: r.metrics.ttft.p95_s),
-    "itl_mean_s": (pa.float64(), lambda r: r.metrics.itl.mean_s),
-    "itl_p95_s": (pa.float64(), lambda r: r.metrics.itl.p95_s),
-    "e2e_mean_s": (pa.float64(), lambda r: r.metrics.e2e_latency.mean_s),
-    "e2e_p95_s": (pa.float64(), lambda r: r.metrics.e2e_latency.p95_s),
-    "duration_s": (pa.float64(), lambda r: r.metrics.duration_s),
-    "n_requests": (pa.int64(), lambda r: r.metrics.n_requests),
-    "total_output_tokens": (pa.int64(), lambda r: r.metrics.total_output_tokens),
-    "measurement_method": (pa.string(), lambda r: r.measurement_method),
-    "is_estimate": (pa.bool_(), lambda r: r.energy.is_estimate),
+    "output_tokens_per_s": ("float64", lambda r: r.metrics.output_tokens_per_s),
+    "input_tokens_per_s": ("float64", lambda r: r.metrics.input_tokens_per_s),
+    "requests_per_s": ("float64", lambda r: r.metrics.requests_per_s),
+    "ttft_mean_s": ("float64", lambda r: r.metrics.ttft.mean_s),
+    "ttft_p95_s": ("float64", lambda r: r.metrics.ttft.p95_s),
+    "itl_mean_s": ("float64", lambda r: r.metrics.itl.mean_s),
+    "itl_p95_s": ("float64", lambda r: r.metrics.itl.p95_s),
+    "e2e_mean_s": ("float64", lambda r: r.metrics.e2e_latency.mean_s),
+    "e2e_p95_s": ("float64", lambda r: r.metrics.e2e_latency.p95_s),
+    "duration_s": ("float64", lambda r: r.metrics.duration_s),
+    "n_requests": ("int64", lambda r: r.metrics.n_requests),
+    "total_output_tokens": ("int64", lambda r: r.metrics.total_output_tokens),
+    "measurement_method": ("string", lambda r: r.measurement_method),
+    "is_estimate": ("bool", lambda r: r.energy.is_estimate),
 }
 
-_ENTRY_COLUMNS: dict[str, pa.DataType] = {
-    "experiment_index": pa.int64(),
-    "experiment_name": pa.string(),
-    "cycle_index": pa.int64(),
-    "status": pa.string(),
-    "result_dir": pa.string(),
-    "error": pa.string(),
-    "started_at": pa.timestamp("us", tz="UTC"),
-}
+
+def _entry_columns() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        "experiment_index": pa.int64(),
+        "experiment_name": pa.string(),
+        "cycle_index": pa.int64(),
+        "status": pa.string(),
+        "result_dir": pa.string(),
+        "error": pa.string(),
+        "started_at": pa.timestamp("us", tz="UTC"),
+    }
 
 
 def aggregate_study(
@@ -302,6 +308,9 @@ def write_study_result(study: StudyResult, study_dir: Path) -> Path:
     for file in (STUDY_RESULT_FILE, STUDY_TABLE_FILE):
         if file not in study.files:
             study.files = sorted([*study.files, file])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = study_table(study, study_dir)
     target = study_dir / STUDY_RESULT_FILE
     try:
@@ -323,6 +332,8 @@ def study_table(study: StudyResult, study_dir: Path) -> pa.Table:
     Raises:
         ResultsError: a done entry's result cannot be read.
     """
+    import pyarrow as pa
+
     configs = {a.experiment_index: a.config for a in study.experiments}
     entries = sorted(study.entries, key=lambda e: (e.experiment_index, e.cycle_index))
     results = [load_result(_run_dir(study_dir, e)) if e.status == "done" else None for e in entries]
@@ -331,12 +342,13 @@ def study_table(study: StudyResult, study_dir: Path) -> pa.Table:
 
     columns: dict[str, pa.Array] = {
         name: pa.array([getattr(e, name) for e in entries], type=kind)
-        for name, kind in _ENTRY_COLUMNS.items()
+        for name, kind in _entry_columns().items()
     }
     for key in config_columns:
         columns[key] = _config_column([row.get(key) for row in flat])
     for name, (kind, value) in _ROW_METRICS.items():
-        columns[name] = pa.array([value(r) if r else None for r in results], type=kind)
+        arrow_type = pa.type_for_alias(kind)
+        columns[name] = pa.array([value(r) if r else None for r in results], type=arrow_type)
     return pa.table(columns)
 
 
@@ -353,6 +365,8 @@ def _config_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 def _config_column(values: list[Any]) -> pa.Array:
     """An Arrow column for one config field: its natural type where every row agrees, else
     text (non-string values as JSON)."""
+    import pyarrow as pa
+
     present = [v for v in values if v is not None]
     kinds = {_scalar_kind(v) for v in present}
     if kinds == {"bool"}:
