@@ -17,8 +17,8 @@ from typing import Any
 
 import llenergymeasure as llem
 from llenergymeasure.backends.model_source import resolve_model
+from llenergymeasure.backends.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
-from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import count_generated
 from llenergymeasure.datasets import load_prompts
 

@@ -18,7 +18,7 @@ transformers = pytest.importorskip("transformers")
 from llenergymeasure.backends.pytorch.backend import PyTorchBackend  # noqa: E402
 from llenergymeasure.config import ExperimentConfig  # noqa: E402
 from llenergymeasure.datasets import Prompt  # noqa: E402
-from llenergymeasure.errors import ConfigError, ModelNotFoundError  # noqa: E402
+from llenergymeasure.errors import ConfigError, DependencyError, ModelNotFoundError  # noqa: E402
 
 
 class Spy:
@@ -295,3 +295,16 @@ def test_random_weights_refuse_loading_options(tiny_model_dir: Path) -> None:
     options = {"no_weights": True, "device_map": "cpu", "max_memory": {"cpu": "1GiB"}}
     with pytest.raises(ConfigError, match=r"pytorch.max_memory applies when loading"):
         backend.load(config(tiny_model_dir, pytorch=options))
+
+
+def test_untested_transformers_is_refused_unless_allowed(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(transformers, "__version__", "6.1.0")
+    monkeypatch.delenv("LLEM_ALLOW_UNTESTED", raising=False)
+    with pytest.raises(DependencyError, match=r"transformers 6\.1\.0 is outside the tested"):
+        make_backend()[0].load(config(tiny_model_dir))
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")
+    info = make_backend()[0].load(config(tiny_model_dir))
+    assert info.details["transformers"] == "6.1.0"
+    assert "transformers 6.1.0 is outside the tested range" in caplog.text

@@ -80,3 +80,31 @@ def test_a_missing_library_has_no_version(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(registry.BACKENDS, "absent", spec)
     status = registry.backend_status("absent")
     assert not status.installed and status.versions == {"llem_no_such_module": None}
+
+
+@pytest.mark.parametrize(
+    ("version", "tested"),
+    [("1.0.0rc4", True), ("1.9.1+local", True), ("2.0.0rc1", False), ("garbage", False)],
+)
+def test_a_version_counts_as_its_release(
+    version: str, tested: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pre-releases and local builds of a tested release pass; an unparseable one is refused."""
+    monkeypatch.delenv("LLEM_ALLOW_UNTESTED", raising=False)
+    spec = registry.BACKENDS["tensorrt"]
+    if tested:
+        registry.check_tested_versions(spec, {"tensorrt_llm": version})
+        return
+    with pytest.raises(DependencyError, match=f"tensorrt_llm {version} is outside"):
+        registry.check_tested_versions(spec, {"tensorrt_llm": version})
+
+
+def test_allow_untested_passes_and_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")
+    registry.check_tested_versions(registry.BACKENDS["vllm"], {"vllm": "0.40.0"})
+    assert "vllm 0.40.0 is outside the tested range >=0.10,<0.33" in caplog.text
+    caplog.clear()
+    registry.check_tested_versions(registry.BACKENDS["vllm"], {"vllm": "0.40.0"}, warn=False)
+    assert caplog.text == ""

@@ -378,14 +378,38 @@ def test_engine_cache_off_builds_every_time(
 
 @pytest.mark.parametrize("version", ["0.21.0", "2.0.0", "garbage"])
 def test_version_outside_range_fails_before_loading(
-    version: str, tiny_model_dir: Path, engine_root: Path
+    version: str, tiny_model_dir: Path, engine_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("LLEM_ALLOW_UNTESTED", raising=False)
     with (
         install_fake_tensorrt_llm(FakeTrtLlmSpec(version=version)) as installed,
-        pytest.raises(DependencyError, match=f"TensorRT-LLM {version} is not supported"),
+        pytest.raises(DependencyError) as caught,
     ):
         load(tiny_model_dir, engine_root, {})
+    message = str(caught.value)
+    assert f"tensorrt_llm {version} is outside the tested range >=1.0,<2" in message
+    assert "LLEM_ALLOW_UNTESTED=1" in message
     assert installed.llm_calls == []
+
+
+def test_untested_version_loads_with_allow_untested(
+    tiny_model_dir: Path,
+    engine_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Through the registry, as ``llem run`` creates it: both version checks let 2.1 pass."""
+    from llenergymeasure.backends import create_backend
+
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")
+    with install_fake_tensorrt_llm(FakeTrtLlmSpec(version="2.1.0")) as installed:
+        backend = create_backend(
+            "tensorrt", engine_root=engine_root, gpu_probe=lambda: GpuProbe(True, 8)
+        )
+        info = backend.load(make_config(tiny_model_dir, {}))
+        backend.unload()
+    assert info.details["tensorrt_llm"] == "2.1.0" and len(installed.llm_calls) == 1
+    assert "tensorrt_llm 2.1.0 is outside the tested range" in caplog.text
 
 
 @pytest.mark.parametrize("version", ["1.0.0rc4", "1.0.0", "1.2.0"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,12 +25,12 @@ pytest.importorskip("transformers")
 
 from llenergymeasure.backends.vllm.api import VllmApi
 from llenergymeasure.backends.vllm.backend import VllmBackend
-from llenergymeasure.backends.vllm.options import check_version
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import VllmConfig
 from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import ConfigError, DependencyError
 from llenergymeasure.parameters import introspection
+from llenergymeasure.testing.modules import modules_installed
 
 # A subset of vllm.engine.arg_utils.AsyncEngineArgs' dataclass fields, names as in vLLM 0.32
 # (which no longer has swap_space).
@@ -311,15 +312,70 @@ def test_concurrency_is_max_num_seqs(tiny_model_dir: Path) -> None:
     assert backend.concurrency == 3
 
 
+def fake_vllm_modules(version: str) -> dict[str, types.ModuleType]:
+    """The fakes under the module names ``load_vllm_api`` imports, as ``vllm`` ``version``."""
+    names = {
+        "vllm": {"__version__": version, "SamplingParams": FakeSamplingParams},
+        "vllm.engine": {},
+        "vllm.engine.arg_utils": {"AsyncEngineArgs": FakeEngineArgs},
+        "vllm.inputs": {"TokensPrompt": dict},
+        "vllm.lora": {},
+        "vllm.lora.request": {"LoRARequest": FakeLoRARequest},
+        "vllm.sampling_params": {"RequestOutputKind": RequestOutputKind},
+        "vllm.v1": {},
+        "vllm.v1.engine": {},
+        "vllm.v1.engine.async_llm": {"AsyncLLM": FakeAsyncLLM},
+    }
+    modules = {}
+    for name, attributes in names.items():
+        modules[name] = types.ModuleType(name)
+        modules[name].__dict__.update(attributes)
+    return modules
+
+
+def imported_vllm_backend() -> VllmBackend:
+    """A backend that imports vLLM itself (``load_vllm_api``): install ``fake_vllm_modules``."""
+    _, engine = make_backend()  # a fresh fake engine for FakeAsyncLLM to return
+    return VllmBackend(clock=engine.clock, gpu_probe=lambda: GpuProbe(True, 8))
+
+
 @pytest.mark.parametrize("version", ["0.9.2", "0.33.0", "1.0.0", "dev"])
-def test_untested_vllm_version_fails_before_loading(version: str) -> None:
-    with pytest.raises(DependencyError, match=r"tested with vllm>=0\.10,<0\.33"):
-        check_version(version)
+def test_untested_vllm_version_fails_before_loading(
+    version: str, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLEM_ALLOW_UNTESTED", raising=False)
+    backend = imported_vllm_backend()
+    with (
+        modules_installed(fake_vllm_modules(version)),
+        pytest.raises(DependencyError) as caught,
+    ):
+        backend.load(config(tiny_model_dir))
+    message = str(caught.value)
+    assert f"vllm {version} is outside the tested range >=0.10,<0.33" in message
+    assert "LLEM_ALLOW_UNTESTED=1" in message
+    assert FakeAsyncLLM.created == []  # refused before the engine starts
+
+
+def test_untested_vllm_version_loads_with_allow_untested(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")
+    backend = imported_vllm_backend()
+    with modules_installed(fake_vllm_modules("0.40.0")):
+        info = backend.load(config(tiny_model_dir))
+    assert info.details["vllm"] == "0.40.0"  # recorded on the result
+    assert "vllm 0.40.0 is outside the tested range" in caplog.text
+    assert len(backend.run([[1, 2]], 4)) == 1
 
 
 @pytest.mark.parametrize("version", ["0.10.0", "0.32.0+cpu", "0.11.1rc2"])
-def test_tested_vllm_versions_pass(version: str) -> None:
-    check_version(version)
+def test_tested_vllm_versions_pass(
+    version: str, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLEM_ALLOW_UNTESTED", raising=False)
+    with modules_installed(fake_vllm_modules(version)):
+        info = imported_vllm_backend().load(config(tiny_model_dir))
+    assert info.details["vllm"] == version
 
 
 def adapter_folder(tmp_path: Path, rank: int) -> Path:

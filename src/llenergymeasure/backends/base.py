@@ -1,12 +1,18 @@
-"""The backend protocol: load a model, run prompts, return raw per-request timing records."""
+"""The backend protocol: load a model, run prompts, return raw per-request timing records.
+
+``TokenizedBackend`` holds what every backend does alike once its model is loaded.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from llenergymeasure.backends.prompts import encode_prompt
 from llenergymeasure.config.models import Precision
+from llenergymeasure.datasets import HFTokenizerCodec
+from llenergymeasure.errors import BackendError
 from llenergymeasure.results.records import RequestRecord
 
 if TYPE_CHECKING:
@@ -70,3 +76,48 @@ class Backend(Protocol):
 
     def unload(self) -> None:
         """Free the model."""
+
+
+class TokenizedBackend:
+    """The parts every backend shares: the tokenizer as a codec, prompt preparation and the
+    guard against use before ``load``.
+
+    A subclass sets ``name``; its ``load`` sets ``_tokenizer``, ``_use_template`` (see
+    ``prompts.wants_chat_template``) and, once the model is ready, ``_config``.
+    """
+
+    name: str
+
+    def __init__(self) -> None:
+        self._tokenizer: Any = None
+        self._use_template = False
+        self._config: ExperimentConfig | None = None
+
+    @property
+    def codec(self) -> TokenCodec:
+        """The loaded tokenizer as a TokenCodec."""
+        if self._tokenizer is None:
+            raise self._not_loaded()
+        return HFTokenizerCodec(self._tokenizer)
+
+    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Apply the chat template and truncate to ``max_input_tokens``."""
+        config = self._require_config()
+        return [
+            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
+            for p in prompts
+        ]
+
+    def _require_config(self) -> ExperimentConfig:
+        if self._config is None:
+            raise self._not_loaded()
+        return self._config
+
+    def _not_loaded(self) -> BackendError:
+        return BackendError(f"the {self.name} backend has no model loaded; call load() first")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

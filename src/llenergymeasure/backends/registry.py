@@ -5,17 +5,24 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from llenergymeasure.backends.base import Backend
 from llenergymeasure.config.loader import did_you_mean
 from llenergymeasure.errors import ConfigError, DependencyError
+
+ALLOW_UNTESTED = "LLEM_ALLOW_UNTESTED"
+"""Environment variable: ``1`` measures with library versions outside the tested ranges."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,31 +103,64 @@ def create_backend(name: str, **kwargs: Any) -> Backend:
             f"backend '{name}' needs {', '.join(missing)}, which is not installed: "
             f"{spec.install_hint}"
         )
-    check_tested_versions(spec, status.versions)
+    # quiet when allowed: the backend's load checks again, with the imported version, and warns
+    check_tested_versions(spec, status.versions, warn=False)
     module_name, attr = spec.target.split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     backend: Backend = cls(**kwargs)
     return backend
 
 
-def check_tested_versions(spec: BackendSpec, versions: dict[str, str | None]) -> None:
+def check_tested_versions(
+    spec: BackendSpec, versions: Mapping[str, str | None], *, warn: bool = True
+) -> None:
     """Refuse library versions outside the tested ranges (``LLEM_ALLOW_UNTESTED=1`` to try).
 
+    The one version rule of every backend: the registry applies it before importing a
+    backend (``create_backend``) and each backend again at ``load`` with the version it
+    imported. A version counts as its release (``1.0.0rc4`` as 1.0.0, ``0.32.0+cpu`` as
+    0.32.0); one that does not parse is outside every range. A library missing from
+    ``versions`` is looked up without importing it, and skipped if still unknown.
+
+    Args:
+        spec: the backend whose ``tested`` ranges apply.
+        versions: distribution name -> installed version.
+        warn: log each untested version that ``LLEM_ALLOW_UNTESTED=1`` lets through.
+
     Raises:
-        DependencyError: naming the library, its version and the tested range.
+        DependencyError: naming the library, its version, the tested range and the override.
     """
-    if os.environ.get("LLEM_ALLOW_UNTESTED") == "1":
-        return
     for distribution, tested in spec.tested:
         installed = versions.get(distribution) or _version_of(distribution)
-        if installed is None:
-            continue
-        if Version(installed).release and Version(installed) not in SpecifierSet(tested):
-            raise DependencyError(
+        if installed is not None and not _in_range(installed, tested):
+            _refuse_unless_allowed(
                 f"backend '{spec.name}': {distribution} {installed} is outside the tested "
-                f"range {tested}; install a tested version, or set LLEM_ALLOW_UNTESTED=1 to "
-                "measure anyway (the version is recorded on the result)"
+                f"range {tested}",
+                warn,
             )
+
+
+def _refuse_unless_allowed(problem: str, warn: bool) -> None:
+    if os.environ.get(ALLOW_UNTESTED) != "1":
+        raise DependencyError(
+            f"{problem}; install a tested version, or set {ALLOW_UNTESTED}=1 to measure "
+            "anyway (the version is recorded on the result)"
+        )
+    if warn:
+        logger.warning("%s; measuring anyway (%s=1)", problem, ALLOW_UNTESTED)
+
+
+def tested_range(backend: str, distribution: str) -> str:
+    """The PEP 440 range ``backend`` is tested with for ``distribution`` (e.g. ``>=0.10,<0.33``)."""
+    return dict(_spec(backend).tested)[distribution]
+
+
+def _in_range(installed: str, tested: str) -> bool:
+    try:
+        release = Version(Version(installed).base_version)
+    except InvalidVersion:
+        return False
+    return release in SpecifierSet(tested)
 
 
 def _spec(name: str) -> BackendSpec:

@@ -16,8 +16,10 @@ from transformers import (
     LogitsProcessorList,
 )
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback
+from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenizedBackend
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
+from llenergymeasure.backends.prompts import wants_chat_template
+from llenergymeasure.backends.pytorch.failures import generate_error, load_error
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.lora import apply_lora
 from llenergymeasure.backends.pytorch.no_weights import build_random_model, wants_random_weights
@@ -28,12 +30,11 @@ from llenergymeasure.backends.pytorch.options import (
     generation_config,
     load_kwargs,
 )
-from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
 from llenergymeasure.backends.pytorch.records import batch_records
 from llenergymeasure.backends.pytorch.step_timer import LogitsStepTimer, StepTimer
+from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
 from llenergymeasure.config.models import ExperimentConfig, Precision
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
-from llenergymeasure.errors import BackendError, ModelNotFoundError
+from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import architecture_summary
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
@@ -57,7 +58,7 @@ def compile_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-class PyTorchBackend:
+class PyTorchBackend(TokenizedBackend):
     """Runs prompts through transformers in left-padded batches, timing every decoding step.
 
     Args:
@@ -77,21 +78,29 @@ class PyTorchBackend:
         tokenizer_loader: Callable[..., Any] | None = None,
         model_builder: Callable[..., Any] | None = None,
     ) -> None:
+        super().__init__()
         self._clock = clock
         self._model_loader = model_loader or AutoModelForCausalLM.from_pretrained
         self._tokenizer_loader = tokenizer_loader or AutoTokenizer.from_pretrained
         self._model_builder = model_builder or AutoModelForCausalLM.from_config
         self._model: Any = None
-        self._tokenizer: Any = None
-        self._config: ExperimentConfig | None = None
-        self._use_template = False
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
         """Load model and tokenizer as the config says (hub, folder, GGUF or embedded).
 
         With ``pytorch.no_weights`` or an architecture model, the model is built from its config
         with random weights and forced output length instead (see ``no_weights``).
+
+        Raises:
+            DependencyError: torch or transformers outside the tested range (unless
+                ``LLEM_ALLOW_UNTESTED=1``); bitsandbytes missing.
+            ConfigError: a setting this machine or transformers cannot honour; a
+                ``pytorch.model_kwargs`` key nothing accepts.
+            ModelNotFoundError: a hub id that cannot be loaded.
+            BackendError: loading failed; out of memory says which memory and what to lower.
         """
+        versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+        check_tested_versions(BACKENDS[self.name], versions)
         check_environment(config, transformers.__version__, torch.cuda.is_available())
         source = resolve_model(config.model)
         if source.kind == "hub":
@@ -99,27 +108,13 @@ class PyTorchBackend:
         transformers.utils.logging.disable_progress_bar()  # llem shows its own progress
         location = self._local_location(source)
         dtype = resolve_dtype(config.precision)
-        random_details: dict[str, Any] = {}
-        if wants_random_weights(config, source):
-            check_random_weights(config)
-            built = build_random_model(
-                config, source, location, dtype, self._tokenizer_loader, self._model_builder
-            )
-            self._tokenizer, model, random_details = built.tokenizer, built.model, built.details
-        else:
-            try:
-                self._tokenizer = self._tokenizer_loader(location, padding_side="left")
-                model = self._model_loader(location, **load_kwargs(config, dtype))
-            except (OSError, ValueError) as exc:
-                raise self._load_error(source, exc) from None
-        lora_details: dict[str, Any] = {}
-        if config.lora is not None:
-            model, lora_details = apply_lora(model, config.lora)
-        if config.pytorch_options.device_map is None:
-            model = model.to("cuda" if torch.cuda.is_available() else "cpu")
-        model.eval()
-        if config.pytorch_options.torch_compile:
-            model.forward = torch.compile(model.forward, **compile_kwargs(config))
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            model, made = self._make_model(config, source, location, dtype, device_type)
+        except LLEMError:
+            raise
+        except Exception as exc:  # torch, transformers and accelerate raise many types
+            raise load_error(exc, config, source, device_type) from None
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._model, self._config = model, config
@@ -136,10 +131,39 @@ class PyTorchBackend:
                 "transformers": transformers.__version__,
                 "torch": torch.__version__,
                 "architecture": architecture_summary(model.config),
-                **random_details,
-                **lora_details,
+                **made,
             },
         )
+
+    def _make_model(
+        self,
+        config: ExperimentConfig,
+        source: ModelSource,
+        location: str,
+        dtype: torch.dtype,
+        device_type: str,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Set the tokenizer; return the model ready to generate and how it was made."""
+        made: dict[str, Any] = {}
+        if wants_random_weights(config, source):
+            check_random_weights(config)
+            built = build_random_model(
+                config, source, location, dtype, self._tokenizer_loader, self._model_builder
+            )
+            self._tokenizer, model = built.tokenizer, built.model
+            made.update(built.details)
+        else:
+            self._tokenizer = self._tokenizer_loader(location, padding_side="left")
+            model = self._model_loader(location, **load_kwargs(config, dtype))
+        if config.lora is not None:
+            model, lora_details = apply_lora(model, config.lora)
+            made.update(lora_details)
+        if config.pytorch_options.device_map is None:
+            model = model.to(device_type)
+        model.eval()
+        if config.pytorch_options.torch_compile:
+            model.forward = torch.compile(model.forward, **compile_kwargs(config))
+        return model, made
 
     @staticmethod
     def _local_location(source: ModelSource) -> str:
@@ -148,33 +172,10 @@ class PyTorchBackend:
             return str(converted_folder(gguf_path))
         return source.location
 
-    @staticmethod
-    def _load_error(source: ModelSource, exc: Exception) -> Exception:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if source.kind == "hub":
-            return ModelNotFoundError(
-                f"model '{source.spec}' could not be loaded from the Hugging Face hub or its "
-                f"local cache ({first_line}); check the id, your network, or HF_TOKEN"
-            )
-        return BackendError(f"model '{source.spec}' failed to load: {first_line}")
-
-    @property
-    def codec(self) -> TokenCodec:
-        """The loaded tokenizer as a TokenCodec."""
-        return HFTokenizerCodec(self._require_tokenizer())
-
     @property
     def concurrency(self) -> int:
         """Prompts per generate call."""
         return self._require_config().pytorch_options.batch_size
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        """Apply the chat template and truncate to ``max_input_tokens``."""
-        config = self._require_config()
-        return [
-            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
-            for p in prompts
-        ]
 
     def run(
         self,
@@ -218,13 +219,16 @@ class PyTorchBackend:
             timer = StepTimer(self._clock)
             hook = {"streamer": timer}
         submit_s = self._clock()
-        with torch.inference_mode():
-            output = self._model.generate(
-                **padded,
-                generation_config=generation,
-                **hook,
-                **extra,
-            )
+        try:
+            with torch.inference_mode():
+                output = self._model.generate(
+                    **padded,
+                    generation_config=generation,
+                    **hook,
+                    **extra,
+                )
+        except Exception as exc:  # CUDA out of memory, shape or dtype errors from the model
+            raise generate_error(exc, self._require_config(), self._model.device.type) from None
         sequences = output.sequences if generation.return_dict_in_generate else output
         generated = sequences[:, padded["input_ids"].shape[1] :].tolist()
         return batch_records(
@@ -263,13 +267,3 @@ class PyTorchBackend:
         self._model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-    def _require_config(self) -> ExperimentConfig:
-        if self._config is None:
-            raise BackendError("the pytorch backend has no model loaded; call load() first")
-        return self._config
-
-    def _require_tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            raise BackendError("the pytorch backend has no tokenizer loaded; call load() first")
-        return self._tokenizer

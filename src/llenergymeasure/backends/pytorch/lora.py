@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
+from llenergymeasure.backends.base import first_line
 from llenergymeasure.config.models import LoraConfig
 from llenergymeasure.errors import DependencyError, ModelNotFoundError
 
@@ -31,9 +32,8 @@ def apply_lora(model: Any, lora: LoraConfig) -> tuple[Any, dict[str, Any]]:
     try:
         wrapped = PeftModel.from_pretrained(model, lora.adapter)
     except (OSError, ValueError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelNotFoundError(
-            f"lora.adapter '{lora.adapter}' could not be loaded ({first_line})"
+            f"lora.adapter '{lora.adapter}' could not be loaded ({first_line(exc)})"
         ) from None
     details = {
         "lora_adapter": lora.adapter,

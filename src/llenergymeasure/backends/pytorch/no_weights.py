@@ -35,6 +35,7 @@ import torch
 import transformers
 from transformers import AutoConfig
 
+from llenergymeasure.backends.base import first_line
 from llenergymeasure.backends.model_source import (
     DEFAULT_EMBEDDED_MODEL,
     ModelSource,
@@ -162,14 +163,14 @@ def _load_config(source: ModelSource, location: str) -> Any:
     try:
         return AutoConfig.from_pretrained(location)
     except (OSError, ValueError, KeyError) as exc:
-        first_line = _first_line(exc)
+        why = first_line(exc)
         if source.kind == "architecture":
             raise ConfigError(
                 f"model '{source.spec}': {location} is not a config.json transformers can read "
-                f"({first_line})"
+                f"({why})"
             ) from None
         raise BackendError(
-            f"model '{source.spec}': its config could not be read for no_weights ({first_line})"
+            f"model '{source.spec}': its config could not be read for no_weights ({why})"
         ) from None
 
 
@@ -187,7 +188,7 @@ def _pick_tokenizer(
         try:
             tokenizer = loader(own, padding_side="left")
         except (OSError, ValueError, TypeError) as exc:
-            why_none = f"the model's own failed to load: {_first_line(exc)}"
+            why_none = f"the model's own failed to load: {first_line(exc)}"
         else:
             if len(tokenizer) <= vocab_size:
                 return tokenizer, f"the model's own ({own})"
@@ -238,13 +239,8 @@ def _build(
             return builder(hf_config, **kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise BackendError(
-            f"model '{config.model}' could not be built from its config: {_first_line(exc)}"
+            f"model '{config.model}' could not be built from its config: {first_line(exc)}"
         ) from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class TokenIdTokenizer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,6 @@ from llenergymeasure.config.models import (
     TensorRTConfig,
     decoder_backends,
 )
-from llenergymeasure.errors import DependencyError
-
-TESTED_VERSIONS = ((1, 0), (2, 0))
-"""TensorRT-LLM versions this backend supports: major.minor from 1.0 up to (not incl.) 2.0."""
-
 
 LLM_FIELDS = (
     "max_batch_size",
@@ -69,23 +63,6 @@ DECODER_CONVERTED = ("do_sample", "num_beams", "early_stopping")
 
 QUANT_ALGO_FIELDS = ("quant_algo", "kv_cache_quant_algo")
 """QuantConfig fields given as QuantAlgo member names (the others are plain values)."""
-
-
-def check_version(version: str) -> None:
-    """Fail before loading when the installed TensorRT-LLM is outside the tested range.
-
-    Raises:
-        DependencyError: the version is unparseable or outside ``TESTED_VERSIONS``.
-    """
-    match = re.match(r"^(\d+)\.(\d+)", version)
-    low, high = TESTED_VERSIONS
-    if match is None or not low <= (int(match[1]), int(match[2])) < high:
-        raise DependencyError(
-            f"TensorRT-LLM {version} is not supported: llenergymeasure's tensorrt backend is "
-            f"tested with {low[0]}.{low[1]} <= version < {high[0]}.{high[1]}; install a "
-            "supported release (pip install 'llenergymeasure[tensorrt]') or use the tensorrt "
-            "Docker image"
-        )
 
 
 def set_fields(section: Any) -> dict[str, Any]:

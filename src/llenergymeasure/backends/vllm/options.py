@@ -7,45 +7,19 @@ mapping is testable without the library and every unsupported field is reported 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.backends.base import DTYPE_NAMES
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.errors import ConfigError, DependencyError
-
-TESTED_VERSIONS = ((0, 10), (0, 33))
-"""vLLM versions this backend is tested with: at least the first, below the second."""
-
+from llenergymeasure.errors import ConfigError
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM's ``max_lora_rank`` accepts (``vllm.config.lora.MaxLoRARanks``)."""
 
 # Decoder fields with a SamplingParams parameter of another name (the rest keep their name).
 SAMPLING_NAMES = {"min_new_tokens": "min_tokens"}
-
-
-def tested_range() -> str:
-    """The tested version range as a pip specifier."""
-    (lo_major, lo_minor), (hi_major, hi_minor) = TESTED_VERSIONS
-    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
-
-
-def check_version(version: str) -> None:
-    """Fail before loading when the installed vLLM is outside the tested range.
-
-    Raises:
-        DependencyError: the version is outside ``TESTED_VERSIONS`` or cannot be parsed.
-    """
-    match = re.match(r"(\d+)\.(\d+)", version)
-    low, high = TESTED_VERSIONS
-    if match is None or not low <= (int(match[1]), int(match[2])) < high:
-        raise DependencyError(
-            f"vLLM {version} is installed, but the vllm backend is tested with vllm"
-            f"{tested_range()}: pip install 'vllm{tested_range()}' (or 'llenergymeasure[vllm]')"
-        )
 
 
 def engine_kwargs(

@@ -1,4 +1,4 @@
-"""Turn prompts into token ids: chat template, truncation to max_input_tokens."""
+"""Turn prompts into token ids for every backend: chat template, truncation to max_input_tokens."""
 
 from __future__ import annotations
 
