@@ -84,6 +84,8 @@ def test_calls_need_init_which_is_reference_counted() -> None:
     fake.nvmlShutdown()
     assert fake.nvmlDeviceGetCount() == 1
     fake.nvmlShutdown()
+    assert fake.init_count == 0
+    assert fake.calls["nvmlInit"] == 2 and fake.calls["nvmlShutdown"] == 2
     with pytest.raises(error):
         fake.nvmlShutdown()
 

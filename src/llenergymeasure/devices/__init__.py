@@ -3,7 +3,8 @@
 :func:`get_gpus` returns the GPUs this process can use (an empty list, never an exception,
 where there is no driver, library or device); :func:`probe` says why there are none;
 :func:`gpu_snapshot` is what the environment record keeps. Vendor libraries are imported
-only inside these calls, and their errors never leave this package.
+only inside these calls, and their errors never leave this package. NVML is initialised once
+per process, on the first call, and shut down at exit (:func:`nvidia.shared_session`).
 """
 
 from __future__ import annotations

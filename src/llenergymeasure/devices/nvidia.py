@@ -7,12 +7,18 @@ error code, so any nvidia-ml-py version (or the fake in ``llenergymeasure.testin
 
 Units as NVML gives them: energy in mJ, power in mW, clocks in MHz, memory in bytes; the
 :class:`~llenergymeasure.devices.gpu.Gpu` methods convert to the units in their names.
+
+NVML is initialised once per process (:func:`shared_session`): every discovery, and so every
+caller of :func:`llenergymeasure.devices.get_gpus`, shares one session, shut down at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
+import os
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -83,10 +89,11 @@ def import_pynvml() -> Any:
 
 
 class NvmlSession:
-    """NVML initialised for a set of GPUs; shut down when the last object using it is gone.
+    """One ``nvmlInit``, balanced by one ``nvmlShutdown``: at :meth:`close`, or when the last
+    object using the session is gone.
 
-    NVML counts ``nvmlInit`` calls, so several sessions (a sampler's, the telemetry
-    poller's) can coexist; each balances its own init with one shutdown.
+    NVML counts ``nvmlInit`` calls, so a session coexists with other users of NVML (Zeus,
+    torch); :func:`shared_session` keeps one per process.
 
     Args:
         nvml: the pynvml module (or a fake with the same names).
@@ -101,7 +108,16 @@ class NvmlSession:
         except nvml.NVMLError as exc:
             raise GpuUnavailableError(unavailable_reason(nvml, exc)) from exc
         self.nvml = nvml
-        weakref.finalize(self, _shutdown, nvml)
+        self._finalizer = weakref.finalize(self, _shutdown, nvml)
+
+    @property
+    def closed(self) -> bool:
+        """True once NVML was shut down for this session."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Shut NVML down for this session (the first call; later ones do nothing)."""
+        self._finalizer()
 
     def call(self, function: str, *args: Any, device: str = "NVML") -> Any:
         """Call ``pynvml.<function>(*args)``, translating NVML errors.
@@ -121,6 +137,59 @@ class NvmlSession:
             return fn(*args)
         except self.nvml.NVMLError as exc:
             raise translate_error(self.nvml, exc, f"{device}: {function}") from exc
+
+
+class _ProcessSession:
+    """The session this process shares, the lock that makes its opening happen once, and
+    whether the exit hook that closes it is registered."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.session: NvmlSession | None = None
+        self.exit_hook_registered = False
+
+    def forget(self) -> None:
+        """In a forked child: the parent's session and lock are not this process's to use."""
+        self.lock = threading.Lock()
+        self.session = None
+
+
+_PROCESS = _ProcessSession()
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere children are spawned, with no state
+    os.register_at_fork(after_in_child=_PROCESS.forget)
+
+
+def shared_session(nvml: Any) -> NvmlSession:
+    """This process's NVML session: initialised on first use, shut down at exit (atexit).
+
+    Every discovery uses it, so NVML is initialised once per process however many callers
+    ask for the GPUs. A forked child opens its own on first use; a spawned one starts with
+    none. A different ``nvml`` module (a test installing a fake) gets a new session, and the
+    one it replaces is shut down when its last GPU is gone.
+
+    Raises:
+        GpuUnavailableError: NVML cannot start here (nothing is kept: the next call retries).
+    """
+    with _PROCESS.lock:
+        session = _PROCESS.session
+        if session is None or session.nvml is not nvml or session.closed:
+            session = NvmlSession(nvml)
+            _PROCESS.session = session
+            if not _PROCESS.exit_hook_registered:
+                atexit.register(close_shared_session)
+                _PROCESS.exit_hook_registered = True
+        return session
+
+
+def close_shared_session() -> None:
+    """Shut this process's NVML session down now (at exit; tests call it too).
+
+    GPUs found through it stop working; the next discovery opens a new session.
+    """
+    with _PROCESS.lock:
+        session, _PROCESS.session = _PROCESS.session, None
+    if session is not None:
+        session.close()
 
 
 def translate_error(nvml: Any, exc: Exception, context: str) -> GpuError:
@@ -323,7 +392,7 @@ def discover(visible: str | None, nvml: Any | None = None) -> list[NvidiaGpu]:
         GpuUnavailableError: nvidia-ml-py, the driver or the devices cannot be used.
     """
     nvml = import_pynvml() if nvml is None else nvml
-    session = NvmlSession(nvml)
+    session = shared_session(nvml)
     try:
         count = int(session.call("nvmlDeviceGetCount"))
         handles = [session.call("nvmlDeviceGetHandleByIndex", i) for i in range(count)]

@@ -330,7 +330,9 @@ class FakeNvml:
         driver_loaded: False makes nvmlInit raise NVMLError_DriverNotLoaded.
 
     Attributes:
-        calls: how often each pynvml function was called.
+        calls: how often each pynvml function was called (``nvmlInit`` counts
+            ``nvmlInitWithFlags`` too; ``nvmlShutdown`` counts every shutdown).
+        init_count: inits not yet balanced by a shutdown (0: NVML is shut down).
     """
 
     def __init__(
