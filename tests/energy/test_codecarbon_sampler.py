@@ -34,7 +34,7 @@ def test_real_offline_run_splits_cpu_and_ram_and_marks_estimates(
     assert reading.energy_by_domain_j["cpu"] > 0 and reading.energy_by_domain_j["ram"] > 0
     assert reading.energy_total_j == pytest.approx(sum(reading.energy_by_domain_j.values()))
     assert reading.scope == list(reading.energy_by_domain_j)
-    assert 0.3 <= reading.duration_s < 5
+    assert reading.duration_s >= 0.3  # the window encloses the work (no upper bound: CI stalls)
     assert reading.sample_count >= 2
     assert reading.is_estimate  # RAM is always modelled
     assert any(note.startswith("ram: estimated") for note in reading.notes)

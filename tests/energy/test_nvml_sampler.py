@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from llenergymeasure.devices import get_gpus
@@ -176,15 +174,35 @@ def test_mig_instances_of_one_gpu_are_measured_once(
     assert reading.scope == ["gpu:0"] and reading.energy_total_j == pytest.approx(100.0)
 
 
-def test_the_background_thread_polls_at_the_interval() -> None:
-    with install_fake_pynvml([FakeGpuSpec(power_w=100.0)]):
-        sampler = NvmlSampler(get_gpus(), interval_ms=10)
-        sampler.start()
-        time.sleep(0.15)
-        reading = sampler.stop()
+class Ticks:
+    """A scripted wait for the poller's thread: ``n`` intervals pass on the fake clock, then
+    the window stops; no real time passes."""
 
-    assert reading.sample_count >= 6
-    assert reading.energy_total_j == pytest.approx(100.0 * reading.duration_s, rel=0.05)
+    def __init__(self, clock: FakeClock, n: int) -> None:
+        self.clock = clock
+        self.left = n
+        self.waited_s: list[float] = []
+
+    def __call__(self, timeout_s: float) -> bool:
+        self.waited_s.append(timeout_s)
+        if self.left == 0:
+            return True
+        self.left -= 1
+        self.clock.advance(timeout_s)
+        return False
+
+
+def test_the_background_thread_polls_at_the_interval(clock: FakeClock) -> None:
+    ticks = Ticks(clock, n=5)
+    with install_fake_pynvml([FakeGpuSpec(power_w=100.0, energy_counter=False)], clock=clock):
+        sampler = NvmlSampler(get_gpus(), interval_ms=10, clock=clock, wait=ticks)
+        sampler.start()
+        reading = sampler.stop()  # joins the thread, which runs its 5 ticks first
+
+    assert ticks.waited_s == [0.01] * 6  # it waited one interval between polls, then stopped
+    assert reading.sample_count == 7  # the read at start, 5 polls by the thread, the final read
+    assert reading.duration_s == pytest.approx(0.05)
+    assert reading.energy_total_j == pytest.approx(100.0 * 0.05)  # integrated from its samples
 
 
 def test_misuse_is_an_error() -> None:

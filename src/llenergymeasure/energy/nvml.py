@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -179,6 +179,10 @@ class NvmlSampler:
         clock: monotonic clock in seconds, for timestamps and the window's duration.
         counter_update_s: the counter's update period, used for its uncertainty.
         background: poll from a daemon thread; tests pass False and call :meth:`poll`.
+        wait: how the thread waits between polls: called with ``interval_ms`` in seconds, it
+            blocks up to that long and returns True once the window is stopping (default:
+            the sampler's stop event). Tests pass a scripted one that moves a fake clock, to
+            drive the thread without sleeping.
 
     Raises:
         SamplerUnavailableError: ``gpus`` is empty.
@@ -194,6 +198,7 @@ class NvmlSampler:
         *,
         counter_update_s: float = COUNTER_UPDATE_PERIOD_S,
         background: bool = True,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         if not gpus:
             raise SamplerUnavailableError("no GPU to measure")
@@ -204,6 +209,7 @@ class NvmlSampler:
         self._counter_update_s = counter_update_s
         self._background = background
         self._stopping = threading.Event()
+        self._wait = self._stopping.wait if wait is None else wait
         self._thread: threading.Thread | None = None
         self._start_s: float | None = None
         self._stop_s: float | None = None
@@ -280,7 +286,7 @@ class NvmlSampler:
         )
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
+        while not self._wait(self._interval_s):
             self.poll()
 
     def _read(self, device: _Device, *, first: bool = False) -> None:
