@@ -192,3 +192,13 @@ def test_wait_until_stable_returns_once_a_full_window_is_flat() -> None:
     settings = WarmupConfig(stabilise_timeout_s=30.0, stabilise_window_s=3.0)
     assert wait_until_stable(poller, settings, clock, sleep) is True
     assert 3.0 <= clock() < 5.0
+
+
+def test_an_untested_library_version_is_a_result_warning() -> None:
+    """A run measured with LLEM_ALLOW_UNTESTED=1 says so on the result, not only in a log."""
+    from llenergymeasure.harness.checks import version_warnings
+
+    (warning,) = version_warnings("vllm", {"vllm": "0.40.0"})
+    assert warning.code == "untested_version"
+    assert "vllm 0.40.0 is outside the tested range" in warning.message
+    assert version_warnings("vllm", {"vllm": "0.32.0+cpu"}) == []

@@ -130,14 +130,31 @@ def check_tested_versions(
     Raises:
         DependencyError: naming the library, its version, the tested range and the override.
     """
+    for problem in _untested(spec, versions):
+        _refuse_unless_allowed(problem, warn)
+
+
+def untested_versions(backend: str, versions: Mapping[str, str | None]) -> list[str]:
+    """One sentence per library of ``backend`` installed outside its tested range.
+
+    Args:
+        backend: a registered backend name.
+        versions: distribution name -> installed version; a library missing here is looked
+            up without importing it, and skipped if still unknown.
+    """
+    return _untested(_spec(backend), versions)
+
+
+def _untested(spec: BackendSpec, versions: Mapping[str, str | None]) -> list[str]:
+    problems = []
     for distribution, tested in spec.tested:
         installed = versions.get(distribution) or _version_of(distribution)
         if installed is not None and not _in_range(installed, tested):
-            _refuse_unless_allowed(
+            problems.append(
                 f"backend '{spec.name}': {distribution} {installed} is outside the tested "
-                f"range {tested}",
-                warn,
+                f"range {tested}"
             )
+    return problems
 
 
 def _refuse_unless_allowed(problem: str, warn: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from llenergymeasure.backends.registry import untested_versions
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.harness.baseline import Baseline
@@ -181,6 +182,15 @@ def device_warnings(gpus: list[dict[str, Any]]) -> list[MeasurementWarning]:
 def config_warnings(config: ExperimentConfig) -> list[MeasurementWarning]:
     """Accepted settings that will not act (e.g. sampling fields with greedy decoding)."""
     return [_warn(warning_code(code), message) for code, message in config.config_warnings()]
+
+
+def version_warnings(backend: str, libraries: dict[str, str | None]) -> list[MeasurementWarning]:
+    """Backend libraries outside their tested range (only ``LLEM_ALLOW_UNTESTED=1`` gets a
+    run this far with one)."""
+    return [
+        _warn(WarningCode.UNTESTED_VERSION, problem)
+        for problem in untested_versions(backend, libraries)
+    ]
 
 
 def sampler_warnings(reading: EnergyReading) -> list[MeasurementWarning]:

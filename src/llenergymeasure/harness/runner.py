@@ -32,6 +32,7 @@ from llenergymeasure.harness.checks import (
     sampler_warnings,
     stability_warnings,
     telemetry_warnings,
+    version_warnings,
     window_warnings,
 )
 from llenergymeasure.harness.environment import snapshot_environment
@@ -269,6 +270,7 @@ def _build_result(
         + stability_warnings(phases.stable, config.warmup.stabilise_timeout_s)
         + device_warnings(environment.gpus)
         + config_warnings(config)
+        + version_warnings(config.backend, environment.libraries)
     )
     return ExperimentResult(
         llem_version=__version__,

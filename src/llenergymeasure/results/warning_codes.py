@@ -101,7 +101,12 @@ class WarningCode(str, Enum):
         "persistence_mode_off",
         "a GPU has persistence mode off and re-initialises between uses (nvidia-smi -pm 1)",
     )
-    # The configuration.
+    # The software and the configuration.
+    UNTESTED_VERSION = (
+        "untested_version",
+        "a backend library is outside the version range llenergymeasure is tested with "
+        "(measured with LLEM_ALLOW_UNTESTED=1)",
+    )
     GREEDY_IGNORES_SAMPLING = (
         "greedy_ignores_sampling",
         "sampling fields are set but decoder.do_sample is false: they do not act",
