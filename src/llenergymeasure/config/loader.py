@@ -7,8 +7,6 @@ file, the dotted field path and the problem, with a did-you-mean for misspelt ke
 from __future__ import annotations
 
 import difflib
-import re
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llenergymeasure.config.credentials import check_no_credentials
 from llenergymeasure.config.dotted import deep_copy, set_dotted
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.safe_yaml import YamlRefused, parse_config_yaml
 from llenergymeasure.config.walk import model_at
 from llenergymeasure.errors import ConfigError
 
@@ -25,20 +25,29 @@ from llenergymeasure.errors import ConfigError
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping from ``path``.
 
+    Aliases that expand too far, recursive aliases, duplicate keys and values their tag cannot
+    convert are refused (see :mod:`~llenergymeasure.config.safe_yaml`).
+
     Raises:
-        ConfigError: the file is missing, unreadable, not YAML, or not a mapping.
+        ConfigError: the file is missing, unreadable, not YAML, refused, or not a mapping.
     """
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    try:
+        data = parse_config_yaml(text)
+    except YamlRefused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -76,44 +85,6 @@ def build_experiment_config(
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
-
-
-_CREDENTIAL_KEY = re.compile(
-    r"^(?:(?:use_auth|auth|access|api|hf|hub|huggingface|bearer|refresh|secret)_?)?token$"
-    r"|(?:^|_)(?:api_?key|password|passwd|secret|secret_key|private_key|credentials?)$",
-    re.IGNORECASE,
-)
-"""Keys that hold secrets. ``max_tokens``, ``pad_token_id`` and the like do not match."""
-
-
-def check_no_credentials(data: Mapping[str, Any], source: str) -> None:
-    """Refuse a credential-looking key anywhere in a config mapping.
-
-    Config files get shared, committed and copied into result directories; secrets must come
-    from the Hugging Face auth chain instead.
-
-    Raises:
-        ConfigError: naming every such key by its dotted path.
-    """
-    found = list(_credential_paths(data, ""))
-    if found:
-        raise ConfigError(
-            f"{source}: credentials do not belong in a config file ({', '.join(found)}). "
-            "Log in with `huggingface-cli login` (or `hf auth login`), or set the HF_TOKEN "
-            "environment variable, and remove the key."
-        )
-
-
-def _credential_paths(data: Any, prefix: str) -> typing.Iterator[str]:
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            path = f"{prefix}{key}"
-            if isinstance(key, str) and _CREDENTIAL_KEY.search(key):
-                yield path
-            yield from _credential_paths(value, f"{path}.")
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            yield from _credential_paths(item, f"{prefix}{index}.")
 
 
 def load_experiment_config(

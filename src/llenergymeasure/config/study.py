@@ -65,10 +65,10 @@ from pydantic import (
     model_validator,
 )
 
+from llenergymeasure.config.credentials import check_no_credentials
 from llenergymeasure.config.dotted import deep_merge, flatten, has_dotted, set_dotted
 from llenergymeasure.config.loader import (
     apply_overrides,
-    check_no_credentials,
     did_you_mean,
     format_validation_error,
     read_yaml,

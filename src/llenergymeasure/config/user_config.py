@@ -28,13 +28,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from llenergymeasure.config.credentials import check_no_credentials
 from llenergymeasure.config.dotted import get_dotted, has_dotted
-from llenergymeasure.config.loader import (
-    apply_overrides,
-    check_no_credentials,
-    format_validation_error,
-    read_yaml,
-)
+from llenergymeasure.config.loader import apply_overrides, format_validation_error, read_yaml
 from llenergymeasure.config.models import _Strict
 from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.errors import ConfigError
@@ -149,6 +145,9 @@ def load_user_config(environ: Mapping[str, str] | None = None) -> UserSettings:
     file_data = read_yaml(path) if exists else {}
     check_no_credentials(file_data, str(path))
     overrides = {key: env[var] for key, var in ENV_VARIABLES.items() if env.get(var, "").strip()}
+    check_no_credentials(
+        {ENV_VARIABLES[key]: value for key, value in overrides.items()}, "environment"
+    )
     merged = apply_overrides(file_data, overrides)
     try:
         config = UserConfig.model_validate(merged)
