@@ -8,6 +8,7 @@ outcome with its exit code and the tail of its output. The study goes on either 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.study.worker import run_child
+from llenergymeasure.study.worker import child_main, run_child, target_reference
 
 STDERR_TAIL_CHARS = 4000
 TERMINATE_GRACE_S = 10.0
@@ -58,11 +59,10 @@ def run_isolated(
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     # Not a daemon: engines such as vLLM's start processes of their own, which a daemonic
-    # process may not. The child still dies with the study (PR_SET_PDEATHSIG in the worker)
-    # and is always joined or stopped below.
-    child = context.Process(
-        target=target, args=(config, str(out_dir), str(log_path), sender), daemon=False
-    )
+    # process may not. The child still dies with the study: child_main arms PR_SET_PDEATHSIG
+    # before it imports the target's module. It is always joined or stopped below.
+    args = (os.getpid(), target_reference(target), config, str(out_dir), str(log_path), sender)
+    child = context.Process(target=child_main, args=args, daemon=False)
     child.start()
     sender.close()  # the child holds the only writer: EOF means it is gone
     try:

@@ -1,28 +1,68 @@
 """The child side of an isolated experiment: a fresh `spawn` process runs one experiment.
 
-Only this module's top-level function is imported by the child, so the parent's state
-(loaded libraries, CUDA contexts, threads) never leaks into a measurement.
+The child starts in :func:`child_main`. This module imports nothing but the standard library
+at its top (and ``llenergymeasure.study`` loads its members lazily), so the child arms its
+parent-death signal within milliseconds of starting, before it imports the package or the
+target's module: killed at any moment, even by SIGKILL, the study process takes its child
+with it. The parent's state (loaded libraries, CUDA contexts, threads) never leaks into a
+measurement.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import importlib
 import os
 import signal
 import sys
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 _PR_SET_PDEATHSIG = 1
+EXIT_PARENT_GONE = 1
+"""The child's exit status when its parent died before the death signal was armed."""
 
 
-def _die_with_parent() -> None:
-    """On Linux, ask the kernel to kill this child when the study process dies (even by
-    SIGKILL), so no orphan keeps measuring after the study is gone."""
+def child_main(
+    parent_pid: int,
+    target: str,
+    config: dict[str, Any],
+    out_dir: str,
+    log_path: str,
+    conn: Connection,
+) -> None:
+    """The spawned child's entry point: die with the parent, then run ``target``.
+
+    Args:
+        parent_pid: the pid of the process that started this child (the study process).
+        target: ``"module:function"`` with :func:`run_child`'s signature, imported only once
+            the death signal is armed (see :func:`target_reference`).
+        config, out_dir, log_path, conn: passed on to the target.
+    """
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(config, out_dir, log_path, conn)
+
+
+def target_reference(target: Any) -> str:
+    """``"module:function"`` for a module-level function (what :func:`child_main` takes)."""
+    return f"{target.__module__}:{target.__qualname__}"
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make the kernel kill this process when its parent dies (Linux), and exit now if the
+    parent already has: a parent killed before the signal was armed has left this process
+    to be adopted by another, so its pid is no longer ``parent_pid``."""
     if sys.platform.startswith("linux"):
+        import ctypes  # a few milliseconds; nothing heavier runs before the signal is armed
+
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(EXIT_PARENT_GONE)
 
 
 def _redirect_output(log_path: str) -> None:
@@ -35,9 +75,7 @@ def _redirect_output(log_path: str) -> None:
 
 def run_child(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection) -> None:
     """Run one experiment, send ``("done", result_dir)`` or ``("failed", message)``, exit."""
-    _die_with_parent()
     _redirect_output(log_path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
     conn.send(_experiment(config, out_dir))
     conn.close()
     sys.stdout.flush()
