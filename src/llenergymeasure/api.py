@@ -16,6 +16,7 @@ from llenergymeasure.energy import EnergySampler
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness import RunObserver, run_and_save, run_experiment
 from llenergymeasure.results import ExperimentResult, StudyResult, load_result
+from llenergymeasure.study.lock import DeviceLock, devices_in_use
 from llenergymeasure.study.observer import StudyObserver
 
 ConfigLike = ExperimentConfig | StudyConfig | Mapping[str, Any] | str | os.PathLike[str]
@@ -51,6 +52,7 @@ def run(
     observer: RunObserver | None = ...,
     resume: str | os.PathLike[str] | None = ...,
     study_observer: StudyObserver | None = ...,
+    wait_for_device: bool = ...,
 ) -> ExperimentResult: ...
 
 
@@ -65,6 +67,7 @@ def run(
     observer: RunObserver | None = ...,
     resume: str | os.PathLike[str] | None = ...,
     study_observer: StudyObserver | None = ...,
+    wait_for_device: bool = ...,
 ) -> StudyResult: ...
 
 
@@ -79,6 +82,7 @@ def run(
     observer: RunObserver | None = ...,
     resume: str | os.PathLike[str] | None = ...,
     study_observer: StudyObserver | None = ...,
+    wait_for_device: bool = ...,
 ) -> ExperimentResult | StudyResult: ...
 
 
@@ -92,6 +96,7 @@ def run(
     observer: RunObserver | None = None,
     resume: str | os.PathLike[str] | None = None,
     study_observer: StudyObserver | None = None,
+    wait_for_device: bool = False,
 ) -> ExperimentResult | StudyResult:
     """Run one experiment or a study and (by default) write its result directory.
 
@@ -105,6 +110,9 @@ def run(
         observer: receives an experiment's progress events.
         resume: a study directory to continue (studies only).
         study_observer: receives a study's progress events.
+        wait_for_device: when another measurement (a study or a single run, in any
+            process) holds one of the devices, wait for it to end instead of refusing;
+            who holds it is logged (``llenergymeasure.study.lock``) while waiting.
 
     Returns:
         An ExperimentResult or a StudyResult; ``output_dir`` says where it was written.
@@ -112,6 +120,11 @@ def run(
     With ``runner: docker`` in the user config (or ``LLEM_RUNNER=docker``), an experiment runs
     in a container of its backend's image, unless ``save=False`` or a backend or sampler is
     injected (those can only run in this process).
+
+    The run holds the physical devices this process sees (one GPU by UUID, every visible
+    GPU, or the CPU host where none is visible) from start to end: a second measurement
+    on any of them is refused (``DeviceBusyError``) or waits. A study also holds its
+    study directory (a second run or resume of it: ``StudyInUseError``).
 
     Raises:
         LLEMError: ConfigError (exit 2) for bad input, others (exit 1) for run failures.
@@ -125,15 +138,17 @@ def run(
         return run_study(
             resolved, out_dir=root, resume=Path(resume) if resume else None,
             observer=study_observer,
+            wait_for_device=wait_for_device,
         )  # fmt: skip
-    if user.config.runner == "docker" and save and backend is None and sampler_factory is None:
-        from llenergymeasure.study.docker_executor import run_experiment_in_docker
+    with DeviceLock(*devices_in_use(), wait=wait_for_device):
+        if user.config.runner == "docker" and save and backend is None and sampler_factory is None:
+            from llenergymeasure.study.docker_executor import run_experiment_in_docker
 
-        return load_result(run_experiment_in_docker(resolved.model_dump(mode="json"), root))
-    if not save:
-        return run_experiment(
-            resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
-        ).result
-    return run_and_save(
-        resolved, root, backend=backend, sampler_factory=sampler_factory, observer=observer
-    )
+            return load_result(run_experiment_in_docker(resolved.model_dump(mode="json"), root))
+        if not save:
+            return run_experiment(
+                resolved, backend=backend, sampler_factory=sampler_factory, observer=observer
+            ).result
+        return run_and_save(
+            resolved, root, backend=backend, sampler_factory=sampler_factory, observer=observer
+        )

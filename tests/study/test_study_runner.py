@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from llenergymeasure.cli import app
 from llenergymeasure.config.study import build_study_config
 from llenergymeasure.study import run_study
-from llenergymeasure.study.lock import DeviceLock, StudyLockedError
+from llenergymeasure.study.lock import DeviceBusyError, DeviceLock
 from llenergymeasure.testing.study_targets import by_name
 
 pytest.importorskip("transformers")
@@ -167,7 +167,7 @@ def test_resume_refuses_a_different_design(tiny_model_dir: Path, tmp_path: Path)
 def test_a_second_study_on_the_same_devices_is_refused(tmp_path: Path) -> None:
     with (
         DeviceLock("all", root=tmp_path),
-        pytest.raises(StudyLockedError, match=str(os.getpid())),
+        pytest.raises(DeviceBusyError, match=str(os.getpid())),
         DeviceLock("all", root=tmp_path),
     ):
         pass

@@ -134,6 +134,14 @@ def run(
             "KV-cache memory against the device and a rough duration; run nothing.",
         ),
     ] = False,
+    wait_for_device: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-device",
+            help="When another measurement (study or single run) is using a device, wait for "
+            "it to end instead of refusing to start.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (machine-readable).")
     ] = False,
@@ -159,7 +167,7 @@ def run(
     with _exit_codes():
         from llenergymeasure.cli.run_command import RunOptions, execute_run
 
-        options = RunOptions(verbose, quiet, json_output, resume, profile, dry_run)
+        options = RunOptions(verbose, quiet, json_output, resume, profile, dry_run, wait_for_device)
         code = execute_run(config_file, overrides, out, options=options, console=stdout)
     if code:
         raise typer.Exit(code)

@@ -34,6 +34,7 @@ class RunOptions:
     resume: Path | None = None
     profile: str | None = None
     dry_run: bool = False
+    wait_for_device: bool = False
 
 
 def build_config_data(
@@ -60,6 +61,7 @@ def execute_run(
     """Validate, run with progress, print the table; returns the exit code."""
     data, source = build_config_data(config_file, overrides)
     _quiet_libraries(options.verbose)
+    _show_device_waits()
     if is_study_data(data):
         if config_file is not None:
             data.setdefault("name", config_file.stem)
@@ -88,7 +90,9 @@ def _run_study(study: StudyConfig, out: Path | None, options: RunOptions, consol
     for dropped in study.dropped_duplicates:
         console.print(f"[yellow]note[/]: dropped duplicate {escape(dropped)}")
     if options.quiet or options.json:
-        result = run(study, out_dir=out, resume=options.resume)
+        result = run(
+            study, out_dir=out, resume=options.resume, wait_for_device=options.wait_for_device
+        )
     else:
         execution = study.execution
         console.print(
@@ -97,7 +101,10 @@ def _run_study(study: StudyConfig, out: Path | None, options: RunOptions, consol
             f"({execution.cycle_order})"
         )
         with RichStudyObserver(console, power_reader=gpu_power_reader()) as observer:
-            result = run(study, out_dir=out, resume=options.resume, study_observer=observer)
+            result = run(
+                study, out_dir=out, resume=options.resume, study_observer=observer,
+                wait_for_device=options.wait_for_device,
+            )  # fmt: skip
     _report(console, options, result.output_dir, result.model_dump_json(indent=2),
             lambda: print_study(console, result))  # fmt: skip
     return EXIT_FAILURE if result.failed else EXIT_OK
@@ -107,17 +114,19 @@ def _run_experiment(
     config: ExperimentConfig, out: Path | None, options: RunOptions, console: Console
 ) -> None:
     if options.quiet or options.json:
-        result = run(config, out_dir=out)
+        result = run(config, out_dir=out, wait_for_device=options.wait_for_device)
     elif load_user_config().config.runner == "docker":  # no progress events from a container
         from llenergymeasure.study.docker_executor import image_for
 
         console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n} · "
                       f"in a container ({escape(image_for(config.backend))})")  # fmt: skip
-        result = run(config, out_dir=out)
+        result = run(config, out_dir=out, wait_for_device=options.wait_for_device)
     else:
         console.print(f"[bold]llem run[/] · {config.model} · {config.backend} · n={config.n}")
         with RichObserver(console) as observer:
-            result = run(config, out_dir=out, observer=observer)
+            result = run(
+                config, out_dir=out, observer=observer, wait_for_device=options.wait_for_device
+            )
     _report(console, options, result.output_dir, result.model_dump_json(indent=2),
             lambda: print_result(console, result))  # fmt: skip
 
@@ -136,6 +145,21 @@ def _report(
         console.print(output_dir, soft_wrap=True, highlight=False)
     else:
         show()
+
+
+class _StderrLines(logging.Handler):
+    """Prints log records on stderr (so --json output on stdout stays clean)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = escape(record.getMessage())
+        Console(stderr=True).print(f"[yellow]{text}[/]", highlight=False, soft_wrap=True)
+
+
+def _show_device_waits() -> None:
+    """Show who holds a busy device while --wait-for-device waits for it."""
+    logger = logging.getLogger("llenergymeasure.study.lock")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
 
 
 def _quiet_libraries(verbose: bool) -> None:

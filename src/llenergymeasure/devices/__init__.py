@@ -2,7 +2,8 @@
 
 :func:`get_gpus` returns the GPUs this process can use (an empty list, never an exception,
 where there is no driver, library or device); :func:`probe` says why there are none;
-:func:`gpu_snapshot` is what the environment record keeps. Vendor libraries are imported
+:func:`physical_gpu_ids` names the physical devices behind them (what a device lock is
+keyed on); :func:`gpu_snapshot` is what the environment record keeps. Vendor libraries are imported
 only inside these calls, and their errors never leave this package. NVML is initialised once
 per process, on the first call, and shut down at exit (:func:`nvidia.shared_session`).
 """
@@ -66,6 +67,26 @@ def probe(visible: str | None = None) -> GpuProbe:
     return GpuProbe(True, len(gpus))
 
 
+def physical_gpu_ids(visible: str | None = None) -> list[str]:
+    """The physical GPUs this process can use, by UUID (``GPU-...``), sorted, no repeats.
+
+    However ``CUDA_VISIBLE_DEVICES`` names a device (index, UUID or prefix, MIG instance), the
+    same physical GPU gets the same id, and the MIG instances of one GPU share their GPU's
+    (they share its power and energy readings). A device whose UUID cannot be read is
+    named by its NVML index (``nvml-<index>``). Empty where no GPU can be used.
+
+    Args:
+        visible: as for :func:`get_gpus`.
+    """
+    ids: set[str] = set()
+    for gpu in get_gpus(visible):
+        try:
+            ids.add(gpu.uuid())
+        except GpuError:
+            ids.add(f"nvml-{gpu.vendor_index}")
+    return sorted(ids)
+
+
 def gpu_snapshot(gpus: list[Gpu] | None = None) -> list[dict[str, Any]]:
     """Name, UUID, driver, CUDA, compute capability, power limit, clocks, persistence mode
     and ECC of each GPU (default: every visible one); a device that fails is recorded with
@@ -101,5 +122,6 @@ __all__ = [
     "get_gpus",
     "gpu_snapshot",
     "is_throttled",
+    "physical_gpu_ids",
     "probe",
 ]

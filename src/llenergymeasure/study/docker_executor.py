@@ -60,6 +60,7 @@ CONTAINER_RESULTS_DIR = "/results"
 # Not under /root: the container runs as the caller's uid, which cannot enter a 0700 /root.
 CONTAINER_HF_HOME = "/cache/huggingface"
 CONTAINER_LLEM_CACHE = "/cache/llenergymeasure"
+CONTAINER_LOCK_DIR = "/tmp/llem-locks"
 CONTAINER_HOME = "/tmp"
 CONTAINER_INPUTS_DIR = "/inputs"
 PASSED_ENV = ("HF_TOKEN",)
@@ -201,6 +202,9 @@ def docker_command(
         "-e", f"HOME={CONTAINER_HOME}",
         "-e", f"HF_HOME={CONTAINER_HF_HOME}",
         "-e", f"LLEM_CACHE_DIR={CONTAINER_LLEM_CACHE}",
+        # This process holds the device lock for the container; the llem inside must not
+        # queue behind it in the mounted cache's locks/, so its own lock stays in the container.
+        "-e", f"LLEM_LOCK_DIR={CONTAINER_LOCK_DIR}",
     ]  # fmt: skip
     for variable, value in _measurement_settings().items():
         command += ["-e", f"{variable}={value}"]

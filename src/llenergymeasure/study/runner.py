@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from llenergymeasure.results.study import (
     write_study_result,
 )
 from llenergymeasure.study.isolation import ChildTarget, Outcome, run_isolated
-from llenergymeasure.study.lock import DeviceLock
+from llenergymeasure.study.lock import DeviceLock, StudyDirLock, devices_in_use
 from llenergymeasure.study.manifest import Manifest, new_manifest, read_manifest, write_manifest
 from llenergymeasure.study.observer import SilentStudyObserver, StudyObserver
 from llenergymeasure.study.worker import run_child
@@ -49,6 +49,7 @@ def run_study(
     observer: StudyObserver | None = None,
     target: ChildTarget = run_child,
     sleep: Callable[[float], None] = time.sleep,
+    wait_for_device: bool = False,
 ) -> StudyResult:
     """Run (or resume) ``study`` and write its study directory.
 
@@ -59,18 +60,30 @@ def run_study(
         observer: receives progress events.
         target: the child entry point (tests inject fakes).
         sleep: used for the cool-down gaps.
+        wait_for_device: when another measurement holds one of the devices, wait for it
+            instead of refusing to start.
+
+    The study holds its study directory (:class:`StudyDirLock`) and the physical devices
+    this process sees (:class:`DeviceLock`) until it ends.
 
     Raises:
         ConfigError: ``resume`` is not a study directory or holds a different design, the
             Ray cluster cannot be reached, or the user config is invalid.
         DependencyError: runner 'ray' without Ray installed, or runner 'docker' where Docker,
             the NVIDIA container toolkit or an image is missing (each with its fix).
+        StudyInUseError: another process runs (or resumes) this study directory.
+        DeviceBusyError: another measurement holds a device, and ``wait_for_device`` is
+            False.
         KeyboardInterrupt: after the current child is stopped and the manifest written.
     """
     observer = observer or SilentStudyObserver()
     study = with_user_defaults(study)
-    with _executor(study) as execute:  # connects / preflights first: no study dir on failure
-        return _run_study(study, out_dir, resume, observer, target, sleep, execute)
+    # connects / preflights first: no study dir on failure
+    with _executor(study) as execute, ExitStack() as locks:
+        if resume is not None:  # before its manifest is read: a second resume is refused
+            locks.enter_context(StudyDirLock(resume))
+        locks.enter_context(DeviceLock(*devices_in_use(), wait=wait_for_device))
+        return _run_study(study, out_dir, resume, observer, target, sleep, execute, locks)
 
 
 def with_user_defaults(study: StudyConfig) -> StudyConfig:
@@ -108,6 +121,7 @@ def _run_study(
     target: ChildTarget,
     sleep: Callable[[float], None],
     execute: Execute,
+    locks: ExitStack,
 ) -> StudyResult:
     experiments = study.experiments_resolved
     design_hash = study_design_hash(experiments)
@@ -119,12 +133,12 @@ def _run_study(
         manifest.execution = execution
     else:
         study_dir = _new_study_dir(out_dir, study.name)
+        locks.enter_context(StudyDirLock(study_dir))  # held until the study ends
         manifest = new_manifest(study.name, design_hash, execution, configs, schedule, _now())
     for sub in (RUNS_DIR, LOGS_DIR):
         (study_dir / sub).mkdir(exist_ok=True)
     started_at = manifest.created_at
-    with DeviceLock(_device_key()):
-        _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep, execute)
+    _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep, execute)
     result = aggregate_study(
         study_dir, study.name, design_hash, execution, configs, manifest.entries, started_at,
         _now(),
@@ -239,11 +253,6 @@ def _new_study_dir(out_dir: Path, name: str) -> Path:
             continue
         return candidate
     raise ResultsError(f"no free study directory name for {stem} under {out_dir}")
-
-
-def _device_key() -> str:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
-    return re.sub(r"[^A-Za-z0-9,_-]+", "-", visible) or "all"
 
 
 def _now() -> datetime:
