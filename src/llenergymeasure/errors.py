@@ -14,13 +14,17 @@
     │   ├── GpuNotSupportedError           the device lacks this reading
     │   ├── GpuLostError                   the device fell off the bus / needs a reset
     │   └── GpuUnavailableError            no driver, library or visible GPU
-    └── ResultsError               exit 1  result files could not be written or read
+    └── ResultsError               exit 1  result or study files (results, manifest, study
+                                           directory, device lock) could not be written or read
 
 Vendor exceptions (torch, transformers, pynvml, codecarbon, ...) are translated into these at the
 boundary of the module that calls the vendor library; nothing above that layer sees them.
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,7 +69,7 @@ class SamplerUnavailableError(EnergySamplerError):
 
 
 class ResultsError(LLEMError):
-    """Result files could not be written or read."""
+    """Result or study files could not be written or read (the message names the path)."""
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -79,3 +83,18 @@ def describe_exception(exc: BaseException) -> str:
     except Exception:
         text = ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def describe_os_error(exc: OSError, path: object = None) -> str:
+    """``<path>: <cause> (<ERRNO>)`` for a file-system error, on one line.
+
+    Args:
+        exc: the error (``ENOSPC``, ``EROFS``, ``EACCES``, ``ENAMETOOLONG``, ...).
+        path: the path to name; by default the one the error carries. An error raised by a
+            write to an open file carries none, so callers that know the path pass it.
+    """
+    where = path if path is not None else exc.filename
+    code = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
+    cause = exc.strerror or (os.strerror(exc.errno) if exc.errno is not None else str(exc))
+    cause = f"{cause} ({code})" if code else cause
+    return f"{where}: {cause}" if where is not None else cause

@@ -98,6 +98,10 @@ class RichStudyObserver:
         if self._task is not None:
             self._progress.advance(self._task)
 
+    def note(self, message: str) -> None:
+        """Print it above the bar."""
+        self._console.print(f"[yellow]note[/]: {escape(message)}", soft_wrap=True)
+
     def _describe(self, text: str) -> None:
         if self._task is not None:
             self._progress.update(self._task, description=text)
@@ -145,6 +149,12 @@ def _rank(aggregate: ExperimentAggregate) -> float:
 def print_study(console: Console, study: StudyResult) -> None:
     """The ranked table, failures and where the files are."""
     console.print(study_table(study))
+    if study.mixed_execution:
+        console.print(
+            f"[yellow]note[/]: the entries did not all run under the same "
+            f"{', '.join(study.mixed_execution)} (a resume changed it); each entry's "
+            "execution in study_result.json says what it ran under"
+        )
     for entry in study.failed:
         console.print(
             f"[red]failed[/] {escape(entry.experiment_name)} cycle {entry.cycle_index + 1}: "

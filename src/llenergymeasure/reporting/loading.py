@@ -167,8 +167,20 @@ def _sources_in(path: Path) -> Iterator[Source]:
             f"`llem run STUDY.yaml --resume {path}`"
         )
     else:
+        runs = _study_runs(path)
         for child in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if runs is not None and (child / RESULT_FILE).is_file() and child.resolve() not in runs:
+                continue  # no entry points to it (an interrupted study's): not a study result
             yield from _sources_in(child)
+
+
+def _study_runs(folder: Path) -> set[Path] | None:
+    """The runs of the study whose ``runs/`` folder ``folder`` is (None if it is not one)."""
+    if not (folder.parent / MANIFEST_FILE).is_file():
+        return None
+    from llenergymeasure.study.manifest import result_dirs  # only for a study's runs/ folder
+
+    return result_dirs(folder.parent)
 
 
 def _run_row(result_file: Path) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from llenergymeasure.errors import ResultsError
-from llenergymeasure.fileio import make_shareable
+from llenergymeasure.errors import ResultsError, describe_os_error
+from llenergymeasure.fileio import fsync_dir, fsync_tree, make_shareable
 from llenergymeasure.results.models import ExperimentResult
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
 
@@ -83,6 +83,9 @@ def write_experiment(
     """Write ``result.json``, ``requests.parquet`` and (if any) ``timeseries.parquet``
     into a new directory under ``root``.
 
+    Every file and both directories are fsynced before this returns: a caller that records
+    the directory as finished (a study's manifest) never points at files a power loss emptied.
+
     Returns:
         The directory created. ``result.output_dir`` is set to it.
 
@@ -94,7 +97,8 @@ def write_experiment(
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
         make_shareable(staging)
     except OSError as exc:
-        raise ResultsError(f"cannot create results directory under {root}: {exc}") from None
+        where = describe_os_error(exc, exc.filename or root)
+        raise ResultsError(f"cannot create a results directory: {where}") from None
     try:
         write_requests(records, staging / REQUESTS_FILE)
         if timeseries:
@@ -103,11 +107,14 @@ def write_experiment(
         # output_dir is where the file is found, set on load; it is not part of the record.
         json_text = result.model_dump_json(indent=2, exclude={"output_dir"})
         (staging / RESULT_FILE).write_text(json_text, encoding="utf-8")
+        fsync_tree(staging)
         final = _claim_name(staging, root, run_dir_name(label, result))
+        fsync_dir(root)
         result.output_dir = str(final)
         return final
     except OSError as exc:
-        raise ResultsError(f"cannot write results under {root}: {exc}") from None
+        where = describe_os_error(exc, exc.filename or root)
+        raise ResultsError(f"cannot write results: {where}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure._version import __version__
 from llenergymeasure.config.dotted import flatten
-from llenergymeasure.errors import ResultsError
+from llenergymeasure.errors import ResultsError, describe_os_error
 from llenergymeasure.fileio import replace_atomically, write_text_atomically
 from llenergymeasure.results.io import (
     REQUESTS_FILE,
+    RESULT_FILE,
     load_requests,
     load_result,
 )
@@ -60,6 +61,10 @@ class StudyEntry(_Lenient):
         stderr_tail: the last part of the child's output, when it failed.
         started_at: when the run started.
         ended_at: when the run ended.
+        execution: the execution settings the run ran under (a resume may change some, such
+            as ``cycle_order``; see ``StudyResult.mixed_execution``); None until it runs.
+        set_aside: partial result directories of an interrupted attempt, moved out of the way
+            (relative to the study directory, under ``runs/.partial/``).
     """
 
     experiment_index: int
@@ -72,6 +77,8 @@ class StudyEntry(_Lenient):
     stderr_tail: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    execution: dict[str, Any] | None = None
+    set_aside: list[str] = Field(default_factory=list)
 
 
 class ExperimentAggregate(_Lenient):
@@ -109,7 +116,12 @@ class StudyResult(_Lenient):
         study_design_hash: identifies the resolved experiments (a resume must match it).
         started_at: when the study (first) started.
         ended_at: when its last run ended.
-        execution: the execution protocol (cycles, order, gaps, timeout) as run.
+        execution: the execution protocol (cycles, order, gaps, timeout) the study was
+            started with, ``n_cycles`` raised by any top-up.
+        mixed_execution: the execution fields whose value was not the same for every entry
+            that ran (e.g. ``cycle_order`` changed on a resume; each entry's ``execution``
+            says what it ran under). Empty when one protocol ran throughout. ``n_cycles`` is
+            never listed: a top-up adds cycles without changing the protocol.
         experiments: one aggregate per experiment, in index order.
         entries: every (experiment, cycle) with its status.
         failed: the entries that failed.
@@ -125,6 +137,7 @@ class StudyResult(_Lenient):
     started_at: datetime
     ended_at: datetime
     execution: dict[str, Any] = Field(default_factory=dict)
+    mixed_execution: list[str] = Field(default_factory=list)
     experiments: list[ExperimentAggregate] = Field(default_factory=list)
     entries: list[StudyEntry] = Field(default_factory=list)
     failed: list[StudyEntry] = Field(default_factory=list)
@@ -222,12 +235,21 @@ def aggregate_study(
         started_at=started_at,
         ended_at=ended_at,
         execution=execution,
+        mixed_execution=mixed_execution(execution, entries),
         experiments=aggregates,
         entries=list(entries),
         failed=[e for e in entries if e.status == "failed"],
         skipped=[e for e in entries if e.status == "skipped"],
         files=_study_files(study_dir, entries),
     )
+
+
+def mixed_execution(execution: Mapping[str, Any], entries: Sequence[StudyEntry]) -> list[str]:
+    """The execution fields (``n_cycles`` aside) whose value differs between ``execution`` and
+    the settings any entry ran under, sorted."""
+    ran = [e.execution for e in entries if e.execution is not None]
+    keys = {key for settings in ran for key in settings} - {"n_cycles"}
+    return sorted(key for key in keys if any(s.get(key) != execution.get(key) for s in ran))
 
 
 def _aggregate_experiment(
@@ -272,14 +294,18 @@ def _run_dir(study_dir: Path, entry: StudyEntry) -> Path:
 
 
 def _study_files(study_dir: Path, entries: Sequence[StudyEntry]) -> list[str]:
-    """Every result directory and every visible file of the study, relative, sorted."""
-    paths = {e.result_dir for e in entries if e.result_dir is not None}
-    paths.update(_visible_files(study_dir, study_dir))
-    return sorted(Path(p).as_posix() for p in paths)
+    """Every result directory an entry points to and every visible file of the study,
+    relative, sorted; a result directory no entry points to (left by an interrupted study)
+    is not the study's, and neither are its files."""
+    runs = {Path(e.result_dir).as_posix() for e in entries if e.result_dir is not None}
+    paths = set(runs)
+    paths.update(_visible_files(study_dir, study_dir, runs))
+    return sorted(paths)
 
 
-def _visible_files(folder: Path, root: Path) -> Iterator[str]:
-    """Files under ``folder`` whose path has no hidden part (staging and temp files are)."""
+def _visible_files(folder: Path, root: Path, runs: set[str]) -> Iterator[str]:
+    """Files under ``folder`` whose path has no hidden part (staging and temp files are),
+    skipping result directories not in ``runs``."""
     try:
         children = sorted(folder.iterdir())
     except OSError:
@@ -287,10 +313,13 @@ def _visible_files(folder: Path, root: Path) -> Iterator[str]:
     for child in children:
         if child.name.startswith("."):
             continue
+        relative = child.relative_to(root).as_posix()
         if child.is_dir():
-            yield from _visible_files(child, root)
+            if (child / RESULT_FILE).is_file() and relative not in runs:
+                continue
+            yield from _visible_files(child, root, runs)
         elif child.is_file():
-            yield child.relative_to(root).as_posix()
+            yield relative
 
 
 def write_study_result(study: StudyResult, study_dir: Path) -> Path:
@@ -312,13 +341,17 @@ def write_study_result(study: StudyResult, study_dir: Path) -> Path:
     import pyarrow.parquet as pq
 
     table = study_table(study, study_dir)
-    target = study_dir / STUDY_RESULT_FILE
+    target = study_dir / STUDY_TABLE_FILE
     try:
-        replace_atomically(study_dir / STUDY_TABLE_FILE, lambda tmp: pq.write_table(table, tmp))
-        text = study.model_dump_json(indent=2)
-        write_text_atomically(target, text)
-    except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"cannot write study results in {study_dir}: {exc}") from None
+        replace_atomically(target, lambda tmp: pq.write_table(table, tmp))
+        target = study_dir / STUDY_RESULT_FILE
+        write_text_atomically(target, study.model_dump_json(indent=2))
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write study results: {describe_os_error(exc, target)}"
+        ) from None
+    except pa.ArrowException as exc:
+        raise ResultsError(f"cannot write study results: {target}: {exc}") from None
     study.output_dir = str(study_dir)
     return target
 

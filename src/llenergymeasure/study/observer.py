@@ -22,6 +22,9 @@ class StudyObserver(Protocol):
     def finished(self, entry: StudyEntry) -> None:
         """A run ended (done or failed)."""
 
+    def note(self, message: str) -> None:
+        """Something the user should know (a killed run's result adopted or set aside)."""
+
 
 class SilentStudyObserver:
     """The null observer."""
@@ -36,4 +39,7 @@ class SilentStudyObserver:
         """Ignore."""
 
     def finished(self, entry: StudyEntry) -> None:
+        """Ignore."""
+
+    def note(self, message: str) -> None:
         """Ignore."""

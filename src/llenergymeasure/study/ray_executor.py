@@ -84,7 +84,7 @@ def run_on_node(
     if not Path(out_dir).is_dir():
         return Outcome(
             "failed",
-            error=f"the study directory {Path(out_dir).parent} is not visible on Ray node "
+            error=f"the study's results directory {out_dir} is not visible on Ray node "
             f"{socket.gethostname()}: runner 'ray' needs it on a filesystem that every node "
             "mounts at the same path",
         )

@@ -1,12 +1,13 @@
 """Run a study: resolved experiments × cycles, each in an isolated process, resumable.
 
 The manifest is rewritten after every status change; finished results are never touched
-again; a failed or timed-out experiment is recorded and the study goes on.
+again; a failed or timed-out experiment is recorded and the study goes on. Each entry records
+the execution settings it ran under, so a resume that changes them cannot rewrite history.
+A killed study's runs are settled on resume (:mod:`llenergymeasure.study.staging`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from llenergymeasure.config.study import (
     study_design_hash,
 )
 from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
-from llenergymeasure.errors import ConfigError, ResultsError
+from llenergymeasure.errors import ConfigError, ResultsError, describe_os_error
 from llenergymeasure.results.study import (
     StudyEntry,
     StudyResult,
@@ -30,11 +31,18 @@ from llenergymeasure.results.study import (
 )
 from llenergymeasure.study.isolation import ChildTarget, Outcome, run_isolated
 from llenergymeasure.study.lock import DeviceLock, StudyDirLock, devices_in_use
-from llenergymeasure.study.manifest import Manifest, new_manifest, read_manifest, write_manifest
+from llenergymeasure.study.manifest import (
+    Manifest,
+    new_manifest,
+    read_manifest,
+    release_reserve,
+    reserve_space,
+    write_manifest,
+)
 from llenergymeasure.study.observer import SilentStudyObserver, StudyObserver
+from llenergymeasure.study.staging import RUNS_DIR, adopt, prepare, set_aside_leftovers, settle
 from llenergymeasure.study.worker import run_child
 
-RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 
 Execute = Callable[[dict[str, Any], Path, Path, float, ChildTarget], Outcome]
@@ -71,6 +79,9 @@ def run_study(
             Ray cluster cannot be reached, or the user config is invalid.
         DependencyError: runner 'ray' without Ray installed, or runner 'docker' where Docker,
             the NVIDIA container toolkit or an image is missing (each with its fix).
+        ResultsError: the study directory, its manifest or the device lock could not be
+            written (disk full, read-only, no permission, name too long); the message names
+            the path and the cause. The manifest on disk stays valid, so the study resumes.
         StudyInUseError: another process runs (or resumes) this study directory.
         DeviceBusyError: another measurement holds a device, and ``wait_for_device`` is
             False.
@@ -78,12 +89,15 @@ def run_study(
     """
     observer = observer or SilentStudyObserver()
     study = with_user_defaults(study)
-    # connects / preflights first: no study dir on failure
-    with _executor(study) as execute, ExitStack() as locks:
-        if resume is not None:  # before its manifest is read: a second resume is refused
-            locks.enter_context(StudyDirLock(resume))
-        locks.enter_context(DeviceLock(*devices_in_use(), wait=wait_for_device))
-        return _run_study(study, out_dir, resume, observer, target, sleep, execute, locks)
+    try:
+        # connects / preflights first: no study dir on failure
+        with _executor(study) as execute, ExitStack() as locks:
+            if resume is not None:  # before its manifest is read: a second resume is refused
+                locks.enter_context(StudyDirLock(resume))
+            locks.enter_context(DeviceLock(*devices_in_use(), wait=wait_for_device))
+            return _run_study(study, out_dir, resume, observer, target, sleep, execute, locks)
+    except OSError as exc:  # anything not translated where it happened (the device lock)
+        raise ResultsError(f"the study stopped: {describe_os_error(exc)}") from None
 
 
 def with_user_defaults(study: StudyConfig) -> StudyConfig:
@@ -130,18 +144,22 @@ def _run_study(
     execution = study.execution.model_dump(mode="json")
     if resume is not None:
         study_dir, manifest = resume, _resumed_manifest(resume, design_hash)
-        manifest.execution = execution
+        manifest.execution = _resumed_execution(manifest, execution)
     else:
         study_dir = _new_study_dir(out_dir, study.name)
         locks.enter_context(StudyDirLock(study_dir))  # held until the study ends
         manifest = new_manifest(study.name, design_hash, execution, configs, schedule, _now())
     for sub in (RUNS_DIR, LOGS_DIR):
-        (study_dir / sub).mkdir(exist_ok=True)
+        try:
+            (study_dir / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            where = describe_os_error(exc, study_dir / sub)
+            raise ResultsError(f"cannot create a study directory: {where}") from None
     started_at = manifest.created_at
     _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep, execute)
     result = aggregate_study(
-        study_dir, study.name, design_hash, execution, configs, manifest.entries, started_at,
-        _now(),
+        study_dir, study.name, design_hash, manifest.execution, configs, manifest.entries,
+        started_at, _now(),
     )  # fmt: skip
     write_study_result(result, study_dir)
     return result
@@ -157,19 +175,28 @@ def _run_schedule(
     sleep: Callable[[float], None],
     execute: Execute,
 ) -> None:
-    manifest.reset_interrupted()
     entries = [manifest.entry(e, c) for e, c in schedule]
-    write_manifest(manifest, study_dir)
-    observer.started(str(study_dir), len(entries), sum(e.status == "done" for e in entries))
-    previous: StudyEntry | None = None
-    for position, entry in enumerate(entries, start=1):
-        if entry.status == "done":
-            continue
-        _cool_down(previous, entry, study, observer, sleep)
-        observer.running(position, len(entries), entry, study.execution.n_cycles)
-        _run_entry(manifest, entry, study, study_dir, target, execute)
-        observer.finished(entry)
-        previous = entry
+
+    def save() -> None:
+        write_manifest(manifest, study_dir)
+
+    for entry in manifest.entries:  # what a killed study left: adopt, set aside, or rerun
+        settle(study_dir, entry, save, observer.note)
+    save()
+    reserve_space(study_dir, len(manifest.entries))
+    try:
+        observer.started(str(study_dir), len(entries), sum(e.status == "done" for e in entries))
+        previous: StudyEntry | None = None
+        for position, entry in enumerate(entries, start=1):
+            if entry.status == "done":
+                continue
+            _cool_down(previous, entry, study, observer, sleep)
+            observer.running(position, len(entries), entry, study.execution.n_cycles)
+            _run_entry(entry, study, study_dir, target, execute, save, observer, manifest)
+            observer.finished(entry)
+            previous = entry
+    finally:
+        release_reserve(study_dir)
 
 
 def _cool_down(
@@ -192,38 +219,43 @@ def _cool_down(
 
 
 def _run_entry(
-    manifest: Manifest,
     entry: StudyEntry,
     study: StudyConfig,
     study_dir: Path,
     target: ChildTarget,
     execute: Execute,
+    save: Callable[[], None],
+    observer: StudyObserver,
+    manifest: Manifest,
 ) -> None:
-    entry.status, entry.started_at = "running", _now()
+    """Run one entry into its staging folder, then adopt its result and record how it ended."""
+    staging = prepare(study_dir, entry, observer.note)
+    entry.status, entry.started_at, entry.ended_at = "running", _now(), None
+    entry.execution = study.execution.model_dump(mode="json")
     entry.result_dir = entry.error = entry.stderr_tail = None
-    write_manifest(manifest, study_dir)
+    entry.exit_code = None
+    save()
     log = study_dir / LOGS_DIR / f"{entry.experiment_name}_c{entry.cycle_index + 1}.log"
     config = manifest.experiments[entry.experiment_index]
     try:
-        outcome = execute(
-            config, study_dir / RUNS_DIR, log, study.execution.experiment_timeout_s, target
-        )
+        outcome = execute(config, staging, log, study.execution.experiment_timeout_s, target)
     except KeyboardInterrupt:
-        entry.status, entry.started_at = "pending", None
-        write_manifest(manifest, study_dir)
+        settle(study_dir, entry, save, observer.note)  # a run that finished anyway is kept
+        save()
         raise
-    _record(entry, outcome, study_dir)
-    write_manifest(manifest, study_dir)
+    if outcome.status == "done" and outcome.result_dir is not None:
+        adopt(study_dir, entry, Path(outcome.result_dir), save)  # fsynced before 'done'
+    _record(entry, outcome)
+    set_aside_leftovers(study_dir, entry, observer.note)
+    save()
 
 
-def _record(entry: StudyEntry, outcome: Outcome, study_dir: Path) -> None:
+def _record(entry: StudyEntry, outcome: Outcome) -> None:
     entry.status = "done" if outcome.status == "done" else "failed"
     entry.ended_at = _now()
     entry.exit_code = outcome.exit_code
     entry.error = outcome.error
     entry.stderr_tail = outcome.stderr_tail
-    if outcome.result_dir is not None:
-        entry.result_dir = os.path.relpath(outcome.result_dir, study_dir)
 
 
 def _resumed_manifest(study_dir: Path, design_hash: str) -> Manifest:
@@ -237,6 +269,25 @@ def _resumed_manifest(study_dir: Path, design_hash: str) -> Manifest:
     return manifest
 
 
+def _resumed_execution(manifest: Manifest, requested: dict[str, Any]) -> dict[str, Any]:
+    """The study's execution after a resume: the settings it started with, ``n_cycles``
+    raised by a top-up (the requested settings if nothing has run yet).
+
+    A resume that changes other settings (``cycle_order``, gaps) runs its entries under them
+    and records them on those entries, never here: what ran before stays described as it
+    ran. Entries run by an older version, which kept one protocol per study, get the
+    manifest's.
+    """
+    recorded = manifest.execution
+    for entry in manifest.entries:
+        if entry.execution is None and entry.status in ("running", "done", "failed"):
+            entry.execution = dict(recorded)
+    if not recorded or all(e.execution is None for e in manifest.entries):
+        return requested
+    n_cycles = max(int(recorded.get("n_cycles", 1)), int(requested["n_cycles"]))
+    return {**recorded, "n_cycles": n_cycles}
+
+
 def _new_study_dir(out_dir: Path, name: str) -> Path:
     """A new, empty ``<name>_<UTC timestamp>`` directory (suffixed if taken)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "study"
@@ -244,13 +295,16 @@ def _new_study_dir(out_dir: Path, name: str) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ResultsError(f"cannot create {out_dir}: {exc}") from None
+        raise ResultsError(f"cannot create {describe_os_error(exc, out_dir)}") from None
     for attempt in range(1, 1000):
         candidate = out_dir / (stem if attempt == 1 else f"{stem}_{attempt}")
         try:
             candidate.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            where = describe_os_error(exc, candidate)
+            raise ResultsError(f"cannot create the study directory: {where}") from None
         return candidate
     raise ResultsError(f"no free study directory name for {stem} under {out_dir}")
 
