@@ -16,6 +16,7 @@ from llenergymeasure.energy import EnergySampler
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.harness import RunObserver, run_and_save, run_experiment
 from llenergymeasure.results import ExperimentResult, StudyResult, load_result
+from llenergymeasure.results.io import check_out_dir
 from llenergymeasure.study.lock import DeviceLock, devices_in_use
 from llenergymeasure.study.observer import StudyObserver
 
@@ -140,6 +141,8 @@ def run(
             observer=study_observer,
             wait_for_device=wait_for_device,
         )  # fmt: skip
+    if save:
+        check_out_dir(root)  # an unusable --out fails now, not after the measurement
     with DeviceLock(*devices_in_use(), wait=wait_for_device):
         if user.config.runner == "docker" and save and backend is None and sampler_factory is None:
             from llenergymeasure.study.docker_executor import run_experiment_in_docker

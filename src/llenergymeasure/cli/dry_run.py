@@ -1,8 +1,10 @@
 """`llem run --dry-run`: what would run, its memory against the device, and roughly how long.
 
-Validates and resolves the config (every experiment of a study), then prints each experiment's
-effective settings (those that differ from the defaults), its weights + KV-cache estimate
-against the visible device's memory and a rough duration. Loads no model and imports no torch.
+Validates and resolves the config (every experiment of a study) and makes the checks a run
+makes before loading a model (each prompt source, the output directory); then prints each
+experiment's effective settings (those that differ from the defaults), its weights + KV-cache
+estimate against the visible device's memory, a rough duration, and the backend libraries a
+local run would refuse. Loads no model and imports no torch.
 """
 
 from __future__ import annotations
@@ -11,36 +13,73 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llenergymeasure.backends import backend_status
+from llenergymeasure.backends.registry import untested_versions
 from llenergymeasure.config.dotted import flatten
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig, cycle_schedule
-from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
+from llenergymeasure.config.user_config import (
+    default_results_dir,
+    load_user_config,
+    study_execution_defaults,
+)
+from llenergymeasure.datasets import validate_source
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
+from llenergymeasure.results.io import check_out_dir
 
 _HEADLINE = ("name", "model", "backend")
 
 
-def dry_run(config: ExperimentConfig | StudyConfig, console: Console, *, as_json: bool) -> None:
-    """Print the plan for ``config`` (rich tables, or JSON with ``as_json``)."""
-    plan = build_plan(config)
+def dry_run(
+    config: ExperimentConfig | StudyConfig,
+    console: Console,
+    *,
+    as_json: bool,
+    out_dir: Path | None = None,
+    resume: Path | None = None,
+) -> None:
+    """Print the plan for ``config`` (rich tables, or JSON with ``as_json``).
+
+    Raises:
+        ConfigError: what a run would refuse before loading a model: a prompt source missing
+            or malformed, an output directory that cannot be written (exit 2).
+    """
+    plan = build_plan(config, out_dir=out_dir, resume=resume)
     if as_json:
         print(json.dumps(plan, indent=2))
     else:
         _print_plan(plan, console)
 
 
-def build_plan(config: ExperimentConfig | StudyConfig) -> dict[str, Any]:
-    """The dry-run plan as JSON-ready data: experiments, estimates, device, runner, total time."""
+def build_plan(
+    config: ExperimentConfig | StudyConfig,
+    *,
+    out_dir: Path | None = None,
+    resume: Path | None = None,
+) -> dict[str, Any]:
+    """The dry-run plan as JSON-ready data: experiments, estimates, device, runner, total
+    time, and ``problems``: the backend libraries a local run would refuse (not installed, or
+    outside the tested range) — listed, not raised, since a plan is often made on another
+    machine than the one that will measure.
+
+    Args:
+        config: the validated experiment or study.
+        out_dir: the run's ``--out`` (default: the user config's results directory).
+        resume: the study directory a ``--resume`` would continue (checked instead).
+
+    Raises:
+        ConfigError: a prompt source is missing or malformed, or results cannot be written
+            where the run would write them (the same checks a run makes first).
+    """
     user = load_user_config().config
-    device = probe_device()
-    facts = cache(model_facts)  # a study's experiments usually share one model
     if isinstance(config, StudyConfig):
         experiments = config.experiments_resolved
         execution = study_execution_defaults(config.execution, user)
@@ -48,6 +87,11 @@ def build_plan(config: ExperimentConfig | StudyConfig) -> dict[str, Any]:
     else:
         experiments, execution = [config], None
         name, kind = config.name or config.model, "experiment"
+    for dataset in {e.dataset.model_dump_json(): e.dataset for e in experiments}.values():
+        validate_source(dataset)
+    check_out_dir(resume or out_dir or default_results_dir(user))
+    device = probe_device()
+    facts = cache(model_facts)  # a study's experiments usually share one model
     estimates = [estimate_experiment(e, device, facts) for e in experiments]
     varying, shared = _settings(experiments)
     runner = execution.runner if execution is not None else user.runner
@@ -55,6 +99,7 @@ def build_plan(config: ExperimentConfig | StudyConfig) -> dict[str, Any]:
         "kind": kind,
         "name": name,
         "runner": runner,
+        "problems": _library_problems(experiments) if runner == "local" else [],
         "execution": execution.model_dump(mode="json") if execution is not None else None,
         "device": asdict(device),
         "shared_settings": shared,
@@ -65,6 +110,19 @@ def build_plan(config: ExperimentConfig | StudyConfig) -> dict[str, Any]:
         "total_time_s": _total_time_s(estimates, execution),
         "dropped_duplicates": config.dropped_duplicates if isinstance(config, StudyConfig) else [],
     }
+
+
+def _library_problems(experiments: list[ExperimentConfig]) -> list[str]:
+    """Per backend used, what would stop a local run before loading: its libraries not
+    installed, or installed outside the tested range (metadata only, nothing imported)."""
+    problems = []
+    for backend in dict.fromkeys(e.backend for e in experiments):
+        status = backend_status(backend)
+        if not status.installed:
+            problems.append(f"backend '{backend}' is not installed here: {status.install_hint}")
+        else:
+            problems += untested_versions(backend, status.versions)
+    return problems
 
 
 def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
@@ -119,6 +177,8 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
             f"[bold red]does not fit[/] the device's memory: {escape(', '.join(unfit))}",
             soft_wrap=True,
         )
+    for problem in plan["problems"]:
+        console.print(f"[bold red]a run here would stop[/]: {escape(problem)}", soft_wrap=True)
     console.print("[dim]dry run: nothing was loaded or run[/]")
 
 

@@ -67,22 +67,24 @@ def execute_run(
             data.setdefault("name", config_file.stem)
         study = build_study_config(data, source=source, profile=options.profile)
         if options.dry_run:
-            return _dry_run(study, options, console)
+            return _dry_run(study, out, options, console)
         return _run_study(study, out, options, console)
     if options.resume is not None or options.profile is not None:
         raise ConfigError("--resume and --profile apply to studies (a file with sweep: or "
                           "experiments:)")  # fmt: skip
     config = build_experiment_config(data, source=source)
     if options.dry_run:
-        return _dry_run(config, options, console)
+        return _dry_run(config, out, options, console)
     _run_experiment(config, out, options, console)
     return EXIT_OK
 
 
-def _dry_run(config: ExperimentConfig | StudyConfig, options: RunOptions, console: Console) -> int:
+def _dry_run(
+    config: ExperimentConfig | StudyConfig, out: Path | None, options: RunOptions, console: Console
+) -> int:
     from llenergymeasure.cli.dry_run import dry_run
 
-    dry_run(config, console, as_json=options.json)
+    dry_run(config, console, as_json=options.json, out_dir=out, resume=options.resume)
     return EXIT_OK
 
 

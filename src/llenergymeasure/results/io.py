@@ -2,11 +2,14 @@
 
 A run's directory appears whole or not at all: files are written into a hidden staging
 directory beside the target, then renamed. An existing directory is never overwritten; a
-name collision gets a numeric suffix.
+name collision gets a numeric suffix. :func:`check_out_dir` tells, before anything runs,
+whether result directories can be written under a folder at all.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import shutil
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from llenergymeasure.errors import ResultsError, describe_os_error
+from llenergymeasure.errors import ConfigError, ResultsError, describe_os_error
 from llenergymeasure.fileio import fsync_dir, fsync_tree, make_shareable
 from llenergymeasure.results.models import ExperimentResult
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
@@ -67,10 +70,78 @@ def _timeseries_schema() -> pa.Schema:
     )
 
 
+MAX_LABEL_CHARS = 100
+"""Longest label in a result or study directory name. With the timestamp and a collision
+suffix a name stays under eCryptfs' 143-byte limit (most filesystems allow 255)."""
+
+PROBE_BYTES = 1 << 20
+"""What :func:`check_out_dir` writes (and removes) to find a full disk before a run."""
+
+
+def dir_label(label: str, default: str) -> str:
+    """``label`` reduced to safe characters (``default`` if none are left), at most
+    :data:`MAX_LABEL_CHARS` long: a longer one keeps its start and ends in ``-`` and 8 hex
+    digits of its sha256, so two long labels that differ only at the end stay apart."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or default
+    if len(safe) <= MAX_LABEL_CHARS:
+        return safe
+    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
+    return f"{safe[: MAX_LABEL_CHARS - 9].rstrip('-.')}-{digest}"
+
+
 def run_dir_name(label: str, result: ExperimentResult) -> str:
-    """``<label>_<UTC timestamp>`` with the label reduced to safe characters."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "experiment"
-    return f"{safe}_{result.started_at.strftime('%Y%m%dT%H%M%S')}"
+    """``<label>_<UTC timestamp>`` with the label made safe and short (:func:`dir_label`)."""
+    return f"{dir_label(label, 'experiment')}_{result.started_at.strftime('%Y%m%dT%H%M%S')}"
+
+
+def check_out_dir(root: str | os.PathLike[str]) -> None:
+    """Fail now, before a model loads, if result directories cannot be written under ``root``.
+
+    Creates nothing that stays: where ``root`` does not exist yet, its nearest existing
+    ancestor is checked (and each missing name's length), since a run creates the rest. There
+    a hidden directory is made holding a :data:`PROBE_BYTES` file (written and fsynced), then
+    removed, so a read-only or full filesystem and a missing permission show up here.
+
+    Raises:
+        ConfigError: ``root`` (or an ancestor) is a file, a name is too long for the
+            filesystem, or it is read-only, not writable or full; the message names the path.
+    """
+    target = Path(root).expanduser()
+    existing, missing = target, []
+    try:
+        while not existing.exists() and existing != existing.parent:
+            missing.append(existing.name)
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OSError(errno.ENOTDIR, "a file, not a directory", str(existing))
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        for name in missing:
+            if len(os.fsencode(name)) > name_max:
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), name)
+        _probe(existing)
+    except OSError as exc:
+        where = target if existing == target else f"{target} (in {existing})"
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot write results under {where}: {reason}; choose another output directory "
+            "(--out, or out_dir= in Python)"
+        ) from None
+
+
+def _probe(folder: Path) -> None:
+    """Make a hidden directory in ``folder`` with a PROBE_BYTES file in it, then remove both."""
+    probe = Path(tempfile.mkdtemp(prefix=".llem-probe-", dir=folder))
+    try:
+        fd = os.open(probe / "probe", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            block = os.urandom(1 << 16)  # not zeros: a compressing filesystem stores those free
+            for _ in range(PROBE_BYTES // len(block)):
+                os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def write_experiment(

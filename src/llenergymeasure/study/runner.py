@@ -8,7 +8,6 @@ A killed study's runs are settled on resume (:mod:`llenergymeasure.study.staging
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -23,6 +22,7 @@ from llenergymeasure.config.study import (
 )
 from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
 from llenergymeasure.errors import ConfigError, ResultsError, describe_os_error
+from llenergymeasure.results.io import check_out_dir, dir_label
 from llenergymeasure.results.study import (
     StudyEntry,
     StudyResult,
@@ -89,6 +89,7 @@ def run_study(
     """
     observer = observer or SilentStudyObserver()
     study = with_user_defaults(study)
+    check_out_dir(resume or out_dir)  # an unusable --out fails before anything starts
     try:
         # connects / preflights first: no study dir on failure
         with _executor(study) as execute, ExitStack() as locks:
@@ -290,7 +291,7 @@ def _resumed_execution(manifest: Manifest, requested: dict[str, Any]) -> dict[st
 
 def _new_study_dir(out_dir: Path, name: str) -> Path:
     """A new, empty ``<name>_<UTC timestamp>`` directory (suffixed if taken)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "study"
+    safe = dir_label(name, "study")
     stem = f"{safe}_{_now().strftime('%Y%m%dT%H%M%S')}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
