@@ -13,9 +13,10 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,11 @@ from typer.testing import CliRunner
 import llenergymeasure as llem
 from llenergymeasure.cli.app import app
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.errors import EXIT_USAGE, BackendError, ConfigError
-from llenergymeasure.results.io import load_result, write_experiment
+from llenergymeasure.errors import EXIT_FAILURE, EXIT_USAGE, BackendError, ConfigError, ResultsError
+from llenergymeasure.results.io import RESULT_FILE, load_result, write_experiment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))  # report_fixtures
-from report_fixtures import make_result, records
+from report_fixtures import Written, make_result, records, write_all
 
 runner = CliRunner()
 
@@ -275,3 +276,127 @@ def test_dry_run_lists_library_versions_a_run_would_refuse(
     assert problems == ["backend 'pytorch': torch 1.13.0 is outside the tested range >=2.1,<3"]
     code, output = invoke("run", "--model", "smollm2-135m", "--dry-run")
     assert code == 0 and "a run here would stop" in output and "torch 1.13.0" in output
+
+
+# 8. Corrupt result, study and manifest files --------------------------------------------------
+
+
+def _garble(path: Path) -> None:
+    path.write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8, not JSON, not Parquet
+
+
+def _truncate(path: Path, keep: int = 200) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_load_result_of_random_bytes_names_the_file(written: Written) -> None:
+    file = written.experiment_a / RESULT_FILE
+    _garble(file)
+    with pytest.raises(ResultsError, match="not UTF-8") as raised:
+        load_result(written.experiment_a)
+    assert str(file) in str(raised.value)
+
+
+def test_report_skips_an_unreadable_result_and_reports_the_rest(written: Written) -> None:
+    _garble(written.experiment_a / RESULT_FILE)
+    code, output = invoke("report", str(written.experiment_a.parent))
+    assert code == 0, output
+    assert "unreadable" in output and str(written.experiment_a / RESULT_FILE) in output
+    assert "solo_b" in output
+
+
+def test_report_skips_a_truncated_results_parquet(written: Written) -> None:
+    table = written.study / "results.parquet"
+    _truncate(table)
+    code, output = invoke("report", str(written.study), str(written.experiment_b))
+    assert code == 0, output
+    assert "unreadable" in output and str(table) in output
+    assert "solo_b" in output and "demo_bs1" not in output
+
+
+def test_report_leaves_out_one_cycle_whose_result_is_unreadable(written: Written) -> None:
+    run = next((written.study / "runs").glob("demo_bs1_c0_*"))
+    _garble(run / RESULT_FILE)
+    frame = llem.load_results(written.study)
+    assert str(run / RESULT_FILE) in frame.attrs["unreadable"][0]
+    assert sorted(frame.loc[frame["experiment_name"] == "demo_bs1", "cycle_index"]) == [1, 2]
+
+
+def test_report_names_a_truncated_requests_parquet(written: Written) -> None:
+    requests = written.experiment_a / "requests.parquet"
+    _truncate(requests)
+    code, output = invoke("report", str(written.experiment_a), str(written.experiment_b))
+    assert code == 0, output
+    assert str(requests) in output
+
+
+def test_report_of_nothing_readable_is_a_clear_error(written: Written) -> None:
+    _garble(written.experiment_a / RESULT_FILE)
+    code, output = invoke("report", str(written.experiment_a))
+    assert code == EXIT_FAILURE
+    assert "nothing readable" in output and str(written.experiment_a / RESULT_FILE) in output
+
+
+def test_resume_with_a_corrupt_manifest_exits_2(tmp_path: Path) -> None:
+    study_dir = tmp_path / "s_20250101T000000"
+    study_dir.mkdir()
+    _garble(study_dir / "manifest.json")
+    code, output = invoke("run", str(_study_file(tmp_path)), "--resume", str(study_dir))
+    assert code == EXIT_USAGE, output
+    assert "manifest.json" in output
+
+
+# 14. Symbolic-link loops under `llem report` --------------------------------------------------
+
+
+def _within(seconds: int, call: Callable[[], Any]) -> Any:
+    """``call()``, failing the test if it takes longer than ``seconds`` (it would hang)."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"still searching after {seconds} s: a symbolic-link loop?")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return call()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _links(folder: Path, names: Sequence[tuple[str, str]]) -> None:
+    for name, target in names:
+        (folder / name).symlink_to(target, target_is_directory=True)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM")
+def test_report_of_a_folder_with_symlink_loops_ends(written: Written) -> None:
+    from llenergymeasure.reporting.loading import find_sources
+
+    solo = written.experiment_a.parent
+    _links(solo, [("self", "."), ("parent", ".."), ("again", ".")])
+    _links(written.experiment_a, [("up", "../..")])
+    sources = _within(20, lambda: find_sources(solo))
+    assert {s.path for s in sources} >= {
+        (written.experiment_a / RESULT_FILE).resolve(),
+        (written.experiment_b / RESULT_FILE).resolve(),
+    }
+    assert len(sources) == len({s.path for s in sources})
+    code, output = _within(60, lambda: invoke("report", str(solo)))
+    assert code == 0 and "solo_a" in output and "solo_b" in output, output
+
+
+def test_a_dangling_or_looping_link_is_ignored(written: Written) -> None:
+    from llenergymeasure.reporting.loading import find_sources
+
+    solo = written.experiment_a.parent
+    (solo / "dangling").symlink_to(solo / "nowhere")
+    (solo / "loop_a").symlink_to(solo / "loop_b")
+    (solo / "loop_b").symlink_to(solo / "loop_a")
+    assert len(find_sources(solo)) == 2
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> Written:
+    """A 2 x 3 study (one failed cycle) and experiments solo_a (no telemetry), solo_b."""
+    return write_all(tmp_path)

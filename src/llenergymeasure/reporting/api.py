@@ -24,7 +24,7 @@ from llenergymeasure.reporting.figures import (
     swept_parameters,
 )
 from llenergymeasure.reporting.html import Page, render
-from llenergymeasure.reporting.loading import load_results
+from llenergymeasure.reporting.loading import UNREADABLE, load_results
 from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
 from llenergymeasure.reporting.tables import comparison_table, summary_table
 from llenergymeasure.reporting.terminal import print_report
@@ -81,6 +81,7 @@ def report(
     summaries = summarise(frame)
     comparison = _comparison(summaries, list(dict.fromkeys(frame["configuration"])), compare_labels)
     context = gather_context(summaries)
+    context.unreadable[:0] = frame.attrs.get(UNREADABLE, [])  # skipped while loading
     print_report(console or Console(), summaries, comparison, context)
     outcome = Report(frame, summaries, comparison)
     if html is not None:

@@ -4,8 +4,10 @@ Built on the files runs already write: an experiment directory's ``result.json``
 directory's ``results.parquet`` (its entries, statuses and ``config.*`` columns), with each done
 entry's metrics read from its ``result.json``. Paths may be experiment directories, study
 directories, ``result.json`` / ``results.parquet`` files, or folders holding any of these
-(searched recursively; hidden folders such as staging directories are skipped). Fields a result
-does not have (written by an older version) load as null.
+(searched recursively, following symbolic links but never into a folder already seen; hidden
+folders such as staging directories are skipped). Fields a result does not have (written by an
+older version) load as null. A file that cannot be read (corrupt, truncated) skips its run or
+study with a note naming it, and the rest load.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llenergymeasure.config.dotted import flatten  # results.parquet's own rule
-from llenergymeasure.errors import ConfigError
+from llenergymeasure.errors import ConfigError, ResultsError
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.results.io import RESULT_FILE, load_result
 from llenergymeasure.results.study import STUDY_RESULT_FILE, STUDY_TABLE_FILE
 
 MANIFEST_FILE = "manifest.json"  # the study runner's; a study without results.parquet is unfinished
+UNREADABLE = "unreadable"
+"""Key of ``DataFrame.attrs`` listing the runs and studies skipped as unreadable (one line each)."""
 
 # Metric columns (units in the names) -> where each value sits in result.json.
 METRIC_PATHS: dict[str, tuple[str, ...]] = {
@@ -108,22 +112,35 @@ def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         columns with the unit in the name (``energy_total_j``, ``output_tokens_per_s``,
         ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`), ``warning_codes`` (comma-separated),
         ``timeseries_file`` (absolute, or null). Failed or pending study entries have null
-        metrics.
+        metrics. ``frame.attrs["unreadable"]`` lists what was skipped because a file could not
+        be read (a standalone run, a study's ``results.parquet``, or one done cycle's
+        ``result.json``), one line each naming the file.
 
     Raises:
         ConfigError: a path does not exist, or holds no results (exit 2).
         DependencyError: pandas is not installed.
-        ResultsError: a result file cannot be read.
+        ResultsError: every result found is unreadable (each named).
     """
     pd = require("pandas")
     rows: list[dict[str, Any]] = []
+    unreadable: list[str] = []
     for source in find_sources(paths):
-        rows.extend(_study_rows(source.path) if source.kind == "study" else [_run_row(source.path)])
+        try:
+            if source.kind == "study":
+                rows.extend(_study_rows(source.path, unreadable))
+            else:
+                rows.append(_run_row(source.path))
+        except ResultsError as exc:
+            unreadable.append(str(exc))
+    if not rows:
+        raise ResultsError("nothing readable to report: " + "; ".join(unreadable))
     frame = pd.DataFrame(rows)
     frame["configuration"] = configuration_labels(rows)
     frame["experiment_index"] = frame["experiment_index"].astype("Int64")
     first = [c for c in IDENTITY_COLUMNS if c in frame.columns]
-    return frame[first + [c for c in frame.columns if c not in first]]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    frame.attrs[UNREADABLE] = unreadable
+    return frame
 
 
 def find_sources(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Source]:
@@ -140,7 +157,7 @@ def find_sources(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         path = Path(item)
         if not path.exists():
             raise ConfigError(f"{path}: no such file or directory")
-        found = list(_sources_in(path))
+        found = list(_sources_in(path, set()))
         if not found:
             raise ConfigError(
                 f"{path}: no results found (expected an experiment directory with "
@@ -150,13 +167,22 @@ def find_sources(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return sources
 
 
-def _sources_in(path: Path) -> Iterator[Source]:
+def _sources_in(path: Path, seen: set[Path]) -> Iterator[Source]:
+    """The sources in ``path``; ``seen`` holds the real paths of the folders already searched,
+    so a symbolic link back up the tree (``self -> .``, ``parent -> ..``) ends the descent."""
     if path.is_file():
         if path.name in (STUDY_TABLE_FILE, STUDY_RESULT_FILE, MANIFEST_FILE):
-            yield from _sources_in(path.parent)
+            yield from _sources_in(path.parent, seen)
         else:
             yield Source("experiment", path.resolve())
         return
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a loop of links
+        return
+    if real in seen:
+        return
+    seen.add(real)
     if (path / RESULT_FILE).is_file():
         yield Source("experiment", (path / RESULT_FILE).resolve())
     elif (path / STUDY_TABLE_FILE).is_file():
@@ -171,7 +197,7 @@ def _sources_in(path: Path) -> Iterator[Source]:
         for child in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if runs is not None and (child / RESULT_FILE).is_file() and child.resolve() not in runs:
                 continue  # no entry points to it (an interrupted study's): not a study result
-            yield from _sources_in(child)
+            yield from _sources_in(child, seen)
 
 
 def _study_runs(folder: Path) -> set[Path] | None:
@@ -200,11 +226,20 @@ def _run_row(result_file: Path) -> dict[str, Any]:
     }
 
 
-def _study_rows(study_dir: Path) -> list[dict[str, Any]]:
+def _study_rows(study_dir: Path, unreadable: list[str]) -> list[dict[str, Any]]:
     """The rows of a study's ``results.parquet``, metrics taken from each done run's
-    ``result.json``."""
+    ``result.json`` (a cycle whose file is unreadable is left out and noted in ``unreadable``).
+
+    Raises:
+        ResultsError: ``results.parquet`` cannot be read.
+    """
+    pa = require("pyarrow")
     pq = require("pyarrow.parquet")
-    table = pq.read_table(study_dir / STUDY_TABLE_FILE).to_pylist()
+    file = study_dir / STUDY_TABLE_FILE
+    try:
+        table = pq.read_table(file).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"{file}: not a readable study table ({exc})") from None
     rows = []
     for entry in table:
         row = {key: value for key, value in entry.items() if key.startswith("config.")}
@@ -219,7 +254,11 @@ def _study_rows(study_dir: Path) -> list[dict[str, Any]]:
             result_dir=str(run_dir) if run_dir is not None else None,
         )
         if entry.get("status") == "done" and run_dir is not None:
-            row.update(_metrics(load_result(run_dir).model_dump(mode="json"), run_dir))
+            try:
+                row.update(_metrics(load_result(run_dir).model_dump(mode="json"), run_dir))
+            except ResultsError as exc:
+                unreadable.append(str(exc))
+                continue
         rows.append(row)
     return rows
 

@@ -150,8 +150,8 @@ def _pooled_latency(done: Any) -> tuple[LatencyStats, LatencyStats, str | None]:
     for run_dir in done["result_dir"]:
         try:
             records = load_requests(Path(str(run_dir)))
-        except ResultsError:
-            return LatencyStats(), LatencyStats(), f"no raw requests in {run_dir}"
+        except ResultsError as exc:  # names the file and why
+            return LatencyStats(), LatencyStats(), f"raw requests unreadable: {exc}"
         ttft.extend(r.ttft_s for r in records if r.ttft_s is not None)
         itl.extend(gap for r in records for gap in r.itl_s)
     return latency_stats(ttft), latency_stats(itl), None

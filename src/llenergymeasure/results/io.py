@@ -246,10 +246,24 @@ def load_result(path: str | os.PathLike[str]) -> ExperimentResult:
         raise ResultsError(f"no result found at {path} (expected a run directory or result.json)")
     try:
         result = ExperimentResult.model_validate_json(file.read_text(encoding="utf-8"))
-    except (OSError, ValidationError) as exc:
-        raise ResultsError(f"{file}: not a readable llenergymeasure result: {exc}") from None
+    except (OSError, UnicodeDecodeError, ValidationError) as exc:
+        raise ResultsError(
+            f"{file}: not a readable llenergymeasure result ({unreadable_reason(exc)})"
+        ) from None
     result.output_dir = str(file.parent)
     return result
+
+
+def unreadable_reason(exc: OSError | UnicodeDecodeError | ValidationError) -> str:
+    """One short line saying why a JSON file could not be read (never the file's bytes)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where + ': ' if where else ''}{first['msg']}{more}"
+    return exc.strerror or str(exc)
 
 
 def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
@@ -262,17 +276,19 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
 
     try:
         rows = pq.read_table(file).to_pylist()
+        return [
+            RequestRecord(
+                index=row["index"],
+                input_tokens=row["input_tokens"],
+                output_tokens=row["output_tokens"],
+                submit_s=row["submit_s"],
+                chunk_times_s=list(row["chunk_times_s"]),
+                chunk_tokens=list(row["chunk_tokens"]),
+                end_s=row["end_s"],
+            )
+            for row in rows
+        ]
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot read requests from {file}: {exc}") from None
-    return [
-        RequestRecord(
-            index=row["index"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            submit_s=row["submit_s"],
-            chunk_times_s=list(row["chunk_times_s"]),
-            chunk_tokens=list(row["chunk_tokens"]),
-            end_s=row["end_s"],
-        )
-        for row in rows
-    ]
+    except (KeyError, TypeError) as exc:  # a Parquet file, but not one of ours
+        raise ResultsError(f"{file}: not a requests table ({type(exc).__name__}: {exc})") from None
