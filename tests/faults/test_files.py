@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 import llenergymeasure as llem
+from llenergymeasure.backends.pytorch import gguf_cache
 from llenergymeasure.cli.app import app
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import EXIT_FAILURE, EXIT_USAGE, BackendError, ConfigError, ResultsError
@@ -344,6 +346,115 @@ def test_resume_with_a_corrupt_manifest_exits_2(tmp_path: Path) -> None:
     code, output = invoke("run", str(_study_file(tmp_path)), "--resume", str(study_dir))
     assert code == EXIT_USAGE, output
     assert "manifest.json" in output
+
+
+# 9. The converted-model cache is verified before use ------------------------------------------
+
+
+@pytest.fixture
+def fake_conversion(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
+    """Replace the transformers conversion with one writing 4 KiB of "weights"; returns the
+    folders it converted into."""
+    converted: list[Path] = []
+
+    def convert(gguf_path: Path, out: Path) -> None:
+        converted.append(out)
+        (out / "config.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(bytes(range(256)) * 16)
+
+    monkeypatch.setattr(gguf_cache, "_convert", convert)
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path / "cache"))
+    return converted
+
+
+@pytest.fixture
+def gguf(tmp_path: Path) -> Path:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + b"\1" * 100)
+    return path
+
+
+def _damage_by(kind: str) -> Callable[[Path], None]:
+    def truncate(folder: Path) -> None:
+        _truncate(folder / "model.safetensors", 100)
+
+    def same_size(folder: Path) -> None:
+        weights = folder / "model.safetensors"
+        weights.write_bytes(b"\0" * weights.stat().st_size)
+
+    def manifest(folder: Path) -> None:
+        _garble(folder / gguf_cache.CACHE_MANIFEST)
+
+    def missing(folder: Path) -> None:
+        (folder / "model.safetensors").unlink()
+
+    damages = {"truncated": truncate, "same size": same_size, "manifest": manifest}
+    return {**damages, "missing": missing}[kind]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "same size", "manifest", "missing"])
+def test_a_damaged_converted_model_is_rebuilt_with_a_warning(
+    kind: str, gguf: Path, fake_conversion: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = gguf_cache.converted_folder(gguf)
+    assert folder.parent == Path(os.environ["LLEM_CACHE_DIR"]) / "converted"
+    intact = (folder / "model.safetensors").read_bytes()
+    _damage_by(kind)(folder)
+    with caplog.at_level(logging.WARNING):
+        again = gguf_cache.converted_folder(gguf)
+    assert again == folder and len(fake_conversion) == 2
+    assert (folder / "model.safetensors").read_bytes() == intact
+    assert f"converted model cache {folder} is damaged" in caplog.text
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no leftovers
+
+
+def test_an_intact_converted_model_is_used_without_hashing_its_weights(
+    gguf: Path, fake_conversion: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = gguf_cache.converted_folder(gguf)
+    hashed: list[Path] = []
+    real = gguf_cache.file_sha256
+    monkeypatch.setattr(gguf_cache, "file_sha256", lambda p: hashed.append(p) or real(p))
+    assert gguf_cache.converted_folder(gguf) == folder
+    assert hashed == [gguf] and len(fake_conversion) == 1  # only the cache key's hash
+
+
+def test_a_touched_but_intact_file_is_hashed_once(gguf: Path, fake_conversion: list[Path]) -> None:
+    folder = gguf_cache.converted_folder(gguf)
+    weights = folder / "model.safetensors"
+    os.utime(weights, ns=(1, 1))
+    assert gguf_cache.damage(folder) is None
+    manifest = json.loads((folder / gguf_cache.CACHE_MANIFEST).read_text())
+    assert manifest["files"]["model.safetensors"]["mtime_ns"] == 1  # recorded: no hash next time
+    assert len(fake_conversion) == 1
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_an_unwritable_cache_is_a_clear_error(
+    code: int, gguf: Path, fake_conversion: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Path(os.environ["LLEM_CACHE_DIR"])
+    cache.mkdir()
+    fail_under(monkeypatch, cache, code)
+    with pytest.raises(BackendError) as raised:
+        gguf_cache.converted_folder(gguf)
+    assert str(cache / "converted") in str(raised.value)
+    assert os.strerror(code) in str(raised.value) and "LLEM_CACHE_DIR" in str(raised.value)
+    assert raised.value.exit_code == EXIT_FAILURE
+
+
+def test_a_full_cache_disk_is_a_clear_error(
+    gguf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def convert(gguf_path: Path, out: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / "model.safetensors"))
+
+    monkeypatch.setattr(gguf_cache, "_convert", convert)
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(BackendError, match="No space left on device") as raised:
+        gguf_cache.converted_folder(gguf)
+    assert str(tmp_path / "cache" / "converted") in str(raised.value)
+    assert list((tmp_path / "cache" / "converted").iterdir()) == []  # staging removed
 
 
 # 14. Symbolic-link loops under `llem report` --------------------------------------------------
