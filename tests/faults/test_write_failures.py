@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from llenergymeasure.cli.app import app
 from llenergymeasure.config.study import build_study_config
-from llenergymeasure.errors import ResultsError
+from llenergymeasure.errors import LLEMError, ResultsError
 from llenergymeasure.study.runner import run_study
 
 ERRNOS = [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.ENAMETOOLONG]
@@ -225,6 +225,23 @@ def test_a_lock_directory_that_cannot_be_written_is_one_line_and_exit_1(
     monkeypatch.setenv("LLEM_LOCK_DIR", str(locks))
     fail_opening(monkeypatch, code, lambda p: p == locks or locks in p.parents)
     assert_one_line(run_cli(faults), locks, code)
+
+
+@pytest.mark.parametrize("code", ERRNOS, ids=[errno.errorcode[c] for c in ERRNOS])
+def test_a_model_cache_that_cannot_be_written_names_the_path_and_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF not really")
+    cache = tmp_path / "cache"
+    fail_opening(monkeypatch, code, lambda p: p == cache or cache in p.parents)
+    with pytest.raises(LLEMError) as failed:
+        converted_folder(gguf, root=cache)
+    message = str(failed.value)
+    assert failed.value.exit_code == 1 and "\n" not in message
+    assert str(cache) in message and os.strerror(code) in message
 
 
 # --- durability ---------------------------------------------------------------------------------
