@@ -258,3 +258,28 @@ def test_cpu_busy_share_from_cpu_times() -> None:
     before, after = times(10.0, 5.0, 100.0, 1.0), times(25.0, 10.0, 105.0, 1.0)  # 25 s, 5 idle
     assert cpu_busy_pct(before, after, expected_cpu_s=40.0) == pytest.approx(80.0)
     assert cpu_busy_pct(before, after, expected_cpu_s=100.0) is None  # the wait was not real
+
+
+def test_a_baseline_cache_that_cannot_be_written_does_not_fail_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The baseline cache only saves time: a full disk there is logged, and the run goes on
+    with the baseline it just measured."""
+    import errno
+    import os
+
+    from llenergymeasure.harness import baseline as baseline_module
+
+    def full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(baseline_module, "write_text_atomically", full)
+    config, clock, _, backend, sampler = setup(baseline={"enabled": True, "duration_s": 1.0})
+    cache = BaselineCache(tmp_path / "b.json")
+    run = run_experiment(
+        config, backend=backend, sampler_factory=lambda: sampler, clock=clock,
+        sleep=clock.advance, telemetry_sources=[], baseline_cache=cache,
+    )  # fmt: skip
+    assert run.result.energy.baseline_power_w is not None
+    assert "could not cache the idle baseline" in caplog.text and "ENOSPC" in caplog.text
+    assert not (tmp_path / "b.json").exists()

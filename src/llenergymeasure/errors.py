@@ -14,8 +14,11 @@
     │   ├── GpuNotSupportedError           the device lacks this reading
     │   ├── GpuLostError                   the device fell off the bus / needs a reset
     │   └── GpuUnavailableError            no driver, library or visible GPU
-    └── ResultsError               exit 1  result or study files (results, manifest, study
-                                           directory, device lock) could not be written or read
+    ├── ResultsError               exit 1  result or study files (results, manifest, study
+    │                                      directory, device lock) could not be written or read
+    └── LockedError (study.lock)   exit 1  another llem process holds what this run needs
+        ├── DeviceBusyError                a device is measuring for another process
+        └── StudyInUseError                the study directory is being run by another process
 
 Vendor exceptions (torch, transformers, pynvml, codecarbon, ...) are translated into these at the
 boundary of the module that calls the vendor library; nothing above that layer sees them.

@@ -8,6 +8,9 @@ a cache hit skips the build; streamed chunks flow into TTFT/ITL through ``llener
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 import types
 import typing
 from collections.abc import Iterator
@@ -374,6 +377,26 @@ def test_engine_cache_off_builds_every_time(
     for _ in range(2):
         load(tiny_model_dir, engine_root, {"runtime": "engine", "engine_cache": False})
     assert fake.builds == 2 and fake.saves == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_an_unwritable_engine_cache_is_a_backend_error(
+    fake: FakeTrtLlm,
+    tiny_model_dir: Path,
+    engine_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+) -> None:
+    """A full, read-only or forbidden engine cache is one line naming it, not an OSError."""
+
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise OSError(code, os.strerror(code), str(engine_root))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(
+        BackendError, match=rf"engine cache: {engine_root}: .*{errno.errorcode[code]}"
+    ):
+        load(tiny_model_dir, engine_root, {"runtime": "engine"})
 
 
 # ---- versions, config rules -------------------------------------------------------------------

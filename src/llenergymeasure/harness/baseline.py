@@ -7,6 +7,7 @@ devices draw when idle, leaving the energy attributable to the workload.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -17,8 +18,11 @@ from typing import Any
 import psutil
 
 from llenergymeasure.energy.base import EnergySampler
+from llenergymeasure.errors import describe_os_error
 from llenergymeasure.fileio import write_text_atomically
 from llenergymeasure.paths import cache_dir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,11 +109,18 @@ class BaselineCache:
         return baseline if baseline.age_s(now) < ttl_s else None
 
     def put(self, key: str, baseline: Baseline) -> None:
-        """Store ``baseline`` under ``key`` (other keys are kept)."""
+        """Store ``baseline`` under ``key`` (other keys are kept). The cache only saves time:
+        a cache that cannot be written (full disk, read-only) is logged, never fatal."""
         entries = self._load()
         entries[key] = {k: v for k, v in asdict(baseline).items() if k != "from_cache"}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(self.path, json.dumps(entries, indent=2))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.path, json.dumps(entries, indent=2))
+        except OSError as exc:
+            logger.warning(
+                "could not cache the idle baseline (%s); it is measured again next run",
+                describe_os_error(exc),
+            )
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:

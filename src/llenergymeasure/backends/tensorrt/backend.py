@@ -41,7 +41,7 @@ from llenergymeasure.backends.tensorrt.args import (
 )
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.devices import GpuProbe, probe
-from llenergymeasure.errors import BackendError, ConfigError
+from llenergymeasure.errors import BackendError, ConfigError, describe_os_error
 from llenergymeasure.fileio import make_shareable
 from llenergymeasure.paths import cache_dir
 from llenergymeasure.results.models import ModelInfo
@@ -199,17 +199,24 @@ class TensorRTBackend(TokenizedBackend):
 
     @staticmethod
     def _save_engine(llm: Any, folder: Path) -> None:
-        """Save atomically: into a temporary sibling, then rename."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        """Save atomically: into a temporary sibling, then rename.
+
+        Raises:
+            BackendError: the engine cache cannot be written (names the path and the cause).
+        """
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        except OSError as exc:
+            raise _cache_error(exc) from None
         try:
             llm.save(str(staging))
             make_shareable(staging)
             os.replace(staging, folder)
-        except OSError:
+        except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            if not (folder / "config.json").is_file():
-                raise
+            if not (folder / "config.json").is_file():  # else another run saved it meanwhile
+                raise _cache_error(exc) from None
 
     @staticmethod
     def _location(source: ModelSource) -> str:
@@ -330,3 +337,10 @@ def _engine_ttft_s(output: Any) -> float | None:
         return float(ttft.total_seconds())
     except (AttributeError, TypeError):
         return None
+
+
+def _cache_error(exc: OSError) -> BackendError:
+    return BackendError(
+        f"cannot save the built TensorRT engine to the engine cache: {describe_os_error(exc)}; "
+        "free space there or set LLEM_CACHE_DIR to a writable folder"
+    )
