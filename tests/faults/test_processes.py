@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from llenergymeasure.cli import app
 from llenergymeasure.study import lock as locks
 from llenergymeasure.testing import FAKE_NVML_ENV, FakeGpuSpec, install_fake_pynvml
+from llenergymeasure.testing.models import tiny_experiment
 
 # A child target that would write a result a second after it starts, unless it is killed.
 _TARGET = """
@@ -121,22 +122,9 @@ def test_a_child_dies_with_its_parent_at_any_moment(
     assert not (out / "result.txt").exists()
 
 
-def _tiny_experiment(model_dir: Path) -> dict[str, Any]:
-    return {
-        "name": "tiny",
-        "model": str(model_dir),
-        "n": 2,
-        "max_output_tokens": 3,
-        "chat_template": False,
-        "warmup": {"n_warmup": 0},
-        "baseline": {"enabled": False},
-        "energy": {"sampler": "null"},
-    }
-
-
 def _tiny_study(model_dir: Path, sizes: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     return {
-        **_tiny_experiment(model_dir),
+        **tiny_experiment(model_dir, name="tiny"),
         "sweep": {"n": list(sizes)},
         "execution": {"n_cycles": 1},
     }
@@ -353,7 +341,7 @@ def test_a_single_run_is_refused_or_waits_while_a_study_measures(
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(_tiny_study(tiny_model_dir)))
     experiment_file = tmp_path / "experiment.yaml"
-    experiment_file.write_text(yaml.safe_dump(_tiny_experiment(tiny_model_dir)))
+    experiment_file.write_text(yaml.safe_dump(tiny_experiment(tiny_model_dir, name="tiny")))
     study = _llem(str(study_file), "--out", str(tmp_path / "study"))
     _spawned_child(study)
 

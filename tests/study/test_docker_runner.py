@@ -27,6 +27,7 @@ from llenergymeasure.testing.fake_docker import (
     volume_mounts,
     write_fake_docker,
 )
+from llenergymeasure.testing.models import tiny_experiment
 
 IMAGES = ["llenergymeasure:pytorch", "llenergymeasure:vllm"]
 
@@ -157,11 +158,7 @@ def test_cpu_host_without_visible_gpus_needs_no_toolkit(
 
 
 def tiny(model_dir: Path, **fields: Any) -> dict[str, Any]:
-    return {
-        "model": str(model_dir), "n": 2, "max_output_tokens": 3, "chat_template": False,
-        "warmup": {"n_warmup": 0}, "baseline": {"enabled": False},
-        "energy": {"sampler": "null"}, "telemetry": {"enabled": False}, **fields,
-    }  # fmt: skip
+    return tiny_experiment(model_dir, telemetry={"enabled": False}, **fields)
 
 
 def test_docker_study_has_the_local_result_layout(

@@ -16,6 +16,7 @@ from llenergymeasure.config.study import build_study_config
 from llenergymeasure.errors import DependencyError
 from llenergymeasure.study import run_study
 from llenergymeasure.study.ray_executor import RayExecutor, gpus_needed, ray_error_outcome
+from llenergymeasure.testing.models import tiny_experiment
 from llenergymeasure.testing.study_targets import by_name
 
 
@@ -36,17 +37,7 @@ def ray_instance(ray: Any) -> Iterator[None]:
 
 
 def tiny_study(model_dir: Path, **fields: Any) -> dict[str, Any]:
-    return {
-        "name": "tiny",
-        "model": str(model_dir),
-        "n": 2,
-        "max_output_tokens": 3,
-        "chat_template": False,
-        "warmup": {"n_warmup": 0},
-        "baseline": {"enabled": False},
-        "energy": {"sampler": "null"},
-        **fields,
-    }
+    return tiny_experiment(model_dir, name="tiny", **fields)
 
 
 def layout(study_dir: Path) -> dict[str, Any]:

@@ -20,23 +20,14 @@ from llenergymeasure.cli import app
 from llenergymeasure.config.study import build_study_config
 from llenergymeasure.study import run_study
 from llenergymeasure.study.lock import DeviceBusyError, DeviceLock
+from llenergymeasure.testing.models import tiny_experiment
 from llenergymeasure.testing.study_targets import by_name
 
 pytest.importorskip("transformers")
 
 
 def tiny_study(model_dir: Path, **fields: Any) -> dict[str, Any]:
-    return {
-        "name": "tiny",
-        "model": str(model_dir),
-        "n": 2,
-        "max_output_tokens": 3,
-        "chat_template": False,
-        "warmup": {"n_warmup": 0},
-        "baseline": {"enabled": False},
-        "energy": {"sampler": "null"},
-        **fields,
-    }
+    return tiny_experiment(model_dir, name="tiny", **fields)
 
 
 def test_failures_are_recorded_and_the_study_goes_on(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -1,11 +1,28 @@
 """Small real models for tests, benchmarks and the validation campaign: the embedded model as a
-safetensors folder, a tiny random Llama, and a LoRA adapter. Need llenergymeasure[pytorch]."""
+safetensors folder, a tiny random Llama, a LoRA adapter (these need llenergymeasure[pytorch]),
+and the shortest experiment config that runs one of them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 ADAPTER_CONFIG = "adapter_config.json"
+
+
+def tiny_experiment(model_dir: Path, **fields: Any) -> dict[str, Any]:
+    """The shortest real experiment on ``model_dir``: 2 prompts, 3 tokens, no warmup, no
+    baseline, timing only; ``fields`` override or add keys (a name, a sweep...)."""
+    return {
+        "model": str(model_dir),
+        "n": 2,
+        "max_output_tokens": 3,
+        "chat_template": False,
+        "warmup": {"n_warmup": 0},
+        "baseline": {"enabled": False},
+        "energy": {"sampler": "null"},
+        **fields,
+    }
 
 
 def embedded_model_folder() -> Path:
