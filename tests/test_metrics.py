@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,31 @@ def test_metrics_pool_itl_samples_instead_of_averaging_percentiles() -> None:
 def test_no_energy_means_null_per_unit_energy() -> None:
     metrics = compute_metrics([record(0, 0.0, [1.0])], 1.0, None, MemoryReading(None, "n/a"))
     assert metrics.energy_per_output_token_j is None and metrics.energy_per_request_j is None
+
+
+def test_tpot_and_energy_per_total_token() -> None:
+    """TPOT is (e2e - TTFT) / (output tokens - 1) per request; a one-token request has none.
+    J per total token divides by input + output tokens."""
+    records = [
+        RequestRecord(0, 10, 5, 0.0, [0.5, 0.6, 0.7, 0.8, 0.9], [1] * 5, end_s=0.9),
+        RequestRecord(1, 6, 1, 0.0, [0.4], [1], end_s=0.4),
+    ]
+    assert records[0].tpot_s == pytest.approx(0.1)
+    assert records[1].tpot_s is None
+    metrics = compute_metrics(records, 1.0, 44.0, MemoryReading(None, "cpu"), 22.0)
+    assert metrics.tpot.n == 1 and metrics.tpot.mean_s == pytest.approx(0.1)
+    assert metrics.energy_per_total_token_j == pytest.approx(44.0 / 22)
+    assert metrics.energy_per_total_token_adjusted_j == pytest.approx(1.0)
+
+
+def test_requests_parquet_carries_tpot(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from llenergymeasure.results.io import load_requests, write_requests
+
+    records = [RequestRecord(0, 3, 3, 0.0, [0.2, 0.3, 0.5], [1, 1, 1], end_s=0.5)]
+    write_requests(records, tmp_path / "requests.parquet")
+    assert pq.read_table(tmp_path / "requests.parquet").column("tpot_s").to_pylist() == [
+        pytest.approx(0.15)
+    ]
+    assert load_requests(tmp_path / "requests.parquet") == records

@@ -152,6 +152,8 @@ def result_table(result: ExperimentResult) -> Table:
          + _also(metrics.energy_per_output_token_adjusted_j)),
         ("energy / request", _num(metrics.energy_per_request_j, " J", 4)
          + _also(metrics.energy_per_request_adjusted_j)),
+        ("energy / token in+out", _num(metrics.energy_per_total_token_j, " J", 4)
+         + _also(metrics.energy_per_total_token_adjusted_j)),
         *_facility(energy),
         ("CO2", _co2(energy)),
         ("output tokens/s", _num(metrics.output_tokens_per_s, "", 4)),
@@ -159,6 +161,7 @@ def result_table(result: ExperimentResult) -> Table:
         ("requests/s", _num(metrics.requests_per_s, "", 4)),
         ("TTFT", _ms(metrics.ttft)),
         ("ITL", _ms(metrics.itl)),
+        ("TPOT", _ms(metrics.tpot)),
         ("end-to-end latency", _ms(metrics.e2e_latency)),
         ("requests · tokens in/out", f"{metrics.n_requests} · "
          f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),

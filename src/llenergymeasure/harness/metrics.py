@@ -42,8 +42,13 @@ def compute_metrics(
         energy_per_request_j=_per_unit(energy_total_j, len(records)),
         energy_per_output_token_adjusted_j=_per_unit(energy_adjusted_j, output_tokens),
         energy_per_request_adjusted_j=_per_unit(energy_adjusted_j, len(records)),
+        energy_per_total_token_j=_per_unit(energy_total_j, input_tokens + output_tokens),
+        energy_per_total_token_adjusted_j=_per_unit(
+            energy_adjusted_j, input_tokens + output_tokens
+        ),
         ttft=latency_stats(ttfts),
         itl=latency_stats(itls),
+        tpot=latency_stats([t for r in records if (t := r.tpot_s) is not None]),
         e2e_latency=latency_stats([r.e2e_s for r in records]),
         peak_memory_mb=memory.peak_mb,
         peak_memory_scope=memory.scope,

@@ -44,6 +44,8 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "energy_per_output_token_adjusted_j": ("metrics", "energy_per_output_token_adjusted_j"),
     "energy_per_request_j": ("metrics", "energy_per_request_j"),
     "energy_per_request_adjusted_j": ("metrics", "energy_per_request_adjusted_j"),
+    "energy_per_total_token_j": ("metrics", "energy_per_total_token_j"),
+    "energy_per_total_token_adjusted_j": ("metrics", "energy_per_total_token_adjusted_j"),
     "output_tokens_per_s": ("metrics", "output_tokens_per_s"),
     "input_tokens_per_s": ("metrics", "input_tokens_per_s"),
     "requests_per_s": ("metrics", "requests_per_s"),
@@ -54,7 +56,12 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "peak_memory_mb": ("metrics", "peak_memory_mb"),
     **{
         f"{name}_{stat}_s": ("metrics", key, f"{stat}_s")
-        for name, key in (("ttft", "ttft"), ("itl", "itl"), ("e2e", "e2e_latency"))
+        for name, key in (
+            ("ttft", "ttft"),
+            ("itl", "itl"),
+            ("tpot", "tpot"),
+            ("e2e", "e2e_latency"),
+        )
         for stat in ("mean", "median", "p95", "p99")
     },
     "telemetry_mean_power_w": ("telemetry", "mean_power_w"),

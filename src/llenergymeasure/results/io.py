@@ -45,6 +45,7 @@ def _request_schema() -> pa.Schema:
             ("end_s", pa.float64()),
             ("ttft_s", pa.float64()),
             ("e2e_s", pa.float64()),
+            ("tpot_s", pa.float64()),
             ("chunk_times_s", pa.list_(pa.float64())),
             ("chunk_tokens", pa.list_(pa.int64())),
         ]
@@ -214,6 +215,7 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "end_s": [r.end_s for r in records],
         "ttft_s": [r.ttft_s for r in records],
         "e2e_s": [r.e2e_s for r in records],
+        "tpot_s": [r.tpot_s for r in records],
         "chunk_times_s": [r.chunk_times_s for r in records],
         "chunk_tokens": [r.chunk_tokens for r in records],
     }

@@ -86,8 +86,13 @@ class PerformanceMetrics(_Lenient):
     energy_per_request_j: float | None = None
     energy_per_output_token_adjusted_j: float | None = None
     energy_per_request_adjusted_j: float | None = None
+    energy_per_total_token_j: float | None = None
+    """Energy per token processed, input and output alike (prefill-heavy work compares here)."""
+    energy_per_total_token_adjusted_j: float | None = None
     ttft: LatencyStats = Field(default_factory=LatencyStats)
     itl: LatencyStats = Field(default_factory=LatencyStats)
+    tpot: LatencyStats = Field(default_factory=LatencyStats)
+    """Time per output token after the first, one sample per request (see RequestRecord.tpot_s)."""
     e2e_latency: LatencyStats = Field(default_factory=LatencyStats)
     peak_memory_mb: float | None = None
     peak_memory_scope: str | None = None

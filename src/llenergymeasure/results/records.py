@@ -48,6 +48,15 @@ class RequestRecord:
         """End-to-end latency of the request."""
         return self.end_s - self.submit_s
 
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first: (e2e - TTFT) / (output tokens - 1), as
+        ``vllm bench`` defines it; None for fewer than two output tokens."""
+        ttft_s = self.ttft_s
+        if ttft_s is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_s - ttft_s) / (self.output_tokens - 1)
+
 
 @dataclass(frozen=True)
 class TelemetrySample:

@@ -102,9 +102,11 @@ class ExperimentAggregate(_Lenient):
     requests_per_s: Summary = Field(default_factory=Summary)
     ttft_mean_s: Summary = Field(default_factory=Summary)
     itl_mean_s: Summary = Field(default_factory=Summary)
+    tpot_mean_s: Summary = Field(default_factory=Summary)
     e2e_mean_s: Summary = Field(default_factory=Summary)
     ttft_pooled: LatencyStats = Field(default_factory=LatencyStats)
     itl_pooled: LatencyStats = Field(default_factory=LatencyStats)
+    tpot_pooled: LatencyStats = Field(default_factory=LatencyStats)
     e2e_latency_pooled: LatencyStats = Field(default_factory=LatencyStats)
 
 
@@ -156,6 +158,7 @@ _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "requests_per_s": lambda r: r.metrics.requests_per_s,
     "ttft_mean_s": lambda r: r.metrics.ttft.mean_s,
     "itl_mean_s": lambda r: r.metrics.itl.mean_s,
+    "tpot_mean_s": lambda r: r.metrics.tpot.mean_s,
     "e2e_mean_s": lambda r: r.metrics.e2e_latency.mean_s,
 }
 
@@ -172,10 +175,13 @@ _ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
     "output_tokens_per_s": ("float64", lambda r: r.metrics.output_tokens_per_s),
     "input_tokens_per_s": ("float64", lambda r: r.metrics.input_tokens_per_s),
     "requests_per_s": ("float64", lambda r: r.metrics.requests_per_s),
+    "energy_per_total_token_j": ("float64", lambda r: r.metrics.energy_per_total_token_j),
     "ttft_mean_s": ("float64", lambda r: r.metrics.ttft.mean_s),
     "ttft_p95_s": ("float64", lambda r: r.metrics.ttft.p95_s),
     "itl_mean_s": ("float64", lambda r: r.metrics.itl.mean_s),
     "itl_p95_s": ("float64", lambda r: r.metrics.itl.p95_s),
+    "tpot_mean_s": ("float64", lambda r: r.metrics.tpot.mean_s),
+    "tpot_p95_s": ("float64", lambda r: r.metrics.tpot.p95_s),
     "e2e_mean_s": ("float64", lambda r: r.metrics.e2e_latency.mean_s),
     "e2e_p95_s": ("float64", lambda r: r.metrics.e2e_latency.p95_s),
     "duration_s": ("float64", lambda r: r.metrics.duration_s),
@@ -271,6 +277,7 @@ def _aggregate_experiment(
         n_cycles_done=len(done),
         ttft_pooled=latency_stats([r.ttft_s for r in records if r.ttft_s is not None]),
         itl_pooled=latency_stats([gap for r in records for gap in r.itl_s]),
+        tpot_pooled=latency_stats([t for r in records if (t := r.tpot_s) is not None]),
         e2e_latency_pooled=latency_stats([r.e2e_s for r in records]),
     )
     for field, value in _SUMMARISED.items():
