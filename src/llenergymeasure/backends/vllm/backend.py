@@ -13,6 +13,7 @@ runs an experiment with this backend must do so under ``if __name__ == "__main__
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default when vllm.max_num_seqs is unset
+ENGINE_EXIT_TIMEOUT_S = 15.0  # how long unload waits for the engine's processes to exit
 LORA_NAME = "adapter"
 
 
@@ -76,6 +78,7 @@ class VllmBackend(TokenizedBackend):
         self._tokenizer_loader = tokenizer_loader
         self._probe = gpu_probe
         self._engine: Any = None
+        self._children_before: set[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._info: ModelInfo | None = None
         self._lora: Any = None
@@ -125,6 +128,7 @@ class VllmBackend(TokenizedBackend):
                 lora_name=LORA_NAME, lora_int_id=1, lora_path=str(self._adapter)
             )
         self._loop = asyncio.new_event_loop()
+        self._children_before = _child_pids()
         try:
             self._engine = self._loop.run_until_complete(_start_engine(api, kwargs))
         except Exception as exc:  # vLLM raises many types while starting; report one
@@ -274,6 +278,7 @@ class VllmBackend(TokenizedBackend):
                 finally:
                     self._engine = None
             self._close_loop()
+            _reap_engine_processes(self._children_before)
         finally:
             if self._architecture is not None:
                 self._architecture.remove()
@@ -320,3 +325,28 @@ def _adapter_path(adapter: str) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(adapter))
+
+
+def _child_pids() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _reap_engine_processes(before: set[int] | None) -> None:
+    """Wait for the processes the engine started to exit, and kill any that outstay
+    ``ENGINE_EXIT_TIMEOUT_S``: ``shutdown()`` signals them without waiting, and a run must
+    not end (nor the next experiment start) beside a dying engine. multiprocessing's
+    resource tracker is process-long and left alone."""
+    if before is None:
+        return
+    engine = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.pid not in before and "resource_tracker" not in " ".join(child.cmdline()):
+                engine.append(child)
+        except psutil.Error:  # ended meanwhile
+            continue
+    _, alive = psutil.wait_procs(engine, timeout=ENGINE_EXIT_TIMEOUT_S)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=ENGINE_EXIT_TIMEOUT_S)
