@@ -6,8 +6,19 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+MAX_NUMBERED = 9_999
+"""The most names :func:`numbered_paths` offers (``name`` … ``name_9999``)."""
+
+
+def numbered_paths(parent: Path, name: str) -> Iterator[Path]:
+    """``parent/name``, then ``parent/name_2``, ``name_3`` … : the names to try, in order, for a
+    new file or directory that must never replace an existing one."""
+    yield parent / name
+    for number in range(2, MAX_NUMBERED + 1):
+        yield parent / f"{name}_{number}"
 
 
 def make_shareable(path: Path) -> None:

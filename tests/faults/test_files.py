@@ -278,6 +278,9 @@ def test_dry_run_lists_library_versions_a_run_would_refuse(
     assert problems == ["backend 'pytorch': torch 1.13.0 is outside the tested range >=2.1,<3"]
     code, output = invoke("run", "--model", "smollm2-135m", "--dry-run")
     assert code == 0 and "a run here would stop" in output and "torch 1.13.0" in output
+    monkeypatch.setenv("LLEM_ALLOW_UNTESTED", "1")  # a run would measure (with a warning)
+    code, output = invoke("run", "--model", "smollm2-135m", "--dry-run", "--json")
+    assert code == 0 and json.loads(output)["problems"] == []
 
 
 # 8. Corrupt result, study and manifest files --------------------------------------------------

@@ -157,8 +157,13 @@ def _untested(spec: BackendSpec, versions: Mapping[str, str | None]) -> list[str
     return problems
 
 
+def untested_allowed() -> bool:
+    """Whether ``LLEM_ALLOW_UNTESTED=1`` lets untested library versions measure."""
+    return os.environ.get(ALLOW_UNTESTED) == "1"
+
+
 def _refuse_unless_allowed(problem: str, warn: bool) -> None:
-    if os.environ.get(ALLOW_UNTESTED) != "1":
+    if not untested_allowed():
         raise DependencyError(
             f"{problem}; install a tested version, or set {ALLOW_UNTESTED}=1 to measure "
             "anyway (the version is recorded on the result)"

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.backends import backend_status
-from llenergymeasure.backends.registry import untested_versions
+from llenergymeasure.backends.registry import untested_allowed, untested_versions
 from llenergymeasure.config.dotted import flatten
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig, cycle_schedule
@@ -114,13 +114,14 @@ def build_plan(
 
 def _library_problems(experiments: list[ExperimentConfig]) -> list[str]:
     """Per backend used, what would stop a local run before loading: its libraries not
-    installed, or installed outside the tested range (metadata only, nothing imported)."""
+    installed, or installed outside the tested range without ``LLEM_ALLOW_UNTESTED=1``
+    (metadata only, nothing imported)."""
     problems = []
     for backend in dict.fromkeys(e.backend for e in experiments):
         status = backend_status(backend)
         if not status.installed:
             problems.append(f"backend '{backend}' is not installed here: {status.install_hint}")
-        else:
+        elif not untested_allowed():
             problems += untested_versions(backend, status.versions)
     return problems
 

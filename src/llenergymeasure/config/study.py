@@ -424,13 +424,16 @@ def cycle_schedule(n_experiments: int, execution: ExecutionConfig) -> list[tuple
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def safe_name(text: str, max_length: int = 100) -> str:
-    """A filesystem- and shell-safe form of ``text`` (``[A-Za-z0-9._-]``, no leading dot or dash).
+def safe_name(text: str, max_length: int = 100, default: str = "experiment") -> str:
+    """A filesystem- and shell-safe form of ``text`` (``[A-Za-z0-9._-]``, no leading dot or dash;
+    ``default`` when nothing is left). It names experiments and the result and study
+    directories.
 
     Text longer than ``max_length`` is cut and ends in 8 hex digits of its hash, so distinct long
-    names stay distinct.
+    names stay distinct; with a timestamp and a collision suffix, a directory name of 100
+    characters stays under eCryptfs' 143-byte limit (most filesystems allow 255).
     """
-    cleaned = _UNSAFE.sub("-", text).strip("-._") or "experiment"
+    cleaned = _UNSAFE.sub("-", text).strip("-._") or default
     if len(cleaned) > max_length:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         cleaned = f"{cleaned[: max_length - 9].rstrip('-._')}-{digest}"

@@ -23,8 +23,8 @@ from llenergymeasure.errors import ConfigError, ResultsError
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.results.io import RESULT_FILE, load_result
 from llenergymeasure.results.study import STUDY_RESULT_FILE, STUDY_TABLE_FILE
+from llenergymeasure.study.manifest import MANIFEST_FILE, result_dirs
 
-MANIFEST_FILE = "manifest.json"  # the study runner's; a study without results.parquet is unfinished
 UNREADABLE = "unreadable"
 """Key of ``DataFrame.attrs`` listing the runs and studies skipped as unreadable (one line each)."""
 
@@ -211,8 +211,6 @@ def _study_runs(folder: Path) -> set[Path] | None:
     """The runs of the study whose ``runs/`` folder ``folder`` is (None if it is not one)."""
     if not (folder.parent / MANIFEST_FILE).is_file():
         return None
-    from llenergymeasure.study.manifest import result_dirs  # only for a study's runs/ folder
-
     return result_dirs(folder.parent)
 
 

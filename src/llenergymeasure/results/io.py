@@ -9,9 +9,7 @@ whether result directories can be written under a folder at all.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -20,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from llenergymeasure.config.study import safe_name
 from llenergymeasure.errors import ConfigError, ResultsError, describe_os_error
-from llenergymeasure.fileio import fsync_dir, fsync_tree, make_shareable
+from llenergymeasure.fileio import fsync_dir, fsync_tree, make_shareable, numbered_paths
 from llenergymeasure.results.models import ExperimentResult
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
 
@@ -71,28 +70,13 @@ def _timeseries_schema() -> pa.Schema:
     )
 
 
-MAX_LABEL_CHARS = 100
-"""Longest label in a result or study directory name. With the timestamp and a collision
-suffix a name stays under eCryptfs' 143-byte limit (most filesystems allow 255)."""
-
 PROBE_BYTES = 1 << 20
 """What :func:`check_out_dir` writes (and removes) to find a full disk before a run."""
 
 
-def dir_label(label: str, default: str) -> str:
-    """``label`` reduced to safe characters (``default`` if none are left), at most
-    :data:`MAX_LABEL_CHARS` long: a longer one keeps its start and ends in ``-`` and 8 hex
-    digits of its sha256, so two long labels that differ only at the end stay apart."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or default
-    if len(safe) <= MAX_LABEL_CHARS:
-        return safe
-    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
-    return f"{safe[: MAX_LABEL_CHARS - 9].rstrip('-.')}-{digest}"
-
-
 def run_dir_name(label: str, result: ExperimentResult) -> str:
-    """``<label>_<UTC timestamp>`` with the label made safe and short (:func:`dir_label`)."""
-    return f"{dir_label(label, 'experiment')}_{result.started_at.strftime('%Y%m%dT%H%M%S')}"
+    """``<label>_<UTC timestamp>`` with the label made safe and short (``safe_name``)."""
+    return f"{safe_name(label)}_{result.started_at.strftime('%Y%m%dT%H%M%S')}"
 
 
 def check_out_dir(root: str | os.PathLike[str]) -> None:
@@ -193,8 +177,7 @@ def write_experiment(
 
 def _claim_name(staging: Path, root: Path, name: str) -> Path:
     """Rename ``staging`` to ``root/name`` (or ``name_2``, ``name_3``... if taken)."""
-    for attempt in range(1, 10_000):
-        candidate = root / (name if attempt == 1 else f"{name}_{attempt}")
+    for candidate in numbered_paths(root, name):
         if candidate.exists():
             continue
         try:

@@ -18,11 +18,13 @@ from typing import Any
 from llenergymeasure.config.study import (
     StudyConfig,
     cycle_schedule,
+    safe_name,
     study_design_hash,
 )
 from llenergymeasure.config.user_config import load_user_config, study_execution_defaults
 from llenergymeasure.errors import ConfigError, ResultsError, describe_os_error
-from llenergymeasure.results.io import check_out_dir, dir_label
+from llenergymeasure.fileio import numbered_paths
+from llenergymeasure.results.io import check_out_dir
 from llenergymeasure.results.study import (
     StudyEntry,
     StudyResult,
@@ -291,14 +293,13 @@ def _resumed_execution(manifest: Manifest, requested: dict[str, Any]) -> dict[st
 
 def _new_study_dir(out_dir: Path, name: str) -> Path:
     """A new, empty ``<name>_<UTC timestamp>`` directory (suffixed if taken)."""
-    safe = dir_label(name, "study")
+    safe = safe_name(name, default="study")
     stem = f"{safe}_{_now().strftime('%Y%m%dT%H%M%S')}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ResultsError(f"cannot create {describe_os_error(exc, out_dir)}") from None
-    for attempt in range(1, 1000):
-        candidate = out_dir / (stem if attempt == 1 else f"{stem}_{attempt}")
+    for candidate in numbered_paths(out_dir, stem):
         try:
             candidate.mkdir()
         except FileExistsError:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure.errors import ResultsError
-from llenergymeasure.fileio import fsync_dir, fsync_tree
+from llenergymeasure.fileio import fsync_dir, fsync_tree, numbered_paths
 from llenergymeasure.results.io import REQUESTS_FILE, load_requests, load_result
 from llenergymeasure.results.study import StudyEntry
 
@@ -150,9 +150,8 @@ def _set_aside(study_dir: Path, entry: StudyEntry, paths: list[Path], note: Note
 
 
 def _free_name(parent: Path, name: str) -> Path:
-    """``parent/name``, or ``name_2``, ``name_3``... when taken."""
-    for attempt in range(1, 10_000):
-        candidate = parent / (name if attempt == 1 else f"{name}_{attempt}")
-        if not candidate.exists():
-            return candidate
-    raise ResultsError(f"no free directory name for {name} under {parent}")
+    """The first of ``parent/name``, ``name_2``, ``name_3``... that does not exist."""
+    free = next((path for path in numbered_paths(parent, name) if not path.exists()), None)
+    if free is None:
+        raise ResultsError(f"no free directory name for {name} under {parent}")
+    return free
