@@ -18,6 +18,7 @@ from llenergymeasure.harness import run_experiment
 from llenergymeasure.harness.baseline import Baseline, BaselineCache
 from llenergymeasure.harness.checks import baseline_warnings, window_warnings
 from llenergymeasure.harness.environment import snapshot_environment
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.testing.fake_energy import FakeClock
@@ -54,6 +55,7 @@ class FakeBackend:
         prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
+        load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
         self.events.append(f"run:{len(prompts)}x{max_output_tokens}")
         if self.fail_on_measure and len(prompts) > 2:

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config",),
     ("devices", "flops"),
     ("results",),
-    ("datasets", "energy", "telemetry"),
+    ("datasets", "energy", "load", "telemetry"),
     ("backends",),
     ("estimate", "harness"),
     ("study",),

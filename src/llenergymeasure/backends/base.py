@@ -13,6 +13,7 @@ from llenergymeasure.backends.prompts import encode_prompt
 from llenergymeasure.config.models import Precision
 from llenergymeasure.datasets import HFTokenizerCodec
 from llenergymeasure.errors import BackendError
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.records import RequestRecord
 
 if TYPE_CHECKING:
@@ -65,8 +66,14 @@ class Backend(Protocol):
         prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
+        load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
-        """Generate for every prepared prompt; one record per prompt, in prompt order."""
+        """Generate for every prepared prompt; one record per prompt, in prompt order.
+
+        ``load`` says how requests are submitted (:func:`llenergymeasure.load.drive`): None or
+        an offline plan is the backend's batch run; a schedule or a concurrency cap submits
+        each request at its time, with ``scheduled_s``/``slot_wait_s`` on its record.
+        """
 
     def reset_peak_memory(self) -> None:
         """Start a new peak-memory window."""

@@ -20,6 +20,7 @@ from llenergymeasure.config.common import (
 )
 from llenergymeasure.config.decoder import DecoderConfig, decoder_backends
 from llenergymeasure.config.field_meta import FieldMeta
+from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.config.pytorch import PyTorchConfig
 from llenergymeasure.config.tensorrt import TensorRTConfig
 from llenergymeasure.config.vllm import VllmConfig
@@ -72,6 +73,7 @@ class ExperimentConfig(_Strict):
         "tokenizer has one.",
     )
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
@@ -158,6 +160,16 @@ class ExperimentConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _concurrency_within_n(self) -> ExperimentConfig:
+        cap = self.load.max_concurrency
+        if cap is not None and cap > self.n:
+            raise ValueError(
+                f"load.max_concurrency ({cap}) exceeds n ({self.n}): at most n requests can be "
+                "in flight; lower it or raise n"
+            )
+        return self
+
     def config_warnings(self) -> list[tuple[str, str]]:
         """``(code, message)`` for accepted settings that will not act (recorded on results)."""
         return self.decoder.warnings()
@@ -178,6 +190,13 @@ class ExperimentConfig(_Strict):
         return self.tensorrt if self.tensorrt is not None else TensorRTConfig()
 
     def measurement_config_hash(self) -> str:
-        """sha256[:16] of the canonical JSON of this config (identical configs, same hash)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256[:16] of the canonical JSON of this config (identical configs, same hash).
+
+        A default ``load:`` section (offline) is left out, so offline configs keep the hash
+        they had before the section existed.
+        """
+        dumped = self.model_dump(mode="json")
+        if self.load == LoadConfig():
+            del dumped["load"]
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

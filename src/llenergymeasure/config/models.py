@@ -8,6 +8,8 @@ X`` works for all of them:
 - :mod:`~llenergymeasure.config.field_meta`: the typed per-field metadata (:class:`FieldMeta`);
 - :mod:`~llenergymeasure.config.common`: dataset, warmup, energy, baseline, telemetry, lora;
 - :mod:`~llenergymeasure.config.decoder`: generation parameters shared by the backends;
+- :mod:`~llenergymeasure.config.load`: how requests arrive (offline, rate, concurrency) and
+  the latency targets;
 - :mod:`~llenergymeasure.config.pytorch`, :mod:`~llenergymeasure.config.vllm`,
   :mod:`~llenergymeasure.config.tensorrt`: one section per backend;
 - :mod:`~llenergymeasure.config.experiment`: :class:`ExperimentConfig` and its cross-section
@@ -31,6 +33,7 @@ from llenergymeasure.config.common import (
 from llenergymeasure.config.decoder import BEAM_ONLY, SAMPLING_ONLY, DecoderConfig, decoder_backends
 from llenergymeasure.config.experiment import ExperimentConfig, Precision
 from llenergymeasure.config.field_meta import FieldMeta, field_meta
+from llenergymeasure.config.load import Arrival, LoadConfig, LoadMode, SloConfig
 from llenergymeasure.config.pytorch import PyTorchConfig
 from llenergymeasure.config.tensorrt import (
     TORCH_RUNTIME_ONLY,
@@ -47,6 +50,7 @@ __all__ = [
     "BEAM_ONLY",
     "SAMPLING_ONLY",
     "TORCH_RUNTIME_ONLY",
+    "Arrival",
     "BackendName",
     "BaselineConfig",
     "DatasetConfig",
@@ -54,10 +58,13 @@ __all__ = [
     "EnergyConfig",
     "ExperimentConfig",
     "FieldMeta",
+    "LoadConfig",
+    "LoadMode",
     "LoraConfig",
     "Precision",
     "PyTorchConfig",
     "SamplerName",
+    "SloConfig",
     "TelemetryConfig",
     "TensorRTBuildConfig",
     "TensorRTConfig",

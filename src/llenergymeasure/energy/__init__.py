@@ -13,6 +13,7 @@ from llenergymeasure.energy.factory import (
 from llenergymeasure.energy.null import NullSampler
 from llenergymeasure.energy.nvml import NvmlSampler
 from llenergymeasure.energy.rapl import RaplSampler
+from llenergymeasure.energy.timeline import EnergyTimeline, IntervalEnergy
 from llenergymeasure.energy.zeus import ZeusSampler
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "CodeCarbonSampler",
     "EnergyReading",
     "EnergySampler",
+    "EnergyTimeline",
+    "IntervalEnergy",
     "NullSampler",
     "NvmlSampler",
     "RaplSampler",

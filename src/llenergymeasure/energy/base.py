@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from llenergymeasure.energy.timeline import EnergyTimeline
 from llenergymeasure.results.warning_codes import WarningCode
 
 Clock = Callable[[], float]
@@ -45,6 +46,9 @@ class EnergyReading:
             no bound can be given (e.g. a TDP model, or nothing measured).
         warnings: ``(code, message)`` pairs the harness copies onto the result's warnings
             (e.g. ``(WarningCode.COUNTER_MISMATCH, "...")``).
+        timeline: the window's reads as cumulative energy over time (seconds from ``start``),
+            from which any sub-interval's energy is computed; None for a sampler that reports
+            only a total (CodeCarbon) or measures nothing.
     """
 
     method: str
@@ -58,6 +62,7 @@ class EnergyReading:
     co2_kg: float | None = None
     uncertainty_j: float | None = None
     warnings: list[tuple[WarningCode, str]] = field(default_factory=list)
+    timeline: EnergyTimeline | None = None
 
 
 @runtime_checkable

@@ -39,6 +39,7 @@ from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.harness.stability import wait_until_stable
+from llenergymeasure.load import plan_load
 from llenergymeasure.results.models import (
     EnvironmentSnapshot,
     ExperimentResult,
@@ -219,11 +220,17 @@ def _measure(
 ) -> _Window:
     """The measured window: the sampler brackets inference and nothing else."""
     observer.phase("measuring", total=len(prompts))
+    plan = plan_load(config.load, len(prompts), config.random_seed)
     backend.reset_peak_memory()
     sampler.start()
     t_start = clock()
     try:
-        records = backend.run(prompts, config.max_output_tokens, on_progress=observer.advance)
+        records = backend.run(
+            prompts,
+            config.max_output_tokens,
+            on_progress=observer.advance,
+            load=plan,
+        )
     except BaseException:
         with contextlib.suppress(LLEMError):  # the inference error is the one to report
             sampler.stop()
@@ -312,6 +319,7 @@ def _relative(record: RequestRecord, origin_s: float) -> RequestRecord:
         submit_s=record.submit_s - origin_s,
         chunk_times_s=[t - origin_s for t in record.chunk_times_s],
         end_s=record.end_s - origin_s,
+        scheduled_s=None if record.scheduled_s is None else record.scheduled_s - origin_s,
     )
 
 

@@ -98,6 +98,60 @@ class PerformanceMetrics(_Lenient):
     peak_memory_scope: str | None = None
 
 
+class SteadyState(_Lenient):
+    """The steady-state sub-window of a serving run (ramp-up and drain left out) and what
+    was measured inside it. Times are seconds from the measured window's start."""
+
+    start_s: float
+    end_s: float
+    duration_s: float
+    rule: str
+    """How the interval was found, in words (see ``harness.serving``)."""
+    requests_completed: int = 0
+    output_tokens: int = 0
+    output_tokens_per_s: float | None = None
+    mean_in_flight: float | None = None
+    energy_j: float | None = None
+    energy_uncertainty_j: float | None = None
+    energy_per_output_token_j: float | None = None
+    energy_per_request_j: float | None = None
+    energy_note: str | None = None
+    """Why ``energy_j`` is None (e.g. a sampler that reports only a total), else None."""
+
+
+class Goodput(_Lenient):
+    """Requests that met every latency target of ``load.slo``, over the measured window."""
+
+    targets_ms: dict[str, float] = Field(default_factory=dict)
+    good_requests: int = 0
+    good_fraction: float | None = None
+    goodput_rps: float | None = None
+    energy_per_good_request_j: float | None = None
+
+
+class ServingMetrics(_Lenient):
+    """How a serving run (``load.mode`` rate or concurrency) met its load: rates, the
+    generator's lag, requests in flight, the steady-state window and goodput."""
+
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
+
+    mode: str
+    requested_rate_rps: float | None = None
+    """``load.request_rate`` (inf = all at once); None in concurrency mode."""
+    scheduled_rate_rps: float | None = None
+    """The seeded schedule's own rate, (n - 1) / last arrival: a Poisson schedule of n
+    arrivals differs from the requested rate by about 1/sqrt(n)."""
+    achieved_rate_rps: float | None = None
+    """(n - 1) / (last submit - first submit), from the records."""
+    max_concurrency: int | None = None
+    submit_lag: LatencyStats = Field(default_factory=LatencyStats)
+    """Actual submit - scheduled arrival - slot wait, per request (rate mode)."""
+    peak_in_flight: int = 0
+    mean_in_flight: float | None = None
+    steady_state: SteadyState | None = None
+    goodput: Goodput | None = None
+
+
 class ModelInfo(_Lenient):
     """What the backend actually loaded."""
 
@@ -171,6 +225,8 @@ class ExperimentResult(_Lenient):
     metrics: PerformanceMetrics
     telemetry: TelemetrySummary | None = None
     flops: FlopsMetrics | None = None
+    serving: ServingMetrics | None = None
+    """Load, steady state and goodput of a serving run; None for an offline run."""
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     requests_file: str | None = "requests.parquet"
     timeseries_file: str | None = None

@@ -23,6 +23,10 @@ class RequestRecord:
         chunk_times_s: when each chunk of output tokens became available on the host.
         chunk_tokens: how many output tokens each chunk carried.
         end_s: when the request finished (its EOS or last token was produced).
+        scheduled_s: when the load schedule said the request arrives (``load.mode: rate``);
+            None without a schedule (offline, concurrency).
+        slot_wait_s: how long the request, once due, waited for a free concurrency slot
+            (``load.max_concurrency``) before it was submitted.
     """
 
     index: int
@@ -32,6 +36,8 @@ class RequestRecord:
     chunk_times_s: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
     end_s: float = 0.0
+    scheduled_s: float | None = None
+    slot_wait_s: float = 0.0
 
     @property
     def ttft_s(self) -> float | None:
@@ -47,6 +53,14 @@ class RequestRecord:
     def e2e_s(self) -> float:
         """End-to-end latency of the request."""
         return self.end_s - self.submit_s
+
+    @property
+    def submit_lag_s(self) -> float | None:
+        """How late the load generator submitted the request: submit - scheduled arrival -
+        time waited for a slot; None without a schedule."""
+        if self.scheduled_s is None:
+            return None
+        return self.submit_s - self.scheduled_s - self.slot_wait_s
 
     @property
     def tpot_s(self) -> float | None:

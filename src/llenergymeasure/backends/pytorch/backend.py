@@ -36,6 +36,7 @@ from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
 from llenergymeasure.config.models import ExperimentConfig, Precision
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import architecture_summary
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 
@@ -182,6 +183,7 @@ class PyTorchBackend(TokenizedBackend):
         prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
+        load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
         """Generate for every prepared prompt, in batches of ``batch_size``, in order."""
         config = self._require_config()

@@ -43,6 +43,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError, describe_os_error
 from llenergymeasure.fileio import make_shareable
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.paths import cache_dir
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
@@ -257,6 +258,7 @@ class TensorRTBackend(TokenizedBackend):
         prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
+        load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
         """Submit every prompt at once with ``generate_async(streaming=True)``, stamping each
         streamed chunk with the clock and recording its token count."""

@@ -44,6 +44,7 @@ from llenergymeasure.backends.vllm.stream import StreamResult, stream_all
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 
@@ -205,6 +206,7 @@ class VllmBackend(TokenizedBackend):
         prompts: Sequence[list[int]],
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
+        load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
         """Submit every prompt concurrently and return one record per prompt, in order."""
         config, api = self._require_config(), self._require_api()

@@ -1,0 +1,92 @@
+"""Submit requests on a :class:`LoadPlan`: at their scheduled times, under a concurrency cap.
+
+A backend hands :func:`drive` a coroutine that submits one request and returns its
+:class:`RequestRecord` once it finishes (stamping ``submit_s`` as it hands the request to the
+engine). The driver runs on the backend's event loop:
+
+* with a schedule, it sleeps until each arrival is due (``asyncio.sleep``; the record keeps
+  ``scheduled_s`` so the lag is measured, never assumed);
+* with ``max_concurrency``, a due request waits for a free slot (its ``slot_wait_s``), so a
+  cap with no schedule is a closed-loop pool: a new request as each finishes;
+* without either, every request is submitted at once (an offline batch).
+
+Requests are submitted in index order. The first failure cancels the requests still running
+and the arrivals not yet made, and is raised as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from llenergymeasure.load.schedule import LoadPlan
+from llenergymeasure.results.records import RequestRecord
+
+SubmitRequest = Callable[[int], Awaitable[RequestRecord]]
+"""Submits request ``index`` and returns its record when it finishes."""
+
+
+async def drive(
+    plan: LoadPlan,
+    n: int,
+    submit: SubmitRequest,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> list[RequestRecord]:
+    """Run ``n`` requests on ``plan``; their records in index order."""
+    slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+    origin_s = clock()
+    tasks: list[asyncio.Task[RequestRecord]] = []
+
+    async def one(index: int, slot_wait_s: float) -> RequestRecord:
+        try:
+            record = await submit(index)
+        finally:
+            if slots is not None:
+                slots.release()
+        record.slot_wait_s = slot_wait_s
+        if plan.offsets_s is not None:
+            record.scheduled_s = origin_s + plan.offsets_s[index]
+        return record
+
+    try:
+        for index in range(n):
+            if plan.offsets_s is not None:
+                delay_s = origin_s + plan.offsets_s[index] - clock()
+                if delay_s > 0:
+                    await sleep(delay_s)
+            _raise_first_failure(tasks)
+            slot_wait_s = await _acquire(slots, clock)
+            tasks.append(asyncio.ensure_future(one(index, slot_wait_s)))
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        await _cancel(tasks)
+        raise
+
+
+async def _acquire(slots: asyncio.Semaphore | None, clock: Callable[[], float]) -> float:
+    """Take a slot (waiting for one if all are in use); returns the seconds waited."""
+    if slots is None:
+        return 0.0
+    if not slots.locked():
+        await slots.acquire()
+        return 0.0
+    start_s = clock()
+    await slots.acquire()
+    return clock() - start_s
+
+
+def _raise_first_failure(tasks: list[asyncio.Task[RequestRecord]]) -> None:
+    """Stop making arrivals once a submitted request has failed."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            task.result()
+
+
+async def _cancel(tasks: list[asyncio.Task[RequestRecord]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task
