@@ -17,7 +17,6 @@ and the arrivals not yet made, and is raised as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from llenergymeasure.load.schedule import LoadPlan
@@ -36,12 +35,18 @@ async def drive(
 ) -> list[RequestRecord]:
     """Run ``n`` requests on ``plan``; their records in index order."""
     slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+    failures: list[BaseException] = []
+    failed = asyncio.Event()
     origin_s = clock()
     tasks: list[asyncio.Task[RequestRecord]] = []
 
     async def one(index: int, slot_wait_s: float) -> RequestRecord:
         try:
             record = await submit(index)
+        except BaseException as exc:
+            failures.append(exc)
+            failed.set()
+            raise
         finally:
             if slots is not None:
                 slots.release()
@@ -55,14 +60,26 @@ async def drive(
             if plan.offsets_s is not None:
                 delay_s = origin_s + plan.offsets_s[index] - clock()
                 if delay_s > 0:
-                    await sleep(delay_s)
-            _raise_first_failure(tasks)
+                    await _unless(failed, sleep(delay_s))
             slot_wait_s = await _acquire(slots, clock)
+            if failed.is_set():
+                break
             tasks.append(asyncio.ensure_future(one(index, slot_wait_s)))
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
+        if tasks:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
         await _cancel(tasks)
-        raise
+    if failures:
+        raise failures[0]
+    return [task.result() for task in tasks]
+
+
+async def _unless(failed: asyncio.Event, waiting: Awaitable[None]) -> None:
+    """Wait for ``waiting``, or less when a request fails meanwhile."""
+    pending = {asyncio.ensure_future(waiting), asyncio.ensure_future(failed.wait())}
+    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
 
 
 async def _acquire(slots: asyncio.Semaphore | None, clock: Callable[[], float]) -> float:
@@ -77,16 +94,10 @@ async def _acquire(slots: asyncio.Semaphore | None, clock: Callable[[], float]) 
     return clock() - start_s
 
 
-def _raise_first_failure(tasks: list[asyncio.Task[RequestRecord]]) -> None:
-    """Stop making arrivals once a submitted request has failed."""
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            task.result()
-
-
 async def _cancel(tasks: list[asyncio.Task[RequestRecord]]) -> None:
+    """Cancel the requests still running (after a failure or an interrupt) and wait for them;
+    every failure is retrieved here (the first is raised by the caller)."""
     for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(BaseException):
-            await task
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
