@@ -29,6 +29,7 @@ from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import VllmConfig
 from llenergymeasure.devices import GpuProbe
 from llenergymeasure.errors import ConfigError, DependencyError
+from llenergymeasure.load import LoadPlan
 from llenergymeasure.parameters import introspection
 from llenergymeasure.testing.modules import modules_installed
 
@@ -276,6 +277,28 @@ def test_deltas_become_chunks_with_their_token_counts(tiny_model_dir: Path) -> N
     assert first.ttft_s == 1.0 and first.itl_s == [0.5, 0.25]
     assert engine.calls[0]["prompt"] == {"prompt_token_ids": [1, 2, 3]}
     assert engine.calls[0]["id"] != engine.calls[1]["id"]
+
+
+def test_a_concurrency_cap_submits_each_request_as_a_slot_frees(tiny_model_dir: Path) -> None:
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir))
+    records = backend.run([[1, 2, 3], [4, 5]], 8, load=LoadPlan("concurrency", None, 1))
+    first, second = records
+    assert [call["prompt"] for call in engine.calls] == [
+        {"prompt_token_ids": [1, 2, 3]},
+        {"prompt_token_ids": [4, 5]},
+    ]
+    # the second waited on the scripted clock until the first ended at 2.0
+    assert second.submit_s == first.end_s == 2.0 and second.slot_wait_s == 2.0
+    assert first.slot_wait_s == 0.0 and first.scheduled_s is None
+
+
+def test_a_schedule_stamps_each_record_with_its_arrival(tiny_model_dir: Path) -> None:
+    backend, _ = make_backend()
+    backend.load(config(tiny_model_dir))
+    records = backend.run([[1], [2]], 8, load=LoadPlan("rate", (0.0, 0.001), None))
+    assert [r.scheduled_s for r in records] == [0.0, 0.001]  # the scripted clock starts at 0
+    assert all(r.slot_wait_s == 0.0 for r in records)
 
 
 def test_engine_ttft_is_kept_for_the_cross_check(tiny_model_dir: Path) -> None:

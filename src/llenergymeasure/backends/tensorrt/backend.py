@@ -43,7 +43,8 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError, describe_os_error
 from llenergymeasure.fileio import make_shareable
-from llenergymeasure.load import LoadPlan
+from llenergymeasure.load import LoadPlan, drive
+from llenergymeasure.load.schedule import OFFLINE
 from llenergymeasure.paths import cache_dir
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
@@ -55,7 +56,8 @@ def engine_cache_root() -> Path:
 
 
 class TensorRTBackend(TokenizedBackend):
-    """Runs prompts through TensorRT-LLM, all submitted at once (in-flight batching decides).
+    """Runs prompts through TensorRT-LLM, submitted on the load plan (all at once offline;
+    in-flight batching decides the batches).
 
     Args:
         clock: monotonic clock in seconds used for every timestamp.
@@ -260,13 +262,18 @@ class TensorRTBackend(TokenizedBackend):
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
-        """Submit every prompt at once with ``generate_async(streaming=True)``, stamping each
-        streamed chunk with the clock and recording its token count."""
+        """Submit each prompt with ``generate_async(streaming=True)`` on ``load`` (None: all at
+        once), stamping each streamed chunk with the clock and recording its token count.
+
+        Raises:
+            BackendError: TensorRT-LLM failed while generating.
+        """
         config = self._require_config()
         params = self._trtllm.llmapi.SamplingParams(**sampling_kwargs(config, max_output_tokens))
         engine_ttft: list[float | None] = [None] * len(prompts)
 
-        async def one(index: int, ids: list[int]) -> RequestRecord:
+        async def one(index: int) -> RequestRecord:
+            ids = prompts[index]
             record = RequestRecord(index, len(ids), 0, self._clock())
             result = self._llm.generate_async(ids, sampling_params=params, streaming=True)
             output: Any = None
@@ -284,11 +291,8 @@ class TensorRTBackend(TokenizedBackend):
                 on_progress(1)
             return record
 
-        async def all_requests() -> list[RequestRecord]:
-            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
-
         try:
-            records = asyncio.run(all_requests())
+            records = asyncio.run(drive(load or OFFLINE, len(prompts), one, self._clock))
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"TensorRT-LLM generation failed: {exc}") from None
         self._note_ttft_cross_check(records, engine_ttft)

@@ -1,9 +1,11 @@
-"""VllmBackend: vLLM's ``AsyncLLM`` with every prompt submitted at once and every delta timed.
+"""VllmBackend: vLLM's ``AsyncLLM`` with requests submitted on the load plan, every delta timed.
 
 The offline ``LLM.generate`` returns only final outputs, so it cannot time tokens. This backend
-drives the v1 ``AsyncLLM`` with ``RequestOutputKind.DELTA`` on its own asyncio loop: vLLM's
-continuous batching decides the batches (``vllm.max_num_seqs`` bounds them) and every streamed
-delta is stamped with the injected clock as it arrives.
+drives the v1 ``AsyncLLM`` with ``RequestOutputKind.DELTA`` on its own asyncio loop: the shared
+load generator submits each request (all at once offline, at its scheduled arrival in ``rate``
+mode, as a slot frees under a concurrency cap), vLLM's continuous batching decides the batches
+(``vllm.max_num_seqs`` bounds them) and every streamed delta is stamped with the injected clock
+as it arrives.
 
 vLLM spawns its engine-core process, which re-imports the caller's main module: a script that
 runs an experiment with this backend must do so under ``if __name__ == "__main__":`` (the
@@ -45,6 +47,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.devices import GpuProbe, probe
 from llenergymeasure.errors import BackendError, ConfigError
 from llenergymeasure.load import LoadPlan
+from llenergymeasure.load.schedule import OFFLINE
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 
@@ -208,7 +211,13 @@ class VllmBackend(TokenizedBackend):
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
-        """Submit every prompt concurrently and return one record per prompt, in order."""
+        """Submit the prompts on ``load`` (None: all at once) and return one record per
+        prompt, in order.
+
+        Raises:
+            ConfigError: vLLM rejected the sampling parameters built from ``decoder``.
+            BackendError: the engine failed while generating.
+        """
         config, api = self._require_config(), self._require_api()
         assert self._loop is not None
         try:
@@ -229,6 +238,7 @@ class VllmBackend(TokenizedBackend):
                     [api.tokens_prompt(prompt_token_ids=list(ids)) for ids in prompts],
                     [len(ids) for ids in prompts],
                     params,
+                    load or OFFLINE,
                     self._clock,
                     f"run{self._runs}",
                     generate_kwargs,

@@ -1,4 +1,8 @@
-"""Drive an AsyncLLM-like engine: submit every prompt at once and stamp each streamed delta.
+"""Drive an AsyncLLM-like engine: submit the prompts on a load plan and stamp each streamed delta.
+
+The shared load generator (:func:`llenergymeasure.load.drive`) decides when each request is
+submitted: all at once (offline), at its scheduled arrival (``load.mode: rate``) or as a slot
+frees (``load.mode: concurrency``).
 
 With ``RequestOutputKind.DELTA`` each yielded output carries only the tokens new since the
 previous one. One delta may carry several tokens (a scheduler step can finish more than one);
@@ -7,12 +11,12 @@ its timestamp and token count are recorded as they are, with no spacing invented
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llenergymeasure.backends.base import ProgressCallback
+from llenergymeasure.load import LoadPlan, drive
 from llenergymeasure.results.records import RequestRecord
 
 
@@ -46,12 +50,18 @@ async def stream_all(
     prompts: Sequence[Any],
     input_lengths: Sequence[int],
     sampling_params: Any,
+    plan: LoadPlan,
     clock: Callable[[], float],
     request_prefix: str,
     generate_kwargs: dict[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> StreamResult:
-    """Submit every prompt concurrently; the engine's scheduler decides the batches."""
+    """Submit the prompts on ``plan``; the engine's scheduler decides the batches.
+
+    Each record's ``submit_s`` is stamped as its request is handed to the engine; the driver
+    adds ``scheduled_s`` and ``slot_wait_s``. The first failed request cancels the others and
+    is raised as it was.
+    """
     engine_timings: list[EngineTiming] = []
 
     async def one(index: int) -> RequestRecord:
@@ -79,8 +89,8 @@ async def stream_all(
             on_progress(1)
         return record
 
-    records = await asyncio.gather(*(one(i) for i in range(len(prompts))))
-    return StreamResult(list(records), sorted(engine_timings, key=lambda t: t.index))
+    records = await drive(plan, len(prompts), one, clock)
+    return StreamResult(records, sorted(engine_timings, key=lambda t: t.index))
 
 
 def _engine_first_token_latency(output: Any) -> float | None:
