@@ -149,6 +149,18 @@ def test_reading_converts_kwh_and_classifies_each_domain(clock: FakeClock) -> No
     assert reading.is_estimate  # the RAM part is modelled
 
 
+def test_only_a_total_so_no_timeline_and_a_note_saying_so(clock: FakeClock) -> None:
+    sampler = CodeCarbonSampler(clock=clock, tracker_factory=FakeTracker)
+    sampler.start()
+
+    reading = sampler.stop()
+
+    assert reading.timeline is None
+    assert reading.notes[-1] == (
+        "codecarbon reports only a total: sub-window (steady-state) energy cannot be computed"
+    )
+
+
 def test_cpu_load_mode_is_an_estimate_and_untracked_gpu_is_left_out(clock: FakeClock) -> None:
     sampler = CodeCarbonSampler(
         clock=clock, tracker_factory=lambda: FakeTracker(hardware=[CPU("cpu_load"), RAM()])

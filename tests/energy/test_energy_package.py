@@ -15,6 +15,8 @@ def test_public_names_do_not_change_by_accident() -> None:
         "CodeCarbonSampler",
         "EnergyReading",
         "EnergySampler",
+        "EnergyTimeline",
+        "IntervalEnergy",
         "NullSampler",
         "NvmlSampler",
         "RaplSampler",

@@ -24,6 +24,7 @@ def test_reading_has_duration_and_null_energy(clock: FakeClock) -> None:
     assert reading.scope == []
     assert reading.sample_count == 0
     assert reading.co2_kg is None
+    assert reading.timeline is None
     assert any("no energy source" in note for note in reading.notes)
 
 

@@ -17,7 +17,7 @@ from llenergymeasure.energy.nvml import (
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
 from llenergymeasure.testing import FakeGpuSpec, FakeNvml, install_fake_pynvml
 from llenergymeasure.testing import fake_pynvml as fp
-from llenergymeasure.testing.fake_energy import FakeClock
+from llenergymeasure.testing.fake_energy import FakeClock, ScriptedWait
 
 
 @pytest.fixture(autouse=True)
@@ -174,26 +174,8 @@ def test_mig_instances_of_one_gpu_are_measured_once(
     assert reading.scope == ["gpu:0"] and reading.energy_total_j == pytest.approx(100.0)
 
 
-class Ticks:
-    """A scripted wait for the poller's thread: ``n`` intervals pass on the fake clock, then
-    the window stops; no real time passes."""
-
-    def __init__(self, clock: FakeClock, n: int) -> None:
-        self.clock = clock
-        self.left = n
-        self.waited_s: list[float] = []
-
-    def __call__(self, timeout_s: float) -> bool:
-        self.waited_s.append(timeout_s)
-        if self.left == 0:
-            return True
-        self.left -= 1
-        self.clock.advance(timeout_s)
-        return False
-
-
 def test_the_background_thread_polls_at_the_interval(clock: FakeClock) -> None:
-    ticks = Ticks(clock, n=5)
+    ticks = ScriptedWait(clock, ticks=5)
     with install_fake_pynvml([FakeGpuSpec(power_w=100.0, energy_counter=False)], clock=clock):
         sampler = NvmlSampler(get_gpus(), interval_ms=10, clock=clock, wait=ticks)
         sampler.start()

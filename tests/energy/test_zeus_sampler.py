@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import subprocess
@@ -13,13 +14,20 @@ from llenergymeasure.energy import zeus as zeus_sampler
 from llenergymeasure.energy.zeus import INSTALL_HINT, ZeusSampler, probe
 from llenergymeasure.errors import DependencyError, SamplerUnavailableError
 from llenergymeasure.testing.fake_energy import FakeClock
-from llenergymeasure.testing.fake_zeus import FakeZeusSpec, Measurement, install_fake_zeus
+from llenergymeasure.testing.fake_zeus import (
+    CpuDramMeasurement,
+    FakeCPUs,
+    FakeGPUs,
+    FakeZeusSpec,
+    Measurement,
+    install_fake_zeus,
+)
 
 
 def test_gpu_cpu_and_dram_energy_are_all_in_the_total(clock: FakeClock) -> None:
     spec = FakeZeusSpec(gpu_power_w=(300.0, 100.0), cpu_power_w=(50.0,), dram_power_w=(10.0,))
     with install_fake_zeus(spec, clock=clock) as fake:
-        sampler = ZeusSampler(clock=clock)
+        sampler = ZeusSampler(clock=clock, background=False)
         sampler.start()
         clock.advance(2.0)
         reading = sampler.stop()
@@ -41,7 +49,7 @@ def test_gpu_cpu_and_dram_energy_are_all_in_the_total(clock: FakeClock) -> None:
 
 def test_without_rapl_only_gpus_are_counted_and_the_note_says_so(clock: FakeClock) -> None:
     with install_fake_zeus(FakeZeusSpec(gpu_power_w=(200.0,)), clock=clock):
-        sampler = ZeusSampler([0], clock=clock)
+        sampler = ZeusSampler([0], clock=clock, background=False)
         sampler.start()
         clock.advance(1.0)
         reading = sampler.stop()
@@ -66,7 +74,7 @@ def test_a_monitor_without_gpus_is_translated() -> None:
 
 def test_a_failure_at_the_window_end_keeps_the_run(clock: FakeClock) -> None:
     with install_fake_zeus(FakeZeusSpec(fail_end_window=True), clock=clock):
-        sampler = ZeusSampler(clock=clock)
+        sampler = ZeusSampler(clock=clock, background=False)
         sampler.start()
         clock.advance(1.0)
         reading = sampler.stop()
@@ -109,6 +117,27 @@ def test_fake_matches_the_installed_zeus() -> None:
             assert list(fake_params) == list(real_params), name
         real_fields = list(inspect.signature(real_monitor.Measurement).parameters)
         assert list(inspect.signature(Measurement).parameters) == real_fields
+    gpu_common = importlib.import_module("zeus.device.gpu.common")
+    cpu_common = importlib.import_module("zeus.device.cpu.common")
+    polled = {
+        (gpu_common.GPUs, FakeGPUs): (
+            "supports_get_total_energy_consumption",
+            "get_total_energy_consumption",
+            "get_instant_power_usage",
+        ),
+        (cpu_common.CPUs, FakeCPUs): (
+            "get_total_energy_consumption",
+            "supports_get_dram_energy_consumption",
+        ),
+    }
+    for (real_class, fake_class), names in polled.items():
+        for name in names:
+            real_params = inspect.signature(getattr(real_class, name)).parameters
+            assert list(inspect.signature(getattr(fake_class, name)).parameters) == list(
+                real_params
+            ), name
+    real_measurement = inspect.signature(cpu_common.CpuDramMeasurement).parameters
+    assert list(inspect.signature(CpuDramMeasurement).parameters) == list(real_measurement)
 
 
 def test_the_real_zeus_measures_the_fake_pynvml() -> None:
@@ -126,13 +155,16 @@ def test_the_real_zeus_measures_the_fake_pynvml() -> None:
         "    from llenergymeasure.energy.zeus import ZeusSampler\n"
         "    sampler = ZeusSampler([0])\n"
         "    sampler.start(); time.sleep(0.2); reading = sampler.stop()\n"
+        "print(reading.timeline.points['gpu:0'][-1][1] / reading.energy_by_domain_j['gpu:0'])\n"
         "print(reading.energy_by_domain_j['gpu:0'] / reading.duration_s)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(250.0, rel=0.05)
+    *_, polled_share, power_w = result.stdout.strip().splitlines()
+    assert float(power_w) == pytest.approx(250.0, rel=0.05)
+    assert float(polled_share) == pytest.approx(1.0, rel=0.05)  # the timeline's reads agree
 
 
 def test_this_machine_without_zeus_says_how_to_install_it() -> None:

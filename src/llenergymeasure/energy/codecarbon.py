@@ -4,6 +4,10 @@ CodeCarbon is imported only when a sampler is built. Its tracker methods catch t
 exceptions, log them and return None; this module turns both into ``EnergySamplerError``.
 Where CodeCarbon has no energy counter it models power (CPU: TDP x load; RAM: a constant per
 memory module), and the reading is then marked as an estimate with notes saying which parts.
+
+Timeline: none. CodeCarbon accumulates energy inside its tracker and reports only the window's
+total at ``stop``, so the reading's ``timeline`` is None (with :data:`NO_TIMELINE_NOTE`) and a
+sub-window's energy, such as a steady-state interval's, cannot be computed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from llenergymeasure.errors import DependencyError, EnergySamplerError, LLEMErro
 INSTALL_HINT = "pip install 'llenergymeasure[codecarbon]'"
 J_PER_KWH = 3.6e6
 _MAX_MEASURE_POWER_S = 1.0
+NO_TIMELINE_NOTE = (
+    "codecarbon reports only a total: sub-window (steady-state) energy cannot be computed"
+)
 # CodeCarbon CPU modes that read an energy counter; every other mode models power.
 _MEASURED_CPU_MODES = {
     "intel_rapl": "RAPL counters",
@@ -147,7 +154,7 @@ def _reading(tracker: CodeCarbonTracker, data: Any, duration_s: float) -> Energy
         duration_s=duration_s,
         sample_count=int(getattr(tracker, "_power_measurement_count", 0)),
         is_estimate=not all(source.measured for source in domain_sources.values()),
-        notes=[*(f"{d}: {s.note}" for d, s in domain_sources.items()), co2_note],
+        notes=[*(f"{d}: {s.note}" for d, s in domain_sources.items()), co2_note, NO_TIMELINE_NOTE],
         co2_kg=co2_kg,
     )
 

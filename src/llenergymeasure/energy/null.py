@@ -1,4 +1,4 @@
-"""The null sampler: times the window and measures no energy."""
+"""The null sampler: times the window and measures no energy (so no timeline either)."""
 
 from __future__ import annotations
 

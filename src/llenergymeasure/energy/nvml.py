@@ -11,6 +11,14 @@ in the notes as a cross-check where both exist, with a ``counter_mismatch`` warn
 A GPU that fails mid-window (lost, driver error) keeps the energy read up to its last good
 read, with a ``sampler_failed`` warning; ``stop`` never raises for device errors.
 
+Timeline: every read is kept, so the reading's :class:`EnergyTimeline` gives any sub-window's
+energy. Per GPU (``gpu:<i>``, the reading's keys) its points are, where the counter is the
+reported figure, every counter read (seconds from ``start``, joules since the first read;
+``stale_s`` = the counter's update period), else the cumulative trapezoid integral of the power
+samples (``stale_s`` 0 for instantaneous power, the averaging window for the driver's 1-second
+average, whose reads lag by up to that much). Where GPUs mix the two, ``stale_s`` is the largest
+(one value bounds every domain). A GPU that failed has points up to its last good read only.
+
 Ownership of NVML energy: the factory builds exactly one sampler per experiment, and ``nvml``
 and ``zeus`` are alternative values of ``energy.sampler``, so only one of them reads the GPU
 energy counters. The telemetry poller reads power, temperature, clocks and memory through
@@ -23,9 +31,8 @@ All GPU access goes through :mod:`llenergymeasure.devices`; pynvml is never impo
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -38,6 +45,13 @@ from llenergymeasure.devices import (
     GpuNotSupportedError,
 )
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
+from llenergymeasure.energy.polling import Poller, Wait
+from llenergymeasure.energy.timeline import (
+    EnergyPoint,
+    EnergyTimeline,
+    integrated,
+    largest_stale_s,
+)
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError, describe_exception
 from llenergymeasure.results.warning_codes import WarningCode
 
@@ -48,6 +62,8 @@ MISMATCH_TOLERANCE = 0.05
 
 PowerSample = tuple[float, float]
 """``(timestamp_s, power_w)``."""
+CounterRead = tuple[float, int]
+"""``(timestamp_s, energy_mj)``: one read of the total-energy counter."""
 
 
 def probe(gpu_indices: Sequence[int] | None = None) -> Availability:
@@ -133,11 +149,7 @@ class _Device:
 
     gpu: Gpu
     has_counter: bool = True
-    counter_start_mj: int | None = None
-    counter_last_mj: int | None = None
-    counter_start_s: float | None = None
-    counter_last_s: float | None = None
-    counter_reads: int = 0
+    counter_reads: list[CounterRead] = field(default_factory=list)
     samples: list[PowerSample] = field(default_factory=list)
     failure: str | None = None
     last_read_ok: bool = True
@@ -154,9 +166,7 @@ class _Device:
     @property
     def last_good_s(self) -> float | None:
         """When this GPU was last read successfully."""
-        times = [t for t, _ in self.samples[-1:]]
-        if self.counter_last_s is not None:
-            times.append(self.counter_last_s)
+        times = [t for t, _ in [*self.samples[-1:], *self.counter_reads[-1:]]]
         return max(times) if times else None
 
 
@@ -167,6 +177,10 @@ class _DeviceResult:
     sample_count: int
     notes: list[str]
     warnings: list[tuple[WarningCode, str]]
+    points: list[EnergyPoint]
+    """The reads behind ``energy_j`` as timeline points (empty when nothing was measured)."""
+    timeline_source: str
+    stale_s: float
 
 
 class NvmlSampler:
@@ -177,12 +191,11 @@ class NvmlSampler:
             same physical device (two MIG instances of one GPU) are measured once.
         interval_ms: power polling interval.
         clock: monotonic clock in seconds, for timestamps and the window's duration.
-        counter_update_s: the counter's update period, used for its uncertainty.
+        counter_update_s: the counter's update period, used for its uncertainty and as the
+            timeline's ``stale_s``.
         background: poll from a daemon thread; tests pass False and call :meth:`poll`.
-        wait: how the thread waits between polls: called with ``interval_ms`` in seconds, it
-            blocks up to that long and returns True once the window is stopping (default:
-            the sampler's stop event). Tests pass a scripted one that moves a fake clock, to
-            drive the thread without sleeping.
+        wait: how the thread waits between polls (see :class:`~.polling.Poller`); tests pass
+            a scripted one that moves a fake clock, to drive the thread without sleeping.
 
     Raises:
         SamplerUnavailableError: ``gpus`` is empty.
@@ -198,7 +211,7 @@ class NvmlSampler:
         *,
         counter_update_s: float = COUNTER_UPDATE_PERIOD_S,
         background: bool = True,
-        wait: Callable[[float], bool] | None = None,
+        wait: Wait | None = None,
     ) -> None:
         if not gpus:
             raise SamplerUnavailableError("no GPU to measure")
@@ -207,10 +220,9 @@ class NvmlSampler:
         self._interval_s = interval_ms / 1000
         self._clock = clock
         self._counter_update_s = counter_update_s
-        self._background = background
-        self._stopping = threading.Event()
-        self._wait = self._stopping.wait if wait is None else wait
-        self._thread: threading.Thread | None = None
+        self._poller = (
+            Poller(self.poll, self._interval_s, "llem-nvml", wait) if background else None
+        )
         self._start_s: float | None = None
         self._stop_s: float | None = None
 
@@ -227,9 +239,8 @@ class NvmlSampler:
         self._start_s = self._clock()
         for device in self._devices:
             self._read(device, first=True)
-        if self._background:
-            self._thread = threading.Thread(target=self._run, name="llem-nvml", daemon=True)
-            self._thread.start()
+        if self._poller is not None:
+            self._poller.start()
 
     def poll(self) -> None:
         """Read every live GPU's counter and power now (the thread calls this each interval).
@@ -254,9 +265,8 @@ class NvmlSampler:
         """
         if self._start_s is None:
             raise EnergySamplerError("NvmlSampler.stop() called before start()")
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._poller is not None:
+            self._poller.stop()
         self.poll()
         self._stop_s = self._clock()
         for device in self._devices:
@@ -283,11 +293,8 @@ class NvmlSampler:
             notes=notes,
             uncertainty_j=sum(b for b in bounds if b is not None) if measured else None,
             warnings=warnings,
+            timeline=_timeline(results, self._devices),
         )
-
-    def _run(self) -> None:
-        while not self._wait(self._interval_s):
-            self.poll()
 
     def _read(self, device: _Device, *, first: bool = False) -> None:
         gpu = device.gpu
@@ -304,7 +311,7 @@ class NvmlSampler:
         except Exception as exc:  # GpuError, or anything unforeseen: never lose the run
             device.note_error(exc)
             device.last_read_ok = False
-            if first and device.counter_start_mj is None:
+            if first and not device.counter_reads:
                 device.has_counter = False  # a counter that missed the start would undercount
 
     def _read_counter(self, device: _Device, *, first: bool) -> None:
@@ -315,11 +322,7 @@ class NvmlSampler:
                 raise
             device.has_counter = False  # before Volta: power integration only
             return
-        now = self._clock()
-        if device.counter_start_mj is None:
-            device.counter_start_mj, device.counter_start_s = energy_mj, now
-        device.counter_last_mj, device.counter_last_s = energy_mj, now
-        device.counter_reads += 1
+        device.counter_reads.append((self._clock(), energy_mj))
 
     def _window_start(self) -> float:
         return self._start_s if self._start_s is not None else self._clock()
@@ -370,16 +373,32 @@ class NvmlSampler:
         failure = _failure_warning(device, energy_j, window)
         if failure is not None:
             warnings.append(failure)
-        count = max(device.counter_reads, len(device.samples))
-        return _DeviceResult(energy_j, uncertainty_j, count, notes, warnings)
+        count = max(len(device.counter_reads), len(device.samples))
+        points, timeline_source, stale_s = self._points(device, counter_j is not None, averaging_s)
+        return _DeviceResult(
+            energy_j, uncertainty_j, count, notes, warnings, points, timeline_source, stale_s
+        )
+
+    def _points(
+        self, device: _Device, from_counter: bool, averaging_s: float
+    ) -> tuple[list[EnergyPoint], str, float]:
+        """The reads behind the device's energy as timeline points, their source and
+        ``stale_s``: every counter read, else the running integral of the power samples."""
+        start_s = self._window_start()
+        if from_counter:
+            first_mj = device.counter_reads[0][1]
+            points = [(t - start_s, (mj - first_mj) / 1000) for t, mj in device.counter_reads]
+            return points, "total-energy counter", self._counter_update_s
+        points = [(t - start_s, e) for t, e in integrated(device.samples)]
+        source = device.gpu.power_source or "unknown"
+        return points, f"integrated {source} power", averaging_s
 
     def _counter_uncertainty(
         self, device: _Device, window: tuple[float, float], counter_j: float
     ) -> float:
         """Update period × the larger end power, plus any uncovered tail × the peak power."""
         powers = [p for _, p in device.samples]
-        first_s = window[0] if device.counter_start_s is None else device.counter_start_s
-        last_s = window[1] if device.counter_last_s is None else device.counter_last_s
+        first_s, last_s = device.counter_reads[0][0], device.counter_reads[-1][0]
         mean_w = counter_j / (last_s - first_s) if last_s > first_s else 0.0
         start_w, end_w = (powers[0], powers[-1]) if powers else (mean_w, mean_w)
         bound = counter_bound_j(self._counter_update_s, start_w, end_w)
@@ -389,11 +408,32 @@ class NvmlSampler:
 
 
 def _counter_j(device: _Device) -> float | None:
-    if device.counter_start_mj is None or device.counter_last_mj is None:
-        return None
-    if device.counter_reads < 2 or device.counter_last_mj < device.counter_start_mj:
+    energies_mj = [mj for _, mj in device.counter_reads]
+    if len(energies_mj) < 2 or any(b < a for a, b in pairwise(energies_mj)):
         return None  # one read only, or the counter went back (driver reload)
-    return (device.counter_last_mj - device.counter_start_mj) / 1000
+    return (energies_mj[-1] - energies_mj[0]) / 1000
+
+
+def _timeline(
+    results: dict[str, _DeviceResult], devices: Sequence[_Device]
+) -> EnergyTimeline | None:
+    """Every measured GPU's reads as one timeline; None when no GPU was measured."""
+    measured = {key: r for key, r in results.items() if r.energy_j is not None}
+    if not measured:
+        return None
+    stale_s, notes = largest_stale_s({key: r.stale_s for key, r in measured.items()})
+    notes.extend(
+        f"{d.gpu.key}: reads end at {measured[d.gpu.key].points[-1][0]:.2f} s ({d.failure}); "
+        "later intervals are not covered"
+        for d in devices
+        if d.failure is not None and d.gpu.key in measured
+    )
+    return EnergyTimeline(
+        points={key: r.points for key, r in measured.items()},
+        stale_s=stale_s,
+        source="nvml: " + "; ".join(f"{key} {r.timeline_source}" for key, r in measured.items()),
+        notes=notes,
+    )
 
 
 def _mismatch(

@@ -4,6 +4,12 @@ The kernel exposes one zone per CPU package (``intel-rapl:N``, named ``package-N
 the same names) with subzones such as ``core``, ``uncore`` and ``dram`` (``intel-rapl:N:M``).
 ``core`` and ``uncore`` are already inside the package figure, and ``psys`` covers the whole
 platform, so only package and DRAM zones are summed.
+
+Timeline: every read (the one at ``start``, each background poll, the final one) is kept per
+domain (``cpu:package-N``, ``dram:package-N``) as ``(seconds from start, joules since start)``,
+wraparounds included, so any sub-window's energy can be taken from the reading's
+:class:`EnergyTimeline`. Its ``stale_s`` is :data:`RAPL_UPDATE_PERIOD_S`: the hardware refreshes
+the counters about every millisecond, so a read is at most that old.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.energy.base import Availability, Clock, EnergyReading
+from llenergymeasure.energy.polling import Poller
+from llenergymeasure.energy.timeline import EnergyPoint, EnergyTimeline
 from llenergymeasure.errors import EnergySamplerError, SamplerUnavailableError
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
@@ -121,10 +129,10 @@ class RaplSampler:
         self._interval_s = interval_ms / 1000
         self._clock = clock
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self._poll_in_background, self._interval_s, "llem-rapl")
         self._last_uj: dict[str, int] = {}
         self._total_uj = dict.fromkeys((d.key for d in domains), 0)
+        self._points: dict[str, list[EnergyPoint]] = {d.key: [] for d in domains}
         self._read_count = 0
         self._poll_errors: list[str] = []
         self._start_s: float | None = None
@@ -138,15 +146,17 @@ class RaplSampler:
         """Take the first reading of every counter and start the background reader."""
         if self._start_s is not None:
             raise EnergySamplerError("RaplSampler.start() called twice; use one per window")
-        self._last_uj = {d.key: read_energy_uj(d.energy_path) for d in self._domains}
+        self._last_uj = self._read_all_uj()
         self._read_count = 1
         self._start_s = self._clock()
-        self._thread = threading.Thread(target=self._run, name="llem-rapl", daemon=True)
-        self._thread.start()
+        for points in self._points.values():
+            points.append((0.0, 0.0))
+        self._poller.start()
 
     def poll(self) -> None:
-        """Read every counter now and add the deltas since the previous read.
+        """Read every counter now, add the deltas since the previous read and keep the point.
 
+        Either every counter is read and counted or, when one read fails, none is.
         The background thread calls this; tests call it to step the sampler deterministically.
 
         Raises:
@@ -155,13 +165,14 @@ class RaplSampler:
         if self._start_s is None:
             raise EnergySamplerError("RaplSampler.poll() called before start()")
         with self._lock:
+            now_uj = self._read_all_uj()
+            t_s = self._clock() - self._start_s
             for domain in self._domains:
-                now_uj = read_energy_uj(domain.energy_path)
-                previous_uj = self._last_uj[domain.key]
                 self._total_uj[domain.key] += counter_delta_uj(
-                    previous_uj, now_uj, domain.max_energy_range_uj
+                    self._last_uj[domain.key], now_uj[domain.key], domain.max_energy_range_uj
                 )
-                self._last_uj[domain.key] = now_uj
+                self._points[domain.key].append((t_s, self._total_uj[domain.key] / _UJ_PER_J))
+            self._last_uj = now_uj
             self._read_count += 1
 
     def stop(self) -> EnergyReading:
@@ -173,9 +184,7 @@ class RaplSampler:
         if self._start_s is None:
             raise EnergySamplerError("RaplSampler.stop() called before start()")
         duration_s = self._clock() - self._start_s
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._poller.stop()
         self.poll()
         by_domain_j = {key: uj / _UJ_PER_J for key, uj in self._total_uj.items()}
         total_j = sum(by_domain_j.values())
@@ -188,17 +197,24 @@ class RaplSampler:
             sample_count=self._read_count,
             notes=self._notes(),
             uncertainty_j=rapl_uncertainty_j(total_j, duration_s),
+            timeline=EnergyTimeline(
+                points={key: list(points) for key, points in self._points.items()},
+                stale_s=RAPL_UPDATE_PERIOD_S,
+                source="rapl energy_uj counters (wraparounds counted)",
+            ),
         )
 
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            try:
-                self.poll()
-            except EnergySamplerError as exc:
-                # A missed read loses nothing unless the counter wraps twice before the next
-                # one, so keep polling and report the failure on the reading.
-                if str(exc) not in self._poll_errors:
-                    self._poll_errors.append(str(exc))
+    def _read_all_uj(self) -> dict[str, int]:
+        return {d.key: read_energy_uj(d.energy_path) for d in self._domains}
+
+    def _poll_in_background(self) -> None:
+        try:
+            self.poll()
+        except EnergySamplerError as exc:
+            # A missed read loses nothing unless the counter wraps twice before the next
+            # one, so keep polling and report the failure on the reading.
+            if str(exc) not in self._poll_errors:
+                self._poll_errors.append(str(exc))
 
     def _notes(self) -> list[str]:
         notes = ["RAPL counts CPU packages and DRAM only; GPUs and the rest are not included"]

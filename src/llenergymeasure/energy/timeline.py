@@ -24,6 +24,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 EnergyPoint = tuple[float, float]
 """``(t_s, cumulative_j)``: seconds from the sampler's start, joules since then."""
@@ -43,11 +44,14 @@ class EnergyTimeline:
     """Cumulative energy per domain over one window.
 
     Attributes:
-        points: domain (same keys as ``EnergyReading.scope``) -> ``(t_s, cumulative_j)``
-            points in time order, starting at ``(t0, 0.0)``.
+        points: domain (the keys of ``EnergyReading.energy_by_domain_j``) -> ``(t_s,
+            cumulative_j)`` points in time order, starting at ``(t0, 0.0)``. A domain whose
+            reads failed keeps what it has (fewer than two points: no interval is covered),
+            so an interval is never summed without it.
         stale_s: how old a read can be when taken (the counter's update period; 0 for
-            integrated power).
+            integrated instantaneous power); one value, the largest, for every domain.
         source: how the points were obtained, e.g. ``"nvml total-energy counter"``.
+        notes: caveats about the points (mixed sources, reads that failed).
     """
 
     points: Mapping[str, Sequence[EnergyPoint]]
@@ -92,6 +96,25 @@ def _at(points: Sequence[EnergyPoint], t_s: float, lag_s: float) -> tuple[float,
         return e1, segment_j
     value = e0 + (e1 - e0) * (t_s - t0) / span_s
     return value, segment_j + lag_s * segment_j / span_s
+
+
+def largest_stale_s(stale_s_by_domain: Mapping[str, float]) -> tuple[float, list[str]]:
+    """One ``stale_s`` for domains read with different update periods: the largest, which
+    bounds them all, and a note listing each when they differ (none when they agree)."""
+    values = set(stale_s_by_domain.values())
+    if len(values) <= 1:
+        return max(values, default=0.0), []
+    listed = ", ".join(f"{domain} {s:g} s" for domain, s in stale_s_by_domain.items())
+    return max(values), [f"stale_s is the largest of the domains' ({listed}): it bounds them all"]
+
+
+def integrated(samples: Sequence[tuple[float, float]]) -> list[EnergyPoint]:
+    """Power samples ``(t_s, power_w)`` as cumulative points: the running trapezoid integral
+    at every sample, from ``(t0, 0.0)``."""
+    if not samples:
+        return []
+    deltas = [(t1, (t1 - t0) * (p0 + p1) / 2) for (t0, p0), (t1, p1) in pairwise(samples)]
+    return cumulative([(samples[0][0], 0.0), *deltas])
 
 
 def cumulative(deltas: Sequence[tuple[float, float]]) -> list[EnergyPoint]:

@@ -1,4 +1,5 @@
-"""Fakes for testing energy code on any machine: a powercap tree and a settable clock."""
+"""Fakes for testing energy code on any machine: a powercap tree, a settable clock and a
+scripted wait that drives a sampler's polling thread on that clock."""
 
 from __future__ import annotations
 
@@ -88,3 +89,25 @@ class FakeClock:
         """Move the clock on by ``seconds`` and return the new time."""
         self.now_s += seconds
         return self.now_s
+
+
+class ScriptedWait:
+    """A sampler thread's wait (``Poller``'s ``wait``) that moves a :class:`FakeClock` instead
+    of sleeping: ``ticks`` intervals pass, one per call, then the window stops.
+
+    Attributes:
+        waited_s: the timeout of every call, in order.
+    """
+
+    def __init__(self, clock: FakeClock, ticks: int) -> None:
+        self.clock = clock
+        self.left = ticks
+        self.waited_s: list[float] = []
+
+    def __call__(self, timeout_s: float) -> bool:
+        self.waited_s.append(timeout_s)
+        if self.left == 0:
+            return True
+        self.left -= 1
+        self.clock.advance(timeout_s)
+        return False
