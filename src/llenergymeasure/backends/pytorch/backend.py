@@ -1,4 +1,5 @@
-"""PyTorchBackend: transformers `AutoModelForCausalLM` + batched `generate` with step timing."""
+"""PyTorchBackend: transformers `AutoModelForCausalLM` + batched `generate` with step timing;
+``load.mode: rate | concurrency`` through transformers' continuous batching (``continuous``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from transformers import (
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenizedBackend
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
+from llenergymeasure.backends.pytorch.continuous import ContinuousBatcher, continuous_generation
+from llenergymeasure.backends.pytorch.continuous_settings import requests_per_step
 from llenergymeasure.backends.pytorch.failures import generate_error, load_error
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.lora import apply_lora
@@ -34,9 +37,10 @@ from llenergymeasure.backends.pytorch.records import batch_records
 from llenergymeasure.backends.pytorch.step_timer import LogitsStepTimer, StepTimer
 from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
 from llenergymeasure.config.models import ExperimentConfig, Precision
-from llenergymeasure.errors import LLEMError
+from llenergymeasure.errors import BackendError, LLEMError
 from llenergymeasure.flops import architecture_summary
 from llenergymeasure.load import LoadPlan
+from llenergymeasure.load.schedule import OFFLINE
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 
@@ -60,7 +64,9 @@ def compile_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 
 
 class PyTorchBackend(TokenizedBackend):
-    """Runs prompts through transformers in left-padded batches, timing every decoding step.
+    """Runs prompts through transformers in left-padded batches, timing every decoding step;
+    under a serving load (rate, concurrency) through continuous batching, timing every
+    streamed token.
 
     Args:
         clock: monotonic clock in seconds used for every timestamp.
@@ -85,6 +91,7 @@ class PyTorchBackend(TokenizedBackend):
         self._tokenizer_loader = tokenizer_loader or AutoTokenizer.from_pretrained
         self._model_builder = model_builder or AutoModelForCausalLM.from_config
         self._model: Any = None
+        self._batcher: ContinuousBatcher | None = None
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
         """Load model and tokenizer as the config says (hub, folder, GGUF or embedded).
@@ -95,8 +102,9 @@ class PyTorchBackend(TokenizedBackend):
         Raises:
             DependencyError: torch or transformers outside the tested range (unless
                 ``LLEM_ALLOW_UNTESTED=1``); bitsandbytes missing.
-            ConfigError: a setting this machine or transformers cannot honour; a
-                ``pytorch.model_kwargs`` key nothing accepts.
+            ConfigError: a setting this machine or transformers cannot honour (under a serving
+                load: transformers without continuous batching, or a setting it cannot
+                honour); a ``pytorch.model_kwargs`` key nothing accepts.
             ModelNotFoundError: a hub id that cannot be loaded.
             BackendError: loading failed; out of memory says which memory and what to lower.
         """
@@ -120,6 +128,8 @@ class PyTorchBackend(TokenizedBackend):
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._model, self._config = model, config
         self._use_template = wants_chat_template(self._tokenizer, config.chat_template)
+        if config.load.is_serving:
+            self._batcher = self._start_batcher(config)
         return ModelInfo(
             model_id=config.model,
             source_kind=source.kind,
@@ -173,10 +183,33 @@ class PyTorchBackend(TokenizedBackend):
             return str(converted_folder(gguf_path))
         return source.location
 
+    def _start_batcher(self, config: ExperimentConfig) -> ContinuousBatcher:
+        """The continuous-batching manager for this model, created and its cache allocated.
+
+        Raises:
+            ConfigError: the model's generation config adds a processor continuous batching
+                cannot apply.
+            BackendError: the manager could not be created (e.g. memory for its cache).
+        """
+        generation = continuous_generation(
+            self._model.generation_config, config, self._tokenizer.pad_token_id
+        )
+        batcher = ContinuousBatcher(self._model, config, generation, self._eos_ids(), self._clock)
+        try:
+            batcher.start()
+        except LLEMError:
+            raise
+        except Exception as exc:  # cache allocation, attention kernel, CUDA errors
+            raise generate_error(exc, config, self._model.device.type) from None
+        return batcher
+
     @property
     def concurrency(self) -> int:
-        """Prompts per generate call."""
-        return self._require_config().pytorch_options.batch_size
+        """Prompts per generate call; under a serving load, requests per forward pass."""
+        config = self._require_config()
+        if config.load.is_serving:
+            return requests_per_step(config)
+        return config.pytorch_options.batch_size
 
     def run(
         self,
@@ -185,9 +218,26 @@ class PyTorchBackend(TokenizedBackend):
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
     ) -> list[RequestRecord]:
-        """Generate for every prepared prompt, in batches of ``batch_size``, in order."""
+        """Generate for every prepared prompt, in batches of ``batch_size``, in order.
+
+        With a rate or concurrency ``load:`` in the config, every run (warmup too) goes
+        through continuous batching instead, each prompt submitted by the shared load
+        generator on ``load`` (None: all at once).
+
+        Raises:
+            BackendError: a serving ``load`` plan for a model loaded with ``load.mode:
+                offline``; generation failed.
+        """
         config = self._require_config()
         transformers.set_seed(config.random_seed)
+        if self._batcher is not None:
+            return self._serve(self._batcher, prompts, max_output_tokens, on_progress, load)
+        if load is not None and load.mode != "offline":
+            raise BackendError(
+                f"a load.mode: {load.mode} plan needs the model loaded with that load.mode "
+                "(continuous batching is set up when the model loads); it was loaded with "
+                "load.mode: offline"
+            )
         size = config.pytorch_options.batch_size
         generation, extra = generation_config(
             self._model.generation_config, config, max_output_tokens, self._tokenizer.pad_token_id
@@ -202,6 +252,22 @@ class PyTorchBackend(TokenizedBackend):
             if on_progress is not None:
                 on_progress(len(batch))
         return records
+
+    def _serve(
+        self,
+        batcher: ContinuousBatcher,
+        prompts: Sequence[list[int]],
+        max_output_tokens: int,
+        on_progress: ProgressCallback | None,
+        load: LoadPlan | None,
+    ) -> list[RequestRecord]:
+        config = self._require_config()
+        try:
+            return batcher.run(prompts, max_output_tokens, load or OFFLINE, on_progress)
+        except LLEMError:
+            raise
+        except Exception as exc:  # out of memory, shape or dtype errors in the loop
+            raise generate_error(exc, config, self._model.device.type) from None
 
     def _run_batch(
         self,
@@ -265,7 +331,10 @@ class PyTorchBackend(TokenizedBackend):
         return MemoryReading(peak_kb / 1024, "process peak RSS, incl. model load")
 
     def unload(self) -> None:
-        """Drop the model and free accelerator memory."""
+        """Stop continuous batching, drop the model and free accelerator memory."""
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
         self._model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -14,6 +14,7 @@ import torch
 from packaging.version import Version
 from transformers import BitsAndBytesConfig, GenerationConfig
 
+from llenergymeasure.backends.pytorch.continuous_settings import check_continuous_batching
 from llenergymeasure.config.models import ExperimentConfig, PyTorchConfig
 from llenergymeasure.errors import ConfigError, DependencyError
 
@@ -119,7 +120,9 @@ def check_environment(config: ExperimentConfig, transformers_version: str, cuda:
 
     Raises:
         ConfigError: bitsandbytes quantisation without a CUDA GPU; a field the installed
-            transformers removed (see ``REMOVED_IN``).
+            transformers removed (see ``REMOVED_IN``); under a serving load, transformers
+            without continuous batching or a setting it cannot honour (see
+            ``check_continuous_batching``).
         DependencyError: bitsandbytes quantisation without the bitsandbytes package.
     """
     options = config.pytorch_options
@@ -144,6 +147,8 @@ def check_environment(config: ExperimentConfig, transformers_version: str, cuda:
                 f"{transformers_version}); remove it, or install an older transformers to "
                 "measure its effect"
             )
+    if config.load.is_serving:
+        check_continuous_batching(config, transformers_version)
 
 
 LOAD_ONLY = ("load_in_8bit", "load_in_4bit", "max_memory", "low_cpu_mem_usage")
