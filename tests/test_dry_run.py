@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from llenergymeasure.cli import app
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.estimate import Device, estimate_experiment, gaps_s
 from llenergymeasure.estimate.model_facts import model_facts
+from llenergymeasure.load import plan_load
 
 STUDY_12 = {
     "name": "s12",
@@ -187,3 +189,59 @@ def test_probe_reads_gpu_memory_and_peaks_through_the_devices_layer() -> None:
         device = probe_device()
     assert (device.kind, device.count, device.memory_bytes) == ("gpu", 2, 80 * 2**30)
     assert device.bandwidth_bytes_per_s is not None and device.bandwidth_bytes_per_s > 1e12
+
+
+def _dry_run_json(tmp_path: Path, config: dict[str, object]) -> dict[str, Any]:
+    """The ``--json`` plan, parsed strictly (no bare Infinity or NaN)."""
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout, parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"the plan is not valid JSON: it holds {constant}")
+
+
+def test_rate_plan_shows_the_schedule_and_its_last_arrival(tmp_path: Path) -> None:
+    load = {"mode": "rate", "request_rate": 4, "arrival": "gamma", "burstiness": 0.5,
+            "max_concurrency": 2, "slo": {"ttft_ms": 200, "e2e_ms": 2000}}  # fmt: skip
+    config = {"model": "smollm2-135m", "n": 12, "random_seed": 7, "load": load}
+    (experiment,) = _dry_run_json(tmp_path, config)["experiments"]
+    expected = plan_load(ExperimentConfig.model_validate(config).load, 12, 7).expected_duration_s
+    assert expected is not None and expected > 0
+    assert experiment["load"] == {
+        "mode": "rate", "request_rate": 4.0, "arrival": "gamma", "burstiness": 0.5,
+        "max_concurrency": 2, "slo_ms": {"ttft_ms": 200.0, "e2e_ms": 2000.0},
+        "expected_duration_s": expected,
+    }  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "experiment.yaml"), "--dry-run"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "rate 4 req/s, gamma arrivals (burstiness 0.5), at most 2 in flight; SLO ttft_ms 200, "
+        f"e2e_ms 2000; lasts ≥ {expected:.3g} s (last arrival)"
+    ) in result.output
+
+
+def test_concurrency_and_offline_plans_leave_the_duration_to_the_engine(tmp_path: Path) -> None:
+    config = {
+        "model": "smollm2-135m",
+        "n": 8,
+        "load": {"mode": "concurrency", "max_concurrency": 4},
+    }
+    (experiment,) = _dry_run_json(tmp_path, config)["experiments"]
+    assert experiment["load"] == {"mode": "concurrency", "max_concurrency": 4,
+                                  "expected_duration_s": None}  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "experiment.yaml"), "--dry-run"], env={"COLUMNS": "250"}
+    )
+    assert "concurrency: 4 in flight; duration depends on the engine" in result.output
+    (offline,) = _dry_run_json(tmp_path, {"model": "smollm2-135m", "n": 8})["experiments"]
+    assert offline["load"] == {"mode": "offline", "expected_duration_s": None}
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "experiment.yaml"), "--dry-run"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0 and "│ load" not in result.output  # offline: no load row

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from chromium import Chromium, find_chromium
+from report_fixtures import SERVING_STUDY, arrival_good, write_serving_study
 from rich.console import Console
 
 import llenergymeasure as llem
@@ -102,3 +103,33 @@ def test_report_renders_offline_in_chromium(real_study: Path, tmp_path: Path) ->
     assert urls == [page.resolve().as_uri()], urls  # the page itself, nothing else
     assert not errors, errors
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_serving_view_renders_in_chromium(tmp_path: Path) -> None:
+    """The serving figure of a synthetic rate sweep draws, inf kept as the last tick."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set LLEM_CHROMIUM)")
+    page = tmp_path / "serving.html"
+    study = write_serving_study(tmp_path, SERVING_STUDY, arrival_good)
+    llem.report(study, html=page, console=Console(quiet=True))
+
+    with Chromium(executable) as browser:
+        browser.open(page)
+        state: dict[str, Any] = browser.wait_for(
+            f"(s => s.figures > 0 && s.rendered === s.figures && s)({RENDERED})"
+        )
+        ticks = browser.evaluate(
+            "[...document.querySelectorAll('#figure-1 .xaxislayer-above .xtick text')]"
+            ".map(t => t.textContent)"
+        )
+        knees = browser.evaluate(
+            "[...document.querySelectorAll('#figure-1 .textpoint text')].map(t => t.textContent)"
+        )
+        errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"]
+
+    assert state, "not every chart rendered"
+    assert state["titles"][0] == "Serving under load: serve"  # the first figure of the page
+    assert ticks[:3] == ["1", "2", "inf (all at once)"]
+    assert knees == ["knee: 4 J"]  # the poisson line's; no constant-arrival rate meets 0.9
+    assert not errors, errors

@@ -10,7 +10,8 @@ from report_fixtures import STUDY_ENERGY_J, Written
 
 import llenergymeasure as llem
 from llenergymeasure.reporting import compare, summarise
-from llenergymeasure.reporting.figures import pareto_optimal, swept_parameters
+from llenergymeasure.reporting.figures import pareto_optimal
+from llenergymeasure.reporting.summary import swept_parameters
 from llenergymeasure.reporting.timeline import PhaseSpan, phase_spans
 from llenergymeasure.results.io import load_requests
 from llenergymeasure.results.stats import latency_stats, summary_stats

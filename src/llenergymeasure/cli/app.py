@@ -227,12 +227,20 @@ def report_command(
             "are compared without it."
         ),
     ] = None,
+    slo_attainment: Annotated[
+        float | None,
+        typer.Option(
+            help="Serving view: the good fraction (0-1] of requests meeting every SLO target "
+            "a load must reach; each line's knee is the highest load that does (default 0.9)."
+        ),
+    ] = None,
 ) -> None:
-    """Tables ranked by J/token, comparisons with Welch's t-test, and an HTML report."""
+    """Tables ranked by J/token, comparisons with Welch's t-test, the serving view (energy and
+    latency against the load, the SLO knee), and an HTML report."""
     with _exit_codes():
         from llenergymeasure.cli.report_command import execute_report
 
-        code = execute_report(results, html, compare, stdout)
+        code = execute_report(results, html, compare, slo_attainment, stdout)
     if code:
         raise typer.Exit(code)
 

@@ -2,14 +2,17 @@
 
 Validates and resolves the config (every experiment of a study) and makes the checks a run
 makes before loading a model (each prompt source, the output directory); then prints each
-experiment's effective settings (those that differ from the defaults), its weights + KV-cache
-estimate against the visible device's memory, a rough duration, and the backend libraries a
-local run would refuse. Loads no model and imports no torch.
+experiment's effective settings (those that differ from the defaults), its load plan (how
+requests reach the engine: mode, rate and arrival process or concurrency cap, SLO targets,
+when the last request is scheduled to arrive), its weights + KV-cache estimate against the
+visible device's memory, a rough duration, and the backend libraries a local run would refuse.
+Loads no model and imports no torch.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cache
@@ -33,6 +36,7 @@ from llenergymeasure.config.user_config import (
 from llenergymeasure.datasets import validate_source
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
+from llenergymeasure.load import plan_load
 from llenergymeasure.results.io import check_out_dir
 
 _HEADLINE = ("name", "model", "backend")
@@ -65,10 +69,10 @@ def build_plan(
     out_dir: Path | None = None,
     resume: Path | None = None,
 ) -> dict[str, Any]:
-    """The dry-run plan as JSON-ready data: experiments, estimates, device, runner, total
-    time, and ``problems``: the backend libraries a local run would refuse (not installed, or
-    outside the tested range) — listed, not raised, since a plan is often made on another
-    machine than the one that will measure.
+    """The dry-run plan as JSON-ready data: experiments (each with its load plan and
+    estimate), device, runner, total time, and ``problems``: the backend libraries a local
+    run would refuse (not installed, or outside the tested range) — listed, not raised, since
+    a plan is often made on another machine than the one that will measure.
 
     Args:
         config: the validated experiment or study.
@@ -104,7 +108,12 @@ def build_plan(
         "device": asdict(device),
         "shared_settings": shared,
         "experiments": [
-            {**_headline(e), "settings": settings, "estimate": estimate.as_dict()}
+            {
+                **_headline(e),
+                "settings": settings,
+                "load": load_plan(e),
+                "estimate": estimate.as_dict(),
+            }
             for e, settings, estimate in zip(experiments, varying, estimates, strict=True)
         ],
         "total_time_s": _total_time_s(estimates, execution),
@@ -130,11 +139,39 @@ def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
     return {"name": experiment.name, "model": experiment.model, "backend": experiment.backend}
 
 
+def load_plan(experiment: ExperimentConfig) -> dict[str, Any]:
+    """How the measured window submits its requests: ``mode``; in rate mode ``request_rate``
+    (``"Infinity"`` = all at once), ``arrival`` (and ``burstiness`` for gamma); any
+    ``max_concurrency``; ``slo_ms`` targets; and ``expected_duration_s``, when the last of the
+    ``n`` requests is scheduled to arrive (the window lasts at least this), or None where the
+    duration depends on the engine (offline and concurrency modes)."""
+    load = experiment.load
+    plan: dict[str, Any] = {"mode": load.mode}
+    if load.mode == "rate":
+        plan["request_rate"] = _json_ready(load.request_rate)
+        plan["arrival"] = load.arrival
+        if load.arrival == "gamma":
+            plan["burstiness"] = load.burstiness
+    if load.max_concurrency is not None:
+        plan["max_concurrency"] = load.max_concurrency
+    if load.slo is not None:
+        plan["slo_ms"] = load.slo.targets_ms()
+    schedule = plan_load(load, experiment.n, experiment.random_seed)
+    plan["expected_duration_s"] = schedule.expected_duration_s
+    return plan
+
+
+def _json_ready(value: float | None) -> float | str | None:
+    """A float JSON can hold: inf as ``"Infinity"``, as result files write it."""
+    return "Infinity" if value is not None and math.isinf(value) else value
+
+
 def _settings(experiments: list[ExperimentConfig]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The non-default settings every experiment shares, and per experiment the value of each
-    setting that is not the same everywhere (defaults included, so a column reads across)."""
-    full = [_fields(e.model_dump(mode="json")) for e in experiments]
-    changed = [_fields(e.model_dump(mode="json", exclude_defaults=True)) for e in experiments]
+    setting that is not the same everywhere (defaults included, so a column reads across).
+    Values are as the config's JSON writes them (a request rate of inf as ``"Infinity"``)."""
+    full = [_fields(json.loads(e.model_dump_json())) for e in experiments]
+    changed = [_fields(json.loads(e.model_dump_json(exclude_defaults=True))) for e in experiments]
     keys = [k for k in dict.fromkeys(k for c in changed for k in c) if k not in _HEADLINE]
     shared = {k: full[0].get(k) for k in keys if all(f.get(k) == full[0].get(k) for f in full)}
     varying = [k for k in keys if k not in shared]
@@ -200,25 +237,27 @@ def _title(plan: dict[str, Any]) -> str:
     return f"{head} · runner {plan['runner']} · device {escape(where)}"
 
 
-_COLUMNS = ("#", "experiment", "backend", "model", "settings", "params", "weights",
+_COLUMNS = ("#", "experiment", "backend", "model", "settings", "load", "params", "weights",
             "KV cache", "need / device", "fits", "time")  # fmt: skip
 _ALWAYS_SHOWN = {"#", "experiment", "settings"}
 
 
 def _table(plan: dict[str, Any]) -> tuple[Table, str]:
-    """The per-experiment table, and a line for the columns equal in every row (kept narrow)."""
+    """The per-experiment table, and a line for the columns equal in every row (kept narrow);
+    no load column when every experiment is offline (a batch, as without ``load:``)."""
     rows = [_row(number, experiment) for number, experiment in
             enumerate(plan["experiments"], start=1)]  # fmt: skip
+    hidden = {"load"} if all(e["load"]["mode"] == "offline" for e in plan["experiments"]) else set()
     if len(rows) == 1:
-        return _vertical(rows[0]), ""
+        return _vertical(rows[0], hidden), ""
     constant = {
         column for index, column in enumerate(_COLUMNS)
         if len(rows) > 1 and column not in _ALWAYS_SHOWN and len({r[index] for r in rows}) == 1
-    }  # fmt: skip
+    } - hidden  # fmt: skip
     table = Table(show_lines=False)
-    shown = [index for index, column in enumerate(_COLUMNS) if column not in constant]
+    shown = [index for index, column in enumerate(_COLUMNS) if column not in constant | hidden]
     for index in shown:
-        wrap = _COLUMNS[index] in ("experiment", "settings", "model")
+        wrap = _COLUMNS[index] in ("experiment", "settings", "model", "load")
         table.add_column(_COLUMNS[index], overflow="fold", no_wrap=not wrap)
     for row in rows:
         table.add_row(*(row[index] for index in shown))
@@ -227,13 +266,14 @@ def _table(plan: dict[str, Any]) -> tuple[Table, str]:
     return table, same
 
 
-def _vertical(row: list[str]) -> Table:
+def _vertical(row: list[str], hidden: set[str]) -> Table:
     """One experiment: a column of labelled values reads better than one wide row."""
     table = Table(show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for column, value in zip(_COLUMNS[1:], row[1:], strict=True):
-        table.add_row(column, value)
+        if column not in hidden:
+            table.add_row(column, value)
     return table
 
 
@@ -242,10 +282,33 @@ def _row(number: int, experiment: Mapping[str, Any]) -> list[str]:
     return [
         str(number), escape(str(experiment["name"])), experiment["backend"],
         escape(experiment["model"]), escape(_compact(experiment["settings"], "\n")),
-        _params(estimate), _size(estimate["weights_bytes"]),
+        escape(load_text(experiment["load"])), _params(estimate), _size(estimate["weights_bytes"]),
         _size(estimate["kv_cache_bytes"]), _need(estimate), _fits(estimate["fits"]),
         _duration(estimate["time_s"]),
     ]  # fmt: skip
+
+
+def load_text(load: Mapping[str, Any]) -> str:
+    """A load plan in words: ``rate 4 req/s, poisson arrivals; SLO ttft_ms 200; lasts ≥ 9.6 s
+    (last arrival)``, ``concurrency: 4 in flight; duration depends on the engine``."""
+    mode = load["mode"]
+    if mode == "offline":
+        return "offline: every prompt at once"
+    duration = load["expected_duration_s"]
+    if mode == "concurrency":
+        text = f"concurrency: {load['max_concurrency']} in flight"
+    elif load["request_rate"] == "Infinity":
+        text, duration = "rate inf: every request at once", None  # no schedule to wait for
+    else:
+        text = f"rate {load['request_rate']:g} req/s, {load['arrival']} arrivals"
+        text += f" (burstiness {load['burstiness']:g})" if "burstiness" in load else ""
+    if mode == "rate" and load.get("max_concurrency") is not None:
+        text += f", at most {load['max_concurrency']} in flight"
+    if "slo_ms" in load:
+        text += "; SLO " + ", ".join(f"{name} {ms:g}" for name, ms in load["slo_ms"].items())
+    if duration is None:
+        return f"{text}; duration depends on the engine"
+    return f"{text}; lasts ≥ {duration:.3g} s (last arrival)"
 
 
 def _compact(settings: Mapping[str, Any], separator: str = ", ") -> str:

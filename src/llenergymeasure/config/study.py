@@ -35,9 +35,10 @@ Resolution rules:
 * Duplicates (equal configurations apart from ``name``) are dropped, keeping the first; what was
   dropped is listed in :attr:`StudyConfig.dropped_duplicates` so the CLI can say so.
 * Names: ``<prefix>_<label>`` where the prefix is the base's ``name`` (else the study name) and
-  the label abbreviates the swept values (``batch-sweep_bf16_bs8``); an explicit experiment keeps
-  its own ``name`` if it has one. Names are filesystem-safe (:func:`safe_name`) and unique even on
-  case-insensitive filesystems (``-2``, ``-3`` suffixes in order); they become directory names.
+  the label abbreviates the swept values (``batch-sweep_bf16_bs8``, ``serve_rate-inf``); an
+  explicit experiment keeps its own ``name`` if it has one. Names are filesystem-safe
+  (:func:`safe_name`) and unique even on case-insensitive filesystems (``-2``, ``-3`` suffixes in
+  order); they become directory names.
 
 See :data:`EFFECTIVE_DEFAULTS` for what ``llem run`` does when a file does not say.
 """
@@ -48,6 +49,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -668,6 +670,8 @@ _ABBREVIATIONS = {
     "temperature": "temp",
     "synthetic_input_tokens": "synin",
     "n_warmup": "warmup",
+    "request_rate": "rate",
+    "max_concurrency": "conc",
 }
 _VALUE_ONLY = frozenset({"backend", "precision", "model", "source"})
 
@@ -684,7 +688,7 @@ def _label_part(key: str, value: Any) -> str:
     if leaf in _VALUE_ONLY:
         return text
     abbreviation = _ABBREVIATIONS.get(leaf, leaf.replace("_", "-"))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return f"{abbreviation}{text}"
     return f"{abbreviation}-{text}"
 
@@ -692,6 +696,8 @@ def _label_part(key: str, value: Any) -> str:
 def _display(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # inf, -inf, nan: JSON would say Infinity
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 

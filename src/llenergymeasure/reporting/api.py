@@ -20,13 +20,14 @@ from llenergymeasure.reporting.figures import (
     PARETO_AXES,
     Figure,
     pareto_figure,
+    serving_figure,
     sweep_figure,
-    swept_parameters,
 )
 from llenergymeasure.reporting.html import Page, render
 from llenergymeasure.reporting.loading import UNREADABLE, load_results
-from llenergymeasure.reporting.summary import ConfigurationSummary, summarise
-from llenergymeasure.reporting.tables import comparison_table, summary_table
+from llenergymeasure.reporting.serving import DEFAULT_SLO_ATTAINMENT, ServingView, serving_view
+from llenergymeasure.reporting.summary import ConfigurationSummary, summarise, swept_parameters
+from llenergymeasure.reporting.tables import comparison_table, serving_tables, summary_table
 from llenergymeasure.reporting.terminal import print_report
 from llenergymeasure.reporting.timeline import timeline_figure
 
@@ -42,12 +43,15 @@ class Report:
         configurations: one summary per configuration, ranked by mean J/token.
         comparison: B against A when the report covers (or was asked to compare) two
             configurations.
+        serving: the serving view (configurations run under load, their knees); None when
+            every configuration ran offline.
         html_path: the HTML file written, if one was asked for.
     """
 
     results: Any
     configurations: list[ConfigurationSummary]
     comparison: Comparison | None
+    serving: ServingView | None = None
     html_path: Path | None = None
 
 
@@ -56,6 +60,7 @@ def report(
     html: PathLike | None = None,
     *,
     compare_labels: Sequence[str] | None = None,
+    slo_attainment: float = DEFAULT_SLO_ATTAINMENT,
     console: Console | None = None,
 ) -> Report:
     """Print the report's tables and, with ``html``, write a self-contained HTML page.
@@ -66,10 +71,13 @@ def report(
         html: where to write the HTML page (replaced atomically if it exists).
         compare_labels: two configuration labels to compare (A, then B). Without it, a
             report of exactly two configurations compares them in the order given.
+        slo_attainment: the good fraction (0 < x ≤ 1) a load must reach to meet its SLOs;
+            the serving view's knee of each line is the highest load that reaches it.
         console: where the tables go (default: stdout; ``Console(quiet=True)`` for none).
 
     Raises:
-        ConfigError: a path is missing or holds no results, or a label is unknown (exit 2).
+        ConfigError: a path is missing or holds no results, a label is unknown, or
+            ``slo_attainment`` is not in (0, 1] (exit 2).
         DependencyError: pandas (or, for ``html``, plotly) from the ``[report]`` extra is not
             installed (exit 1).
         ResultsError: a result file or the HTML page cannot be read or written.
@@ -80,12 +88,13 @@ def report(
     frame = results if isinstance(results, pd.DataFrame) else load_results(results)
     summaries = summarise(frame)
     comparison = _comparison(summaries, list(dict.fromkeys(frame["configuration"])), compare_labels)
+    serving = serving_view(summaries, slo_attainment)
     context = gather_context(summaries)
     context.unreadable[:0] = frame.attrs.get(UNREADABLE, [])  # skipped while loading
-    print_report(console or Console(), summaries, comparison, context)
-    outcome = Report(frame, summaries, comparison)
+    print_report(console or Console(), summaries, comparison, serving, context)
+    outcome = Report(frame, summaries, comparison, serving)
     if html is not None:
-        page = _page(summaries, comparison, context, _sources(frame))
+        page = _page(summaries, comparison, serving, context, _sources(frame))
         outcome.html_path = _write_report(Path(html), render(page))
     return outcome
 
@@ -117,6 +126,7 @@ def _sources(frame: Any) -> list[str]:
 def _page(
     summaries: Sequence[ConfigurationSummary],
     comparison: Comparison | None,
+    serving: ServingView | None,
     context: ReportContext,
     sources: list[str],
 ) -> Page:
@@ -141,12 +151,22 @@ def _page(
         sources=sources,
         summary=summary_table(summaries),
         comparison=comparison_table(comparison) if comparison else None,
+        serving=serving_tables(serving),
+        serving_figures=serving_figures(serving, caption),
         pareto=pareto,
         sweeps=sweeps,
         timelines=timelines,
         notes=notes,
         context=context,
     )
+
+
+def serving_figures(view: ServingView | None, caption: str) -> list[Figure]:
+    """One serving figure per study and load mode (none when every configuration ran
+    offline)."""
+    if view is None:
+        return []
+    return [serving_figure(group, view.attainment, caption) for group in view.groups]
 
 
 def sweep_figures(summaries: Sequence[ConfigurationSummary], caption: str) -> list[Figure]:

@@ -1,16 +1,24 @@
-"""Comparison figures (plotly): Pareto fronts of energy against speed and latency, and the
-effect of each swept parameter. Every figure comes with a caption saying what is plotted, how
-it was obtained, its uncertainty and the warnings that apply."""
+"""Comparison figures (plotly): Pareto fronts of energy against speed and latency, the
+effect of each swept parameter, and energy and latency against the load (the serving view).
+Every figure comes with a caption saying what is plotted, how it was obtained, its uncertainty
+and the warnings that apply."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from llenergymeasure.reporting.deps import require
-from llenergymeasure.reporting.summary import ConfigurationSummary
+from llenergymeasure.reporting.serving import (
+    RATE_KEY,
+    ServingGroup,
+    ServingLine,
+    ServingPoint,
+    Window,
+    load_text,
+)
+from llenergymeasure.reporting.summary import ConfigurationSummary, line_label, value_text
 from llenergymeasure.results.stats import Summary
 
 J_PER_TOKEN = "energy per output token (J)"
@@ -166,20 +174,6 @@ def _layout(title: str, x_label: str, y_label: str) -> dict[str, Any]:
     }
 
 
-def swept_parameters(summaries: Sequence[ConfigurationSummary]) -> list[str]:
-    """``config.*`` fields whose value differs between configurations (the name excluded)."""
-    keys = list(dict.fromkeys(k for s in summaries for k in s.config))
-    return [
-        key
-        for key in keys
-        if key != "config.name" and len({_text(s.config.get(key)) for s in summaries}) > 1
-    ]
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-
-
 def sweep_figure(
     summaries: Sequence[ConfigurationSummary],
     parameter: str,
@@ -197,11 +191,10 @@ def sweep_figure(
     )
     lines: dict[str, list[ConfigurationSummary]] = {}
     for s in summaries:
-        key = ", ".join(f"{o.removeprefix('config.')}={_text(s.config.get(o))}" for o in others)
-        lines.setdefault(key or "all", []).append(s)
+        lines.setdefault(line_label(s, others), []).append(s)
     for index, (line, members) in enumerate(lines.items()):
         members = sorted(members, key=lambda s: _sort_key(s.config.get(parameter)))
-        x = [_text(s.config.get(parameter)) for s in members]
+        x = [value_text(s.config.get(parameter)) for s in members]
         for col, pick in ((1, _j_per_token), (2, _tokens_per_s)):
             figure.add_trace(
                 _sweep_trace(go, x, [pick(s) for s in members], line, index, col == 1),
@@ -234,7 +227,7 @@ def _tokens_per_s(s: ConfigurationSummary) -> Summary:
 def _sort_key(value: Any) -> tuple[int, float, str]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, float(value), "")
-    return (1, 0.0, _text(value))
+    return (1, 0.0, value_text(value))
 
 
 def _sweep_trace(
@@ -254,3 +247,130 @@ def _sweep_trace(
 
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+class _Value(NamedTuple):
+    """A point's value in one panel, its CI half-width, and the window it covers."""
+
+    mean: float | None
+    half_width: float | None = None
+    window: Window | None = None
+
+
+def _of(summary: Summary, window: Window | None = None) -> _Value:
+    return _Value(summary.mean, summary.ci95_half_width, window)
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """One panel of the serving figure: its title and how to read a point's value."""
+
+    title: str
+    value: Callable[[ServingPoint], _Value]
+
+
+SERVING_PANELS = (
+    _Panel("J/request", lambda p: _of(p.j_per_request.summary, p.j_per_request.window)),
+    _Panel("output tokens/s", lambda p: _of(p.tokens_per_s.summary, p.tokens_per_s.window)),
+    _Panel("TTFT p95 (ms)", lambda p: _Value(p.ttft_p95_ms)),
+    _Panel("ITL p95 (ms)", lambda p: _Value(p.itl_p95_ms)),
+)
+SLO_PANELS = (
+    _Panel("good fraction (met every SLO)", lambda p: _of(p.good_fraction)),
+    _Panel("goodput (good requests/s)", lambda p: _of(p.goodput_rps)),
+)
+_SYMBOLS: dict[Window | None, str] = {
+    "steady state": "circle",
+    "whole window": "circle-open",
+    None: "circle",
+}
+
+
+def serving_figure(group: ServingGroup, attainment: float, context: str) -> Figure:
+    """J/request, output tokens/s, TTFT p95 and ITL p95 against the group's load, one line
+    per combination of the other swept parameters; with SLOs, also the good fraction (the
+    attainment threshold dashed) and goodput, and each line's knee starred."""
+    go = require("plotly.graph_objects")
+    subplots = require("plotly.subplots")
+    slo = any(line.knee is not None for line in group.lines)
+    panels = SERVING_PANELS + (SLO_PANELS if slo else ())
+    rows = len(panels) // 2
+    figure = subplots.make_subplots(
+        rows=rows, cols=2, subplot_titles=[p.title for p in panels], horizontal_spacing=0.12,
+        vertical_spacing=0.3 / rows,
+    )  # fmt: skip
+    for index, line in enumerate(group.lines):
+        _add_line(go, figure, group, line, panels, _PALETTE[index % len(_PALETTE)])
+    if slo:
+        figure.add_hline(
+            y=attainment, row=3, col=1, line={"dash": "dash", "color": "#c0392b"},
+            annotation_text=f"attainment {attainment:g}",
+        )  # fmt: skip
+    loads = sorted({p.load for line in group.lines for p in line.points})
+    figure.update_xaxes(
+        type="category", categoryorder="array",
+        categoryarray=[load_text(group.load_key, v) for v in loads],
+    )  # fmt: skip
+    figure.update_xaxes(title_text=group.load_label, row=rows)
+    title = f"Serving under load: {group.title}"
+    figure.update_layout(
+        title={"text": title}, template="plotly_white", height=300 * rows + 140,
+        margin={"l": 70, "r": 30, "t": 80, "b": 60},
+        legend={"orientation": "h", "y": -0.08, "title": {"text": "other parameters: "}},
+    )  # fmt: skip
+    return Figure(title, _serving_caption(group, slo, attainment, context), figure)
+
+
+def _add_line(
+    go: Any,
+    figure: Any,
+    group: ServingGroup,
+    line: ServingLine,
+    panels: Sequence[_Panel],
+    color: str,
+) -> None:
+    """One line's trace in every panel, and its knee's star on the J/request panel."""
+    x = [load_text(group.load_key, p.load) for p in line.points]
+    for number, panel in enumerate(panels):
+        values = [panel.value(p) for p in line.points]
+        trace = go.Scatter(
+            x=x, y=[v.mean for v in values], error_y=_whiskers([v.half_width for v in values]),
+            mode="lines+markers", name=line.label, legendgroup=line.label,
+            showlegend=number == 0, line={"color": color},
+            marker={"color": color, "size": 9, "symbol": [_SYMBOLS[v.window] for v in values]},
+        )  # fmt: skip
+        figure.add_trace(trace, row=number // 2 + 1, col=number % 2 + 1)
+    knee = line.knee.point if line.knee is not None else None
+    j_per_request = knee.j_per_request.summary.mean if knee is not None else None
+    if knee is not None and j_per_request is not None:
+        where = load_text(group.load_key, knee.load)
+        figure.add_trace(_knee_trace(go, where, j_per_request, line.label, color), row=1, col=1)
+
+
+def _knee_trace(go: Any, x: str, j_per_request: float, label: str, color: str) -> Any:
+    return go.Scatter(
+        x=[x], y=[j_per_request], mode="markers+text", text=[f"knee: {j_per_request:.3g} J"],
+        textposition="top center", legendgroup=label, name=f"knee of {label}",
+        showlegend=False, hoverinfo="name+y",
+        marker={"symbol": "star", "size": 18, "color": color,
+                "line": {"color": "#222", "width": 1}},
+    )  # fmt: skip
+
+
+def _serving_caption(group: ServingGroup, slo: bool, attainment: float, context: str) -> str:
+    text = (
+        f"Mean over cycles against {group.load_label}; one line per combination of the other "
+        "swept parameters. J/request and output tokens/s: filled markers are the steady-state "
+        "window (ramp-up and drain left out), hollow ones the whole measured window (a "
+        "configuration without a steady state, or whose sampler reports only a total). TTFT "
+        "and ITL: 95th percentile pooled over every request of every cycle."
+    )
+    if group.load_key == RATE_KEY:
+        text += " A rate of inf (every request at once) is the rightmost tick."
+    if slo:
+        text += (
+            f" Good fraction: requests that met every SLO target; the dashed line is the "
+            f"attainment threshold {attainment:g}. ★ marks each line's knee, the highest load "
+            "whose good fraction reaches it (a line with no ★ has none, or lacks J/request)."
+        )
+    return f"{text} {CI_TEXT} {context}"

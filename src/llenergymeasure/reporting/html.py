@@ -52,6 +52,8 @@ class Page:
     sources: list[str]
     summary: TableData
     comparison: TableData | None
+    serving: list[TableData]
+    serving_figures: list[Figure]
     pareto: list[Figure]
     sweeps: list[Figure]
     timelines: list[Figure]
@@ -82,6 +84,9 @@ def render(page: Page) -> str:
     ]
     if page.comparison is not None:
         parts += ["<h2>Comparison</h2>", _table(page.comparison)]
+    if page.serving:
+        parts += ['<h2 id="serving">Serving under load</h2>', *map(_table, page.serving)]
+        parts += _figures(page.serving_figures, counter)
     parts += _figure_section("Energy against speed and latency (Pareto)", page.pareto, counter)
     parts += _figure_section("Swept parameters", page.sweeps, counter)
     parts += _figure_section("Device timelines", page.timelines, counter)
@@ -129,7 +134,12 @@ def _figure_section(
 ) -> list[str]:
     if not figures:
         return []
-    parts = [f"<h2>{html.escape(title)}</h2>"]
+    return [f"<h2>{html.escape(title)}</h2>", *_figures(figures, counter)]
+
+
+def _figures(figures: Sequence[Figure], counter: itertools.count[int]) -> list[str]:
+    """Each figure's plot and numbered caption."""
+    parts = []
     for figure in figures:
         number = next(counter)
         div_id = f"figure-{number}"

@@ -64,6 +64,28 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
         )
         for stat in ("mean", "median", "p95", "p99")
     },
+    # serving runs (load.mode rate or concurrency); null for offline ones
+    "load_mode": ("serving", "mode"),
+    "request_rate_rps": ("serving", "requested_rate_rps"),
+    "scheduled_rate_rps": ("serving", "scheduled_rate_rps"),
+    "achieved_rate_rps": ("serving", "achieved_rate_rps"),
+    "max_concurrency": ("serving", "max_concurrency"),
+    "submit_lag_p99_s": ("serving", "submit_lag", "p99_s"),
+    "mean_in_flight": ("serving", "mean_in_flight"),
+    "steady_state_duration_s": ("serving", "steady_state", "duration_s"),
+    "steady_state_energy_j": ("serving", "steady_state", "energy_j"),
+    "steady_state_energy_per_request_j": ("serving", "steady_state", "energy_per_request_j"),
+    "steady_state_energy_per_output_token_j": (
+        "serving",
+        "steady_state",
+        "energy_per_output_token_j",
+    ),
+    "steady_state_output_tokens_per_s": ("serving", "steady_state", "output_tokens_per_s"),
+    "steady_state_note": ("serving", "steady_state_note"),
+    "steady_state_energy_note": ("serving", "steady_state", "energy_note"),
+    "goodput_rps": ("serving", "goodput", "goodput_rps"),
+    "good_fraction": ("serving", "goodput", "good_fraction"),
+    "energy_per_good_request_j": ("serving", "goodput", "energy_per_good_request_j"),
     "telemetry_mean_power_w": ("telemetry", "mean_power_w"),
     "telemetry_max_power_w": ("telemetry", "max_power_w"),
     "telemetry_max_temperature_c": ("telemetry", "max_temperature_c"),
@@ -117,7 +139,9 @@ def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         ``experiment_index``, ``experiment_name``, ``cycle_index``, ``status``, ``error``,
         ``result_dir`` (absolute). Config fields as ``config.<dotted.path>`` columns. Metric
         columns with the unit in the name (``energy_total_j``, ``output_tokens_per_s``,
-        ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`), ``warning_codes`` (comma-separated),
+        ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`; a serving run's load and steady-state
+        figures as ``load_mode``, ``request_rate_rps`` (inf = all at once), ``steady_state_*``,
+        ``goodput_rps``..., null for an offline run), ``warning_codes`` (comma-separated),
         ``timeseries_file`` (absolute, or null). Failed or pending study entries have null
         metrics. ``frame.attrs["unreadable"]`` lists what was skipped because a file could not
         be read (a standalone run, a study's ``results.parquet``, or one done cycle's

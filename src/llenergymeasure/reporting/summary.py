@@ -8,8 +8,10 @@ of all done cycles (``requests.parquet``), never averaged.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,27 @@ def _pooled_latency(done: Any) -> tuple[LatencyStats, LatencyStats, str | None]:
         ttft.extend(r.ttft_s for r in records if r.ttft_s is not None)
         itl.extend(gap for r in records for gap in r.itl_s)
     return latency_stats(ttft), latency_stats(itl), None
+
+
+def swept_parameters(summaries: Sequence[ConfigurationSummary]) -> list[str]:
+    """``config.*`` fields whose value differs between configurations (the name excluded)."""
+    keys = list(dict.fromkeys(k for s in summaries for k in s.config))
+    return [
+        key
+        for key in keys
+        if key != "config.name" and len({value_text(s.config.get(key)) for s in summaries}) > 1
+    ]
+
+
+def value_text(value: Any) -> str:
+    """A config value as text: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+
+
+def line_label(summary: ConfigurationSummary, others: Sequence[str]) -> str:
+    """The line a configuration belongs to in a plot against one parameter: its values of the
+    ``others`` swept parameters (``all`` when there are none)."""
+    text = ", ".join(
+        f"{o.removeprefix('config.')}={value_text(summary.config.get(o))}" for o in others
+    )
+    return text or "all"

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llenergymeasure.reporting.compare import Comparison, MetricDifference
+from llenergymeasure.reporting.serving import (
+    CAP_KEY,
+    RATE_KEY,
+    ServingPoint,
+    ServingView,
+    load_text,
+    slo_targets,
+)
 from llenergymeasure.reporting.summary import ConfigurationSummary
 from llenergymeasure.results.models import LatencyStats
 from llenergymeasure.results.stats import Summary
@@ -157,3 +166,102 @@ def comparison_table(comparison: Comparison) -> TableData:
         f"({comparison.n_b} cycles): difference of the means over cycles"
     )
     return TableData(title, headers, rows, notes)
+
+
+SERVING_TITLE = (
+    "serving under load: J/request and output tokens/s over the steady-state window where "
+    "every cycle has one, else over the whole measured window (column 'window'); mean ± 95% "
+    "CI over cycles; TTFT and ITL p95 pooled over every request of every cycle"
+)
+
+
+def serving_table(view: ServingView) -> TableData:
+    """One row per configuration run under load, by group, line and load."""
+    headers = ["configuration", "load", "achieved req/s", "J/request", "output tokens/s"]
+    headers += ["window", "TTFT p95 ms", "ITL p95 ms"]
+    slo = view.has_slo
+    headers += ["SLO targets ms", "good fraction", "goodput req/s", "J/good request"] if slo else []
+    rows = [_serving_row(point, slo) for point in view.points]
+    notes = [f"{p.configuration.label}: {note}" for p in view.points for note in p.notes]
+    notes.append(
+        "achieved req/s: arrivals per second from the submit times; a rate of inf submits "
+        "every request at once"
+    )
+    return TableData(SERVING_TITLE, headers, rows, notes)
+
+
+def _serving_row(point: ServingPoint, slo: bool) -> list[str]:
+    row = [
+        point.configuration.label,
+        _load(point),
+        mean_ci(point.achieved_rate_rps),
+        mean_ci(point.j_per_request.summary),
+        mean_ci(point.tokens_per_s.summary),
+        _window(point),
+        number(point.ttft_p95_ms),
+        number(point.itl_p95_ms),
+    ]
+    if slo:
+        row += [
+            slo_targets(point.configuration) or "—",
+            mean_ci(point.good_fraction),
+            mean_ci(point.goodput_rps),
+            mean_ci(point.j_per_good_request),
+        ]
+    return row
+
+
+def _load(point: ServingPoint) -> str:
+    """The configuration's load: its rate and its cap, as set."""
+    config = point.configuration.config
+    rate, cap = config.get(RATE_KEY), config.get(CAP_KEY)
+    parts = [] if rate is None else [_with_unit(RATE_KEY, float(rate))]
+    if cap is not None:
+        parts.append(("≤ " if parts else "") + _with_unit(CAP_KEY, float(cap)))
+    return ", ".join(parts) or "—"
+
+
+def _with_unit(load_key: str, value: float) -> str:
+    text = load_text(load_key, value)
+    if math.isinf(value):
+        return text
+    return f"{text} req/s" if load_key == RATE_KEY else f"{text} in flight"
+
+
+def _window(point: ServingPoint) -> str:
+    energy, speed = point.j_per_request.window, point.tokens_per_s.window
+    return energy if energy == speed else f"J: {energy}; tokens/s: {speed}"
+
+
+def knee_table(view: ServingView) -> TableData | None:
+    """Per line with SLOs, its knee and the J/request there; None when no line has SLOs."""
+    headers = ["group", "line", "knee", "J/request there", "good fraction there"]
+    rows = []
+    for group in view.groups:
+        for line in group.lines:
+            if line.knee is None:
+                continue
+            point = line.knee.point
+            if point is None:
+                rows.append([group.title, line.label, "none", "—", "—"])
+                continue
+            j_per_request = f"{mean_ci(point.j_per_request.summary)} ({point.j_per_request.window})"
+            load = _with_unit(group.load_key, point.load)
+            rows.append(
+                [group.title, line.label, load, j_per_request, mean_ci(point.good_fraction)]
+            )
+    if not rows:
+        return None
+    title = (
+        f"SLO knee per line: the highest load whose good fraction (requests meeting every SLO "
+        f"target, mean over cycles) is at least {view.attainment:g} (--slo-attainment)"
+    )
+    return TableData(title, headers, rows, ["none: no load of the line reaches it"])
+
+
+def serving_tables(view: ServingView | None) -> list[TableData]:
+    """The serving table, then the knee table where some line has SLOs (none offline)."""
+    if view is None:
+        return []
+    knees = knee_table(view)
+    return [serving_table(view)] + ([knees] if knees is not None else [])

@@ -10,8 +10,14 @@ from rich.table import Table
 
 from llenergymeasure.reporting.compare import Comparison
 from llenergymeasure.reporting.context import ReportContext
+from llenergymeasure.reporting.serving import ServingView
 from llenergymeasure.reporting.summary import ConfigurationSummary
-from llenergymeasure.reporting.tables import TableData, comparison_table, summary_table
+from llenergymeasure.reporting.tables import (
+    TableData,
+    comparison_table,
+    serving_tables,
+    summary_table,
+)
 from llenergymeasure.results.warning_codes import warning_meaning
 
 
@@ -80,12 +86,16 @@ def print_report(
     console: Console,
     summaries: Sequence[ConfigurationSummary],
     comparison: Comparison | None,
+    serving: ServingView | None,
     context: ReportContext,
 ) -> None:
-    """Summary table, comparison (if any), every warning's text, failed entries."""
+    """Summary table, comparison (if any), the serving view's tables (if any configuration
+    ran under load), every warning's text, failed entries."""
     _print_table(console, summary_table(summaries), TEXT_COLUMNS)
     if comparison is not None:
         _print_table(console, comparison_table(comparison))
+    for table in serving_tables(serving):
+        _print_table(console, table)
     for code, message in sorted(context.warnings.items()):
         print_warning(console, code, message)
     for problem in context.unreadable:
