@@ -100,9 +100,12 @@ def test_serving_table_says_which_window_each_figure_covers(tmp_path: Path) -> N
 
 def test_knee_is_the_highest_rate_meeting_the_attainment(tmp_path: Path) -> None:
     study = write_serving_study(tmp_path, SERVING_STUDY, arrival_good)
-    knees = _knees(_view(llem.report(study, console=QUIET)))
+    view = _view(llem.report(study, console=QUIET))
+    knees = _knees(view)
     assert knees["load.arrival=poisson"] == ["2 req/s", "4 (steady state)", "0.95"]
     assert knees["load.arrival=constant"] == ["none", "—", "—"]  # 0.8 at best
+    table = knee_table(view)
+    assert table is not None and "none: no load of the line reaches it" in table.notes
 
     lenient = _view(llem.report(study, slo_attainment=0.5, console=QUIET))
     knees = _knees(lenient)
@@ -117,7 +120,9 @@ def test_knee_at_inf_when_every_rate_meets_the_slo(tmp_path: Path) -> None:
     for line in view.groups[0].lines:
         assert line.knee is not None and line.knee.point is not None
         assert math.isinf(line.knee.point.load)
-    assert all(row[2] == "inf (all at once)" for row in (knee_table(view) or ()).rows)
+    table = knee_table(view)
+    assert table is not None and all(row[2] == "inf (all at once)" for row in table.rows)
+    assert table.notes == []  # no line without a knee to explain
 
 
 def test_knee_uses_the_mean_over_cycles(tmp_path: Path) -> None:

@@ -267,12 +267,14 @@ class _Panel:
 
     title: str
     value: Callable[[ServingPoint], _Value]
+    legend: bool = False
+    """The panel whose traces make the legend (one whose markers are all filled)."""
 
 
 SERVING_PANELS = (
     _Panel("J/request", lambda p: _of(p.j_per_request.summary, p.j_per_request.window)),
     _Panel("output tokens/s", lambda p: _of(p.tokens_per_s.summary, p.tokens_per_s.window)),
-    _Panel("TTFT p95 (ms)", lambda p: _Value(p.ttft_p95_ms)),
+    _Panel("TTFT p95 (ms)", lambda p: _Value(p.ttft_p95_ms), legend=True),
     _Panel("ITL p95 (ms)", lambda p: _Value(p.itl_p95_ms)),
 )
 SLO_PANELS = (
@@ -336,7 +338,7 @@ def _add_line(
         trace = go.Scatter(
             x=x, y=[v.mean for v in values], error_y=_whiskers([v.half_width for v in values]),
             mode="lines+markers", name=line.label, legendgroup=line.label,
-            showlegend=number == 0, line={"color": color},
+            showlegend=panel.legend, line={"color": color},
             marker={"color": color, "size": 9, "symbol": [_SYMBOLS[v.window] for v in values]},
         )  # fmt: skip
         figure.add_trace(trace, row=number // 2 + 1, col=number % 2 + 1)

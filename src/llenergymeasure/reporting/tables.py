@@ -256,7 +256,8 @@ def knee_table(view: ServingView) -> TableData | None:
         f"SLO knee per line: the highest load whose good fraction (requests meeting every SLO "
         f"target, mean over cycles) is at least {view.attainment:g} (--slo-attainment)"
     )
-    return TableData(title, headers, rows, ["none: no load of the line reaches it"])
+    notes = ["none: no load of the line reaches it"] if any(r[2] == "none" for r in rows) else []
+    return TableData(title, headers, rows, notes)
 
 
 def serving_tables(view: ServingView | None) -> list[TableData]:
