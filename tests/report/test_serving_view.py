@@ -173,6 +173,8 @@ def test_html_has_the_serving_section_and_figures(tmp_path: Path) -> None:
     assert "Serving under load: serve" in serving and "Serving under load: pool" in serving
     assert '"inf (all at once)"' in serving  # the tick, not dropped
     assert "max concurrency" in serving and "attainment 0.9" in serving
+    # each caption counts its own study's cycles: 6 rates × arrivals, 3 caps
+    assert "short_window (6/6 cycles)" in serving and "short_window (3/3 cycles)" in serving
     assert not re.search(r"https?://", text)
 
 

@@ -152,7 +152,7 @@ def _page(
         summary=summary_table(summaries),
         comparison=comparison_table(comparison) if comparison else None,
         serving=serving_tables(serving),
-        serving_figures=serving_figures(serving, caption),
+        serving_figures=serving_figures(serving),
         pareto=pareto,
         sweeps=sweeps,
         timelines=timelines,
@@ -161,12 +161,15 @@ def _page(
     )
 
 
-def serving_figures(view: ServingView | None, caption: str) -> list[Figure]:
-    """One serving figure per study and load mode (none when every configuration ran
-    offline)."""
+def serving_figures(view: ServingView | None) -> list[Figure]:
+    """One serving figure per study and load mode, its caption naming the energy methods and
+    warnings of its configurations (none when every configuration ran offline)."""
     if view is None:
         return []
-    return [serving_figure(group, view.attainment, caption) for group in view.groups]
+    return [
+        serving_figure(group, view.attainment, figure_context(group.configurations))
+        for group in view.groups
+    ]
 
 
 def sweep_figures(summaries: Sequence[ConfigurationSummary], caption: str) -> list[Figure]:

@@ -131,6 +131,11 @@ class ServingGroup:
     lines: list[ServingLine]
 
     @property
+    def configurations(self) -> list[ConfigurationSummary]:
+        """Its configurations, by line and load."""
+        return [p.configuration for line in self.lines for p in line.points]
+
+    @property
     def load_label(self) -> str:
         """The load axis's name, with its unit."""
         return "request rate (requests/s)" if self.load_key == RATE_KEY else "max concurrency"
