@@ -135,7 +135,7 @@ def vllm_backend() -> Iterator[Any]:
     from llenergymeasure.backends.vllm.backend import VllmBackend
 
     backend = VllmBackend()
-    backend.load(vllm_config(8, 2, {}))
+    backend.load(vllm_config(8, 16, {}))  # min_new_tokens 16, capped at each run's maximum
     try:
         backend.run([[1, 2, 3, 4]] * 8, 2)
         yield backend
