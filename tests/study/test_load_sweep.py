@@ -87,3 +87,17 @@ def test_the_dry_run_shows_three_load_plans(tmp_path: Path) -> None:
 
 def _not_json(constant: str) -> None:
     raise AssertionError(f"the plan is not valid JSON: it holds {constant}")
+
+
+def test_a_manifest_keeps_an_inf_rate_so_a_resumed_study_can_run_it(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from llenergymeasure.config.models import ExperimentConfig
+    from llenergymeasure.study.manifest import new_manifest, read_manifest, write_manifest
+
+    study = build_study_config(RATE_STUDY)
+    experiments = [c.model_dump(mode="json") for c in study.experiments_resolved]
+    manifest = new_manifest("s", "h", {}, experiments, [(0, 0), (2, 0)], datetime.now(timezone.utc))
+    write_manifest(manifest, tmp_path)
+    again = read_manifest(tmp_path).experiments[2]
+    assert ExperimentConfig.model_validate(again).load.request_rate == math.inf

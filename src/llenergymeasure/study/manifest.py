@@ -33,7 +33,8 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 class Manifest(BaseModel):
     """What a study is and how far it got."""
 
-    model_config = ConfigDict(extra="ignore")
+    # a swept load.request_rate may be inf: written as "Infinity", which the config reads back
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
 
     schema_version: str = "1.0"
     study_name: str
