@@ -245,3 +245,18 @@ def test_concurrency_and_offline_plans_leave_the_duration_to_the_engine(tmp_path
         app, ["run", str(tmp_path / "experiment.yaml"), "--dry-run"], env={"COLUMNS": "250"}
     )
     assert result.exit_code == 0 and "│ load" not in result.output  # offline: no load row
+
+
+def test_a_pytorch_load_mode_continuous_batching_cannot_serve_is_a_blocking_problem(
+    tmp_path: Path,
+) -> None:
+    beams = {"model": "smollm2-135m", "n": 8, "decoder": {"num_beams": 2},
+             "load": {"mode": "concurrency", "max_concurrency": 4}}  # fmt: skip
+    problems = _dry_run_json(tmp_path, beams)["problems"]
+    assert any("decoder.num_beams: 2 cannot be honoured with load.mode" in p for p in problems)
+    served = {
+        "model": "smollm2-135m",
+        "n": 8,
+        "load": {"mode": "concurrency", "max_concurrency": 4},
+    }
+    assert _dry_run_json(tmp_path, served)["problems"] == []

@@ -34,6 +34,7 @@ from llenergymeasure.config.user_config import (
     study_execution_defaults,
 )
 from llenergymeasure.datasets import validate_source
+from llenergymeasure.errors import ConfigError
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
 from llenergymeasure.load import plan_load
@@ -130,9 +131,31 @@ def _library_problems(experiments: list[ExperimentConfig]) -> list[str]:
         status = backend_status(backend)
         if not status.installed:
             problems.append(f"backend '{backend}' is not installed here: {status.install_hint}")
-        elif not untested_allowed():
+            continue
+        if not untested_allowed():
             problems += untested_versions(backend, status.versions)
+        if backend == "pytorch":
+            problems += _continuous_batching_problems(experiments, status.versions)
     return problems
+
+
+def _continuous_batching_problems(
+    experiments: list[ExperimentConfig], versions: Mapping[str, str | None]
+) -> list[str]:
+    """Why transformers' continuous batching cannot serve a pytorch experiment's load mode
+    (the refusal the run gives before loading), once per distinct reason."""
+    from llenergymeasure.backends.pytorch.continuous_settings import check_continuous_batching
+
+    installed = versions.get("transformers")
+    problems: dict[str, None] = {}
+    for experiment in experiments:
+        if experiment.backend != "pytorch" or not experiment.load.is_serving or not installed:
+            continue
+        try:
+            check_continuous_batching(experiment, installed)
+        except ConfigError as exc:
+            problems[f"{experiment.name or experiment.model}: {exc}"] = None
+    return list(problems)
 
 
 def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
