@@ -260,3 +260,19 @@ def test_a_pytorch_load_mode_continuous_batching_cannot_serve_is_a_blocking_prob
         "load": {"mode": "concurrency", "max_concurrency": 4},
     }
     assert _dry_run_json(tmp_path, served)["problems"] == []
+
+
+def test_the_time_estimate_covers_the_arrivals_and_the_concurrency_cap() -> None:
+    def window_s(**fields: object) -> float:
+        estimate = estimate_experiment(ExperimentConfig(model="llama-3.1-8b-arch", **fields), H100)
+        assert estimate.time_s is not None
+        return estimate.time_s
+
+    rate = {"mode": "rate", "request_rate": 0.5}
+    last = plan_load(ExperimentConfig(model="m", n=20, load=rate).load, 20, 42).expected_duration_s
+    assert last is not None and last > 20
+    assert window_s(n=20, load=rate) > last
+    capped = {"mode": "concurrency", "max_concurrency": 2}
+    assert window_s(n=20, pytorch={"batch_size": 8}, load=capped) > window_s(
+        n=20, pytorch={"batch_size": 8}
+    )

@@ -26,6 +26,7 @@ from typing import Any
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.estimate.model_facts import ModelFacts, model_facts
 from llenergymeasure.flops.workload import kv_bytes_per_token
+from llenergymeasure.load import plan_load
 
 BANDWIDTH_EFFICIENCY = 0.6
 """Fraction of a GPU's peak memory bandwidth a decode step achieves."""
@@ -206,7 +207,12 @@ def _time_s(
     concurrency: int,
     device: Device,
 ) -> float | None:
-    """Process start + load + warmup + floor + baseline + measured window (one cycle)."""
+    """Process start + load + warmup + floor + baseline + measured window (one cycle).
+
+    The window is the decode steps of ``n`` requests in groups of the requests in flight (the
+    backend's batch, or ``load.max_concurrency`` when lower) plus the prefill; in rate mode
+    at least until the schedule's last arrival has been served.
+    """
     if weights is None:
         return None
     bandwidth = (device.bandwidth_bytes_per_s or 0) * BANDWIDTH_EFFICIENCY
@@ -214,9 +220,13 @@ def _time_s(
     flops = (device.flops_per_s or 0) * COMPUTE_EFFICIENCY or CPU_FLOPS_PER_S
     step_s = weights / bandwidth
     params = model.n_parameters or 0
-    batches = math.ceil(config.n / concurrency)
+    in_flight = min(concurrency, config.load.max_concurrency or concurrency)
+    batches = math.ceil(config.n / in_flight)
     window = batches * config.max_output_tokens * step_s
     window += 2 * params * config.n * config.max_input_tokens / flops
+    last_arrival_s = plan_load(config.load, config.n, config.random_seed).expected_duration_s
+    if last_arrival_s is not None:  # rate mode: the window lasts until the last arrival is served
+        window = max(window, last_arrival_s + config.max_output_tokens * step_s)
     warmup = data.get("warmup") or {}
     warm = int(warmup.get("n_warmup", 0)) * int(warmup.get("max_output_tokens", 8)) * step_s
     baseline = data.get("baseline") or {}
