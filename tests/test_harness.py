@@ -2,35 +2,89 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.datasets import HFTokenizerCodec, Prompt
-from llenergymeasure.energy import EnergyReading
+from llenergymeasure.energy import EnergyReading, EnergyTimeline
 from llenergymeasure.errors import BackendError
-from llenergymeasure.harness import run_experiment
+from llenergymeasure.harness import ExperimentRun, run_experiment
 from llenergymeasure.harness.baseline import Baseline, BaselineCache
 from llenergymeasure.harness.checks import baseline_warnings, window_warnings
 from llenergymeasure.harness.environment import snapshot_environment
-from llenergymeasure.load import LoadPlan
+from llenergymeasure.harness.serving import peak_in_flight
+from llenergymeasure.load import LoadPlan, drive
+from llenergymeasure.results.io import (
+    ENERGY_TIMELINE_FILE,
+    load_energy_timeline,
+    load_requests,
+    load_result,
+    write_experiment,
+)
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.testing.fake_energy import FakeClock
 
 
+class VirtualTime:
+    """asyncio on the shared fake clock: ``sleep`` parks a task until the clock reaches its
+    wake-up, and the clock jumps to the earliest wake-up once every ready task has run."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def sleep(self, delay_s: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.clock() + delay_s, next(self._order), woken))
+        await woken
+
+    async def run(self, main: Awaitable[list[RequestRecord]]) -> list[RequestRecord]:
+        task = asyncio.ensure_future(main)
+        while True:
+            for _ in range(20):  # what is ready runs first (a slot handed on takes a few steps)
+                await asyncio.sleep(0)
+            if task.done():
+                return task.result()
+            wake_s, _, woken = heapq.heappop(self._sleepers)  # IndexError: a task hangs
+            self.clock.now_s = max(self.clock.now_s, wake_s)
+            if not woken.done():
+                woken.set_result(None)
+
+
 class FakeBackend:
-    """Generates `tokens` tokens per prompt, one per `step_s` of the shared fake clock."""
+    """Generates `tokens` tokens per prompt, one per `step_s` of the shared fake clock.
+
+    Offline, prompts run one after another; with a load plan, through the shared load
+    generator (``llenergymeasure.load.drive``) in virtual time, each request taking
+    ``intake_s`` to reach the engine, then its tokens (``lengths[index % len]`` if given).
+    """
 
     name = "fake"
 
-    def __init__(self, clock: FakeClock, events: list[str], tokens: int = 4, step_s: float = 0.5):
+    def __init__(
+        self,
+        clock: FakeClock,
+        events: list[str],
+        tokens: int = 4,
+        step_s: float = 0.5,
+        lengths: Sequence[int] = (),
+        intake_s: float = 0.0,
+    ):
         self.clock, self.events, self.tokens, self.step_s = clock, events, tokens, step_s
+        self.lengths, self.intake_s = lengths, intake_s
         self.fail_on_measure = False
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
@@ -60,12 +114,34 @@ class FakeBackend:
         self.events.append(f"run:{len(prompts)}x{max_output_tokens}")
         if self.fail_on_measure and len(prompts) > 2:
             raise BackendError("boom")
+        if load is not None and load.mode != "offline":
+            return self._serve(prompts, load)
         records = []
         for p in prompts:
             submit = self.clock()
             times = [self.clock.advance(self.step_s) for _ in range(self.tokens)]
-            records.append(RequestRecord(p[0], 10, self.tokens, submit, times, [1] * 4, times[-1]))
+            records.append(
+                RequestRecord(p[0], 10, self.tokens, submit, times, [1] * self.tokens, times[-1])
+            )
         return records
+
+    def _serve(self, prompts: Sequence[list[int]], load: LoadPlan) -> list[RequestRecord]:
+        virtual = VirtualTime(self.clock)
+
+        async def submit(index: int) -> RequestRecord:
+            await virtual.sleep(self.intake_s)
+            submit_s = self.clock()
+            tokens = self.lengths[index % len(self.lengths)] if self.lengths else self.tokens
+            times = []
+            for _ in range(tokens):
+                await virtual.sleep(self.step_s)
+                times.append(self.clock())
+            return RequestRecord(prompts[index][0], 10, tokens, submit_s, times, [1] * tokens,
+                                 times[-1])  # fmt: skip
+
+        return asyncio.run(
+            virtual.run(drive(load, len(prompts), submit, self.clock, virtual.sleep))
+        )
 
     def reset_peak_memory(self) -> None:
         self.events.append("reset_memory")
@@ -78,12 +154,20 @@ class FakeBackend:
 
 
 class FakeSampler:
-    """Reports a constant power over whatever the shared clock says the window lasted."""
+    """Reports a constant power over whatever the shared clock says the window lasted; with
+    ``timeline_step_s``, also a timeline of reads that far apart (a constant-power line)."""
 
     name = "fake"
 
-    def __init__(self, clock: FakeClock, events: list[str], power_w: float = 100.0):
+    def __init__(
+        self,
+        clock: FakeClock,
+        events: list[str],
+        power_w: float = 100.0,
+        timeline_step_s: float | None = None,
+    ):
         self.clock, self.events, self.power_w = clock, events, power_w
+        self.timeline_step_s = timeline_step_s
 
     def start(self) -> None:
         self.events.append("sampler.start")
@@ -93,7 +177,15 @@ class FakeSampler:
         self.events.append("sampler.stop")
         duration = self.clock() - self.t0
         energy = self.power_w * duration
-        return EnergyReading("fake", ["dev0"], energy, {"dev0": energy}, duration, 10)
+        return EnergyReading(
+            "fake", ["dev0"], energy, {"dev0": energy}, duration, 10, timeline=self._line(duration)
+        )
+
+    def _line(self, duration_s: float) -> EnergyTimeline | None:
+        if self.timeline_step_s is None:
+            return None
+        times = [k * self.timeline_step_s for k in range(int(duration_s / self.timeline_step_s))]
+        return EnergyTimeline({"dev0": [(t, self.power_w * t) for t in [*times, duration_s]]})
 
 
 def setup(**fields: Any) -> tuple[ExperimentConfig, FakeClock, list[str], FakeBackend, FakeSampler]:
@@ -285,3 +377,126 @@ def test_a_baseline_cache_that_cannot_be_written_does_not_fail_the_run(
     assert run.result.energy.baseline_power_w is not None
     assert "could not cache the idle baseline" in caplog.text and "ENOSPC" in caplog.text
     assert not (tmp_path / "b.json").exists()
+
+
+def serve(tmp_path: Path, backend_options: dict[str, Any], **fields: Any) -> ExperimentRun:
+    """A run of the fake backend through the load generator, with a timeline sampler."""
+    config = ExperimentConfig.model_validate(
+        {"model": "m", "n": 6, "max_output_tokens": 4, "warmup": {"n_warmup": 1}, **fields}
+    )
+    clock, events = FakeClock(), list[str]()
+    return run_experiment(
+        config,
+        backend=FakeBackend(clock, events, **backend_options),
+        sampler_factory=lambda: FakeSampler(clock, events, timeline_step_s=0.25),
+        clock=clock,
+        sleep=clock.advance,
+        telemetry_sources=[],
+        baseline_cache=BaselineCache(tmp_path / "b.json"),
+    )
+
+
+def test_a_concurrency_run_keeps_its_cap_and_measures_a_steady_state_inside_the_window(
+    tmp_path: Path,
+) -> None:
+    run = serve(
+        tmp_path,
+        {"lengths": (2, 5, 3, 4), "intake_s": 0.05},
+        load={"mode": "concurrency", "max_concurrency": 2},
+    )
+    result, serving = run.result, run.result.serving
+    assert serving is not None and serving.mode == "concurrency"
+
+    assert peak_in_flight(run.records) == serving.peak_in_flight == 2  # never above, reached
+    steady = serving.steady_state
+    assert steady is not None and steady.energy_j is not None
+    assert 0 < steady.start_s < steady.end_s < result.metrics.duration_s  # strictly inside
+    assert steady.energy_j == pytest.approx(100.0 * steady.duration_s)  # the sampler's 100 W
+    assert steady.energy_uncertainty_j == pytest.approx(2 * 100.0 * 0.25)  # a read each end
+    assert steady.energy_per_request_j == pytest.approx(steady.energy_j / steady.requests_completed)
+    assert run.energy_timeline is not None
+    assert "load_unsaturated" not in {w.code for w in result.warnings}
+
+
+def test_a_rate_run_follows_its_schedule_and_judges_each_request(tmp_path: Path) -> None:
+    load = {"mode": "rate", "request_rate": 2, "arrival": "constant", "slo": {"e2e_ms": 2000}}
+    run = serve(tmp_path, {}, load=load)
+    serving = run.result.serving
+    assert serving is not None
+
+    assert [r.scheduled_s for r in run.records] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [r.submit_lag_s for r in run.records] == [0.0] * 6
+    assert serving.requested_rate_rps == serving.scheduled_rate_rps == 2.0
+    assert serving.achieved_rate_rps == pytest.approx(2.0)
+    steady = serving.steady_state
+    assert steady is not None and (steady.start_s, steady.end_s) == (2.0, 2.5)
+    assert all(r.slo_met for r in run.records)  # each takes exactly 2 s
+    assert serving.goodput is not None and serving.goodput.good_fraction == 1.0
+    codes = {w.code for w in run.result.warnings}
+    assert "steady_state_short" in codes  # 0.5 s of 4.5
+    assert not codes & {"generator_lag", "rate_not_achieved"}
+
+
+def test_a_late_generator_is_warned(tmp_path: Path) -> None:
+    run = serve(tmp_path, {"intake_s": 0.05}, load={"mode": "rate", "request_rate": 2})
+    serving = run.result.serving
+    assert serving is not None and serving.submit_lag.p99_s == pytest.approx(0.05)
+    assert "generator_lag" in {w.code for w in run.result.warnings}
+
+
+def test_a_serving_runs_records_and_energy_timeline_are_written_and_read_back(
+    tmp_path: Path,
+) -> None:
+    load = {"mode": "rate", "request_rate": 2, "arrival": "constant", "slo": {"ttft_ms": 400}}
+    run = serve(tmp_path, {}, load=load)
+    assert run.energy_timeline is not None
+    folder = write_experiment(
+        run.result, run.records, tmp_path, "serving", run.timeseries, run.energy_timeline.points
+    )
+
+    assert load_requests(folder) == run.records
+    assert [r.slo_met for r in run.records] == [False] * 6  # the first token takes 500 ms
+    assert run.result.energy_timeline_file == ENERGY_TIMELINE_FILE
+    assert load_energy_timeline(folder) == {
+        domain: list(line) for domain, line in run.energy_timeline.points.items()
+    }
+    loaded = load_result(folder)
+    assert loaded.serving == run.result.serving and loaded.energy_timeline_file is not None
+
+
+# ExperimentResult's fields as they were before serving runs existed (#15)
+FIELDS_BEFORE_SERVING = {
+    "schema_version", "llem_version", "config", "measurement_config_hash", "started_at",
+    "ended_at", "measurement_method", "model", "environment", "timings", "energy", "metrics",
+    "telemetry", "flops", "warnings", "requests_file", "timeseries_file",
+}  # fmt: skip
+
+
+def offline(tmp_path: Path, **fields: Any) -> tuple[ExperimentRun, list[str]]:
+    config, clock, events, backend, sampler = setup(**fields)
+    run = run_experiment(
+        config, backend=backend, sampler_factory=lambda: sampler, clock=clock,
+        sleep=clock.advance, telemetry_sources=[], baseline_cache=BaselineCache(tmp_path / "b"),
+    )  # fmt: skip
+    return run, events
+
+
+def test_an_offline_result_is_unchanged_apart_from_the_new_null_fields(tmp_path: Path) -> None:
+    run, events = offline(tmp_path)
+    folder = write_experiment(run.result, run.records, tmp_path, "offline", run.timeseries)
+    data = json.loads((folder / "result.json").read_text())
+
+    assert set(data) == FIELDS_BEFORE_SERVING | {"serving", "energy_timeline_file"}
+    assert data["serving"] is None and data["energy_timeline_file"] is None
+    assert not (folder / ENERGY_TIMELINE_FILE).exists()
+    assert data["config"]["load"]["mode"] == "offline"
+    assert "run:6x4" in events  # the backend's own batch run, not the load generator
+    assert {w.code for w in run.result.warnings}.isdisjoint(
+        {"steady_state_short", "load_unsaturated", "generator_lag", "rate_not_achieved"}
+    )
+    rows = pq.read_table(folder / "requests.parquet").to_pylist()
+    assert all(row["scheduled_s"] is None and row["slo_met"] is None for row in rows)
+    assert all(row["slot_wait_s"] == 0.0 and row["submit_lag_s"] is None for row in rows)
+
+    explicit, _ = offline(tmp_path, load={"mode": "offline"})
+    assert explicit.result.metrics == run.result.metrics and explicit.result.serving is None

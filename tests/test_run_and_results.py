@@ -39,6 +39,8 @@ def test_run_writes_a_result_that_round_trips(tiny_model_dir: Path, tmp_path: Pa
     assert loaded.metrics.n_requests == 6 and loaded.metrics.total_output_tokens > 0
     assert loaded.measurement_method == "null" and loaded.energy_total_j is None
     assert {w.code for w in loaded.warnings} >= {"no_energy_source", "short_window"}
+    # an offline run: no serving section, and the null sampler keeps no energy timeline
+    assert loaded.serving is None and loaded.energy_timeline_file is None
 
     timeseries = pq.read_table(folder / "timeseries.parquet").to_pylist()
     assert loaded.timeseries_file == "timeseries.parquet" and timeseries
@@ -49,6 +51,7 @@ def test_run_writes_a_result_that_round_trips(tiny_model_dir: Path, tmp_path: Pa
     records = load_requests(folder)
     assert sum(r.output_tokens for r in records) == loaded.metrics.total_output_tokens
     assert all(0 <= r.submit_s < r.end_s <= loaded.metrics.duration_s + 1e-6 for r in records)
+    assert all(r.scheduled_s is None and r.slo_met is None for r in records)
 
 
 def test_loading_tolerates_missing_and_unknown_fields(tiny_model_dir: Path, tmp_path: Path) -> None:

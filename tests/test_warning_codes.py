@@ -18,9 +18,15 @@ from llenergymeasure.config import DecoderConfig
 from llenergymeasure.energy.nvml import MISMATCH_TOLERANCE
 from llenergymeasure.harness.checks import (
     BUSY_BASELINE_PCT,
+    GENERATOR_LAG_S,
+    GENERATOR_LAG_SHARE,
     MAX_TEMPERATURE_DRIFT_C,
     MIN_ENERGY_SAMPLES,
     MIN_WINDOW_S,
+    RATE_SHORTFALL,
+    STEADY_MIN_S,
+    STEADY_MIN_SHARE,
+    UNSATURATED_SHARE,
     config_warnings,
 )
 from llenergymeasure.results import ExperimentResult, MeasurementWarning
@@ -147,8 +153,18 @@ def test_the_readme_gives_the_thresholds_the_checks_use() -> None:
         f"`thermal_drift` beyond {MAX_TEMPERATURE_DRIFT_C:g} °C",
         f"`counter_mismatch` beyond {MISMATCH_TOLERANCE:.0%}".replace("%", " %"),
         f"more than {BUSY_BASELINE_PCT:g} % busy",
+        f"under {STEADY_MIN_S:g} s or under {_pct(STEADY_MIN_SHARE)} of the measured window",
+        f"under {_pct(UNSATURATED_SHARE)} of the cap",
+        f"p99 above {GENERATOR_LAG_S * 1e3:g} ms or above {_pct(GENERATOR_LAG_SHARE)} of the "
+        "mean scheduled inter-arrival time",
+        f"more than {_pct(RATE_SHORTFALL)} below the schedule's own rate",
     ):
         assert phrase in text
+
+
+def _pct(share: float) -> str:
+    """A share as the README writes it: ``0.05`` -> ``5 %``."""
+    return f"{share:.0%}".replace("%", " %")
 
 
 def test_an_unknown_code_from_a_newer_version_still_loads_without_a_meaning() -> None:

@@ -22,8 +22,11 @@ from llenergymeasure.results.models import (
     EnergyMetrics,
     EnvironmentSnapshot,
     ExperimentResult,
+    Goodput,
     ModelInfo,
     PhaseTimings,
+    ServingMetrics,
+    SteadyState,
 )
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.results.stats import summary_stats
@@ -310,3 +313,83 @@ def test_config_columns_flatten_sections_and_keep_types(tmp_path: Path) -> None:
     assert [r["config.gpus"] for r in rows] == [None, "[0, 1]"]
     assert table.schema.field("config.pytorch.batch_size").type == "int64"
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
+
+
+SERVING_CONFIG = ExperimentConfig(
+    model="tiny", name="s", load={"mode": "rate", "request_rate": 4.0, "slo": {"ttft_ms": 250}}
+).model_dump(mode="json")
+# Per cycle: steady-state J/request and J/output token, achieved rate, goodput, good fraction
+SERVING_CYCLES = [(30.0, 3.0, 3.9, 2.0, 0.5), (34.0, 3.4, 4.1, 3.0, 0.75)]
+
+
+def serving(cycle: tuple[float, float, float, float, float]) -> ServingMetrics:
+    per_request_j, per_token_j, achieved_rps, goodput_rps, good_fraction = cycle
+    steady = SteadyState(
+        start_s=0.5, end_s=3.5, duration_s=3.0, rule="rate", energy_per_request_j=per_request_j,
+        energy_per_output_token_j=per_token_j,
+    )  # fmt: skip
+    return ServingMetrics(
+        mode="rate",
+        requested_rate_rps=4.0,
+        scheduled_rate_rps=4.2,
+        achieved_rate_rps=achieved_rps,
+        steady_state=steady,
+        goodput=Goodput(goodput_rps=goodput_rps, good_fraction=good_fraction),
+    )
+
+
+def test_serving_figures_are_summarised_over_cycles_and_tabled_per_cycle(tmp_path: Path) -> None:
+    entries = []
+    for cycle, figures in enumerate(SERVING_CYCLES):
+        records = make_records([0.1, 0.2, 0.3])
+        result = make_result(SERVING_CONFIG, 10.0, records)
+        result.serving = serving(figures)
+        run = write_experiment(result, records, tmp_path / "runs", f"s_c{cycle}")
+        entries.append(StudyEntry(
+            experiment_index=0, cycle_index=cycle, experiment_name="s", status="done",
+            result_dir=f"runs/{run.name}",
+        ))  # fmt: skip
+    study = aggregate_study(tmp_path, "s", "h", {}, [SERVING_CONFIG], entries, T0, T0)
+    (aggregate,) = study.experiments
+
+    assert aggregate.steady_state_energy_per_request_j == summary_stats([30.0, 34.0])
+    assert aggregate.steady_state_energy_per_output_token_j.mean == pytest.approx(3.2)
+    assert aggregate.achieved_rate_rps.mean == pytest.approx(4.0)
+    assert aggregate.goodput_rps.mean == pytest.approx(2.5)
+    assert aggregate.good_fraction.mean == pytest.approx(0.625)
+
+    rows = study_table(study, tmp_path).to_pylist()
+    assert [r["achieved_rate_rps"] for r in rows] == [3.9, 4.1]
+    assert [r["scheduled_rate_rps"] for r in rows] == [4.2, 4.2]
+    assert [r["steady_state_energy_per_request_j"] for r in rows] == [30.0, 34.0]
+    assert [r["steady_state_duration_s"] for r in rows] == [3.0, 3.0]
+    assert [r["goodput_rps"] for r in rows] == [2.0, 3.0]
+
+
+def test_offline_cycles_have_no_serving_statistics(study_dir: Path) -> None:
+    a = aggregate(study_dir).experiments[0]
+    assert a.steady_state_energy_per_request_j.n == 0 and a.goodput_rps.mean is None
+    assert pd.isna(study_table(aggregate(study_dir), study_dir).to_pandas()["goodput_rps"]).all()
+
+
+def test_an_infinite_request_rate_keeps_the_swept_column_numeric(tmp_path: Path) -> None:
+    configs = [
+        ExperimentConfig(model="m", load={"mode": "rate", "request_rate": rate}).model_dump(
+            mode="json"
+        )
+        for rate in (2.0, float("inf"))
+    ]
+    entries = [
+        StudyEntry(experiment_index=i, cycle_index=0, experiment_name=f"e{i}", status="skipped")
+        for i in range(2)
+    ]
+    study = aggregate_study(tmp_path, "s", "h", {}, configs, entries, T0, T0)
+    column = "config.load.request_rate"
+    table = study_table(study, tmp_path)
+    assert table.schema.field(column).type == "double"
+    assert table.column(column).to_pylist() == [2.0, float("inf")]
+
+    write_study_result(study, tmp_path)  # JSON has no inf: written "Infinity", not null
+    loaded = load_study_result(tmp_path)
+    assert loaded.experiments[1].config["load"]["request_rate"] == "Infinity"
+    assert study_table(loaded, tmp_path).column(column).to_pylist() == [2.0, float("inf")]

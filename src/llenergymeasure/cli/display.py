@@ -18,7 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.reporting.terminal import print_warning
-from llenergymeasure.results import EnergyMetrics, ExperimentResult, LatencyStats
+from llenergymeasure.results import (
+    EnergyMetrics,
+    ExperimentResult,
+    Goodput,
+    LatencyStats,
+    ServingMetrics,
+)
 
 
 class RichObserver:
@@ -136,6 +142,79 @@ def _telemetry(result: ExperimentResult) -> str:
     return ", ".join(parts)
 
 
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def _load(result: ExperimentResult) -> str:
+    load = result.config.load
+    parts: list[str] = [load.mode]
+    if load.mode == "rate":
+        parts.append(load.arrival)
+        if load.arrival == "gamma":
+            parts.append(f"burstiness {load.burstiness:g}")
+    if load.max_concurrency:
+        parts.append(f"max_concurrency {load.max_concurrency}")
+    return ", ".join(parts)
+
+
+def _rates(serving: ServingMetrics) -> str:
+    achieved = f"achieved {_rate(serving.achieved_rate_rps)} req/s"
+    if serving.mode != "rate":
+        return achieved
+    return (
+        f"requested {_rate(serving.requested_rate_rps)} · "
+        f"scheduled {_rate(serving.scheduled_rate_rps)} · {achieved}"
+    )
+
+
+def _steady(serving: ServingMetrics, window_s: float) -> list[tuple[str, str]]:
+    steady = serving.steady_state
+    if steady is None:
+        return [("steady state", f"— ({serving.steady_state_note})")]
+    span = (
+        f"{steady.duration_s:.3g} s of {window_s:.3g} s ({steady.start_s:.3g}–"
+        f"{steady.end_s:.3g} s) · {steady.requests_completed} requests · "
+        f"{_num(steady.output_tokens_per_s, ' tok/s', 4)}"
+    )
+    if steady.energy_j is None:
+        return [("steady state", span), ("steady J/token · J/req", f"— ({steady.energy_note})")]
+    bound = steady.energy_uncertainty_j
+    per_request = _num(steady.energy_per_request_j, "", 4)
+    if bound is not None and steady.requests_completed:
+        per_request += f" ± {bound / steady.requests_completed:.3g}"
+    energy = f"{_num(steady.energy_per_output_token_j, ' J', 4)} · {per_request} J"
+    return [("steady state", span), ("steady J/token · J/req", energy)]
+
+
+def _goodput(goodput: Goodput) -> str:
+    targets = ", ".join(
+        f"{name.removesuffix('_ms')} ≤ {value:g} ms" for name, value in goodput.targets_ms.items()
+    )
+    return (
+        f"{_num(goodput.goodput_rps, ' req/s', 4)} · {_pct(goodput.good_fraction)} good · "
+        f"{_num(goodput.energy_per_good_request_j, ' J', 4)}/good request ({targets})"
+    )
+
+
+def _serving(result: ExperimentResult) -> list[tuple[str, str]]:
+    """The serving block: load, rates, in flight, steady state and goodput."""
+    serving = result.serving
+    if serving is None:
+        return []
+    rows = [("load", _load(result))]
+    if serving.mode != "offline":
+        rows += [
+            ("arrival rate", _rates(serving)),
+            ("in flight", f"peak {serving.peak_in_flight} · mean "
+             f"{_num(serving.mean_in_flight)}"),
+            *_steady(serving, result.metrics.duration_s),
+        ]  # fmt: skip
+    if serving.goodput is not None:
+        rows.append(("goodput", _goodput(serving.goodput)))
+    return rows
+
+
 def result_table(result: ExperimentResult) -> Table:
     """The headline figures of one experiment."""
     energy, metrics = result.energy, result.metrics
@@ -166,6 +245,7 @@ def result_table(result: ExperimentResult) -> Table:
         ("requests · tokens in/out", f"{metrics.n_requests} · "
          f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
         ("measured window", f"{metrics.duration_s:.2f} s"),
+        *_serving(result),
         ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),
         ("FLOPs · J/FLOP", _flops(result)),
         ("MFU · MBU", _utilisation(result)),

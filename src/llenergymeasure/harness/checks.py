@@ -6,7 +6,7 @@ small function of what was measured, so thresholds are easy to find and test.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from llenergymeasure.backends.registry import untested_versions
@@ -14,7 +14,12 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.harness.baseline import Baseline
 from llenergymeasure.harness.carbon import Co2
-from llenergymeasure.results.models import EnergyMetrics, MeasurementWarning, TelemetrySummary
+from llenergymeasure.results.models import (
+    EnergyMetrics,
+    MeasurementWarning,
+    ServingMetrics,
+    TelemetrySummary,
+)
 from llenergymeasure.results.warning_codes import WarningCode, warning_code
 
 MIN_WINDOW_S = 10.0
@@ -202,13 +207,17 @@ def energy_metrics(
     reading: EnergyReading, baseline: Baseline | None, co2: Co2, now: float
 ) -> EnergyMetrics:
     """The result's energy section: the reading, idle-adjusted figures and CO2."""
-    fields: dict[str, Any] = asdict(reading)
-    del fields["warnings"]
-    fields.update(co2_kg=co2.co2_kg, co2_source=co2.source,
+    # the timeline stays on the reading (ExperimentRun, energy_timeline.parquet)
+    values: dict[str, Any] = {
+        f.name: getattr(reading, f.name)
+        for f in fields(reading)
+        if f.name not in ("warnings", "timeline")
+    }
+    values.update(co2_kg=co2.co2_kg, co2_source=co2.source,
                   carbon_intensity_g_per_kwh=co2.intensity_g_per_kwh, pue=co2.pue,
                   energy_facility_j=co2.energy_facility_j)  # fmt: skip
     if baseline is not None and reading.energy_total_j is not None:
-        fields.update(
+        values.update(
             baseline_power_w=baseline.power_w,
             baseline_power_by_domain_w=baseline.power_by_domain_w,
             baseline_from_cache=baseline.from_cache,
@@ -219,4 +228,85 @@ def energy_metrics(
                 for key, energy in reading.energy_by_domain_j.items()
             },
         )
-    return EnergyMetrics(**fields)
+    return EnergyMetrics(**values)
+
+
+STEADY_MIN_S = 30.0
+STEADY_MIN_SHARE = 0.5  # of the measured window
+UNSATURATED_SHARE = 0.8  # of max_concurrency
+GENERATOR_LAG_S = 0.010
+GENERATOR_LAG_SHARE = 0.01  # of the mean scheduled inter-arrival time
+RATE_SHORTFALL = 0.05  # below the schedule's own rate
+
+
+def serving_warnings(serving: ServingMetrics | None, window_s: float) -> list[MeasurementWarning]:
+    """Where the load was not what was asked: a short or missing steady state, a cap not
+    kept full, a late generator, an arrival rate below the schedule's."""
+    if serving is None or serving.mode == "offline":
+        return []
+    return (
+        _steady_warnings(serving, window_s)
+        + _unsaturated_warnings(serving)
+        + _lag_warnings(serving)
+        + _rate_warnings(serving)
+    )
+
+
+def _steady_warnings(serving: ServingMetrics, window_s: float) -> list[MeasurementWarning]:
+    steady = serving.steady_state
+    if steady is None:
+        return [_warn(
+            WarningCode.STEADY_STATE_SHORT,
+            f"no steady-state window: {serving.steady_state_note}; the steady-state figures "
+            "are null and the whole-window figures include ramp-up and drain",
+        )]  # fmt: skip
+    if steady.duration_s >= STEADY_MIN_S and steady.duration_s >= STEADY_MIN_SHARE * window_s:
+        return []
+    return [_warn(
+        WarningCode.STEADY_STATE_SHORT,
+        f"the steady-state window is {steady.duration_s:.1f} s of the {window_s:.1f} s "
+        f"measured window (< {STEADY_MIN_S:g} s or < {STEADY_MIN_SHARE:.0%} of it): ramp-up "
+        "and drain weigh on the figures; use more requests",
+    )]  # fmt: skip
+
+
+def _unsaturated_warnings(serving: ServingMetrics) -> list[MeasurementWarning]:
+    cap, steady = serving.max_concurrency, serving.steady_state
+    if cap is None or steady is None or steady.mean_in_flight is None:
+        return []
+    if steady.mean_in_flight >= UNSATURATED_SHARE * cap:
+        return []
+    return [_warn(
+        WarningCode.LOAD_UNSATURATED,
+        f"{steady.mean_in_flight:.2f} requests were in flight on average in the steady state, "
+        f"{steady.mean_in_flight / cap:.0%} of max_concurrency {cap} "
+        f"(< {UNSATURATED_SHARE:.0%}): the load did not keep the cap full",
+    )]  # fmt: skip
+
+
+def _lag_warnings(serving: ServingMetrics) -> list[MeasurementWarning]:
+    rate, p99_s = serving.scheduled_rate_rps, serving.submit_lag.p99_s
+    if rate is None or p99_s is None:
+        return []
+    limit_s = min(GENERATOR_LAG_S, GENERATOR_LAG_SHARE / rate)
+    if p99_s <= limit_s:
+        return []
+    return [_warn(
+        WarningCode.GENERATOR_LAG,
+        f"the load generator submitted requests late: submit-lag p99 {p99_s * 1e3:.2f} ms, "
+        f"above {limit_s * 1e3:.2f} ms ({GENERATOR_LAG_S * 1e3:g} ms or "
+        f"{GENERATOR_LAG_SHARE:.0%} of the mean scheduled inter-arrival time "
+        f"{1e3 / rate:.1f} ms): arrivals were not the process asked for",
+    )]  # fmt: skip
+
+
+def _rate_warnings(serving: ServingMetrics) -> list[MeasurementWarning]:
+    scheduled, achieved = serving.scheduled_rate_rps, serving.achieved_rate_rps
+    if scheduled is None or achieved is None or achieved >= (1 - RATE_SHORTFALL) * scheduled:
+        return []
+    return [_warn(
+        WarningCode.RATE_NOT_ACHIEVED,
+        f"requests arrived at {achieved:.3g}/s, {1 - achieved / scheduled:.0%} below the "
+        f"schedule's {scheduled:.3g}/s (requested {serving.requested_rate_rps:g}/s; more than "
+        f"{RATE_SHORTFALL:.0%} below): the generator or max_concurrency held arrivals back",
+    )]  # fmt: skip

@@ -14,7 +14,8 @@ def _per_second(amount: float, duration_s: float) -> float | None:
     return amount / duration_s if duration_s > 0 else None
 
 
-def _per_unit(energy_j: float | None, units: int) -> float | None:
+def per_unit(energy_j: float | None, units: int) -> float | None:
+    """``energy_j / units``; None without energy or units."""
     return energy_j / units if energy_j is not None and units > 0 else None
 
 
@@ -38,14 +39,12 @@ def compute_metrics(
         output_tokens_per_s=_per_second(output_tokens, duration_s),
         input_tokens_per_s=_per_second(input_tokens, duration_s),
         requests_per_s=_per_second(len(records), duration_s),
-        energy_per_output_token_j=_per_unit(energy_total_j, output_tokens),
-        energy_per_request_j=_per_unit(energy_total_j, len(records)),
-        energy_per_output_token_adjusted_j=_per_unit(energy_adjusted_j, output_tokens),
-        energy_per_request_adjusted_j=_per_unit(energy_adjusted_j, len(records)),
-        energy_per_total_token_j=_per_unit(energy_total_j, input_tokens + output_tokens),
-        energy_per_total_token_adjusted_j=_per_unit(
-            energy_adjusted_j, input_tokens + output_tokens
-        ),
+        energy_per_output_token_j=per_unit(energy_total_j, output_tokens),
+        energy_per_request_j=per_unit(energy_total_j, len(records)),
+        energy_per_output_token_adjusted_j=per_unit(energy_adjusted_j, output_tokens),
+        energy_per_request_adjusted_j=per_unit(energy_adjusted_j, len(records)),
+        energy_per_total_token_j=per_unit(energy_total_j, input_tokens + output_tokens),
+        energy_per_total_token_adjusted_j=per_unit(energy_adjusted_j, input_tokens + output_tokens),
         ttft=latency_stats(ttfts),
         itl=latency_stats(itls),
         tpot=latency_stats([t for r in records if (t := r.tpot_s) is not None]),

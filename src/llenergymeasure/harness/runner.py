@@ -18,7 +18,7 @@ from llenergymeasure.backends import Backend, create_backend
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.devices import get_gpus, gpu_snapshot
-from llenergymeasure.energy import EnergyReading, EnergySampler, create_sampler
+from llenergymeasure.energy import EnergyReading, EnergySampler, EnergyTimeline, create_sampler
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
@@ -30,6 +30,7 @@ from llenergymeasure.harness.checks import (
     device_warnings,
     energy_metrics,
     sampler_warnings,
+    serving_warnings,
     stability_warnings,
     telemetry_warnings,
     version_warnings,
@@ -38,8 +39,9 @@ from llenergymeasure.harness.checks import (
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
+from llenergymeasure.harness.serving import WindowEnergy, judge_requests, serving_metrics
 from llenergymeasure.harness.stability import wait_until_stable
-from llenergymeasure.load import plan_load
+from llenergymeasure.load import LoadPlan, plan_load
 from llenergymeasure.results.models import (
     EnvironmentSnapshot,
     ExperimentResult,
@@ -55,22 +57,33 @@ SamplerFactory = Callable[[], EnergySampler]
 
 @dataclass
 class ExperimentRun:
-    """A finished experiment: the result, its raw records and its telemetry timeline.
+    """A finished experiment: the result, its raw records, its telemetry timeline and its
+    energy timeline.
 
-    Record and telemetry timestamps are seconds from the start of the measured window.
+    Record and telemetry timestamps are seconds from the start of the measured window; the
+    energy timeline's are from the sampler's ``start()``, taken just before (at most
+    ``harness.serving.WindowEnergy.align_s`` apart). ``energy_timeline`` is None for a sampler
+    that reports only a total.
     """
 
     result: ExperimentResult
     records: list[RequestRecord]
     timeseries: list[TelemetrySample]
+    energy_timeline: EnergyTimeline | None = None
 
 
 @dataclass
 class _Window:
+    """The measured window: its records (``slo_met`` judged), reading and plan; ``start_s``
+    is its zero on the harness clock, ``align_s`` how long ``sampler.start()`` took (the
+    sampler's zero lies that close before the window's)."""
+
     records: list[RequestRecord]
     reading: EnergyReading
     start_s: float
     duration_s: float
+    plan: LoadPlan
+    align_s: float
 
 
 @dataclass
@@ -135,7 +148,8 @@ def run_experiment(
         samples = poller.stop()
     timeseries = [_shift_sample(s, phases.window.start_s) for s in samples]
     result = _build_result(config, backend, phases, timeseries, started_at, environment)
-    return ExperimentRun(result, phases.window.records, timeseries)
+    window = phases.window
+    return ExperimentRun(result, window.records, timeseries, window.reading.timeline)
 
 
 def _run_phases(
@@ -218,10 +232,15 @@ def _measure(
     clock: Clock,
     observer: RunObserver,
 ) -> _Window:
-    """The measured window: the sampler brackets inference and nothing else."""
+    """The measured window: the sampler brackets inference and nothing else.
+
+    Records are timed from ``t_start``, read right after ``sampler.start()`` returns; the
+    sampler's timeline starts inside that call, at most ``t_start - t_before`` earlier.
+    """
     observer.phase("measuring", total=len(prompts))
     plan = plan_load(config.load, len(prompts), config.random_seed)
     backend.reset_peak_memory()
+    t_before = clock()
     sampler.start()
     t_start = clock()
     try:
@@ -237,7 +256,8 @@ def _measure(
         raise
     t_end = clock()
     reading = sampler.stop()
-    return _Window([_relative(r, t_start) for r in records], reading, t_start, t_end - t_start)
+    judged = judge_requests([_relative(r, t_start) for r in records], config.load.slo)
+    return _Window(judged, reading, t_start, t_end - t_start, plan, t_start - t_before)
 
 
 def _build_result(
@@ -268,8 +288,13 @@ def _build_result(
         window.records, window.duration_s, reading.energy_total_j, backend.peak_memory(),
         energy.energy_adjusted_j,
     )  # fmt: skip
+    serving = serving_metrics(
+        config.load, window.plan, window.records, window.duration_s,
+        WindowEnergy.of(reading, window.align_s),
+    )  # fmt: skip
     warnings = (
         window_warnings(reading, window.duration_s)
+        + serving_warnings(serving, window.duration_s)
         + sampler_warnings(reading)
         + telemetry_warnings(telemetry)
         + context_warnings(phases.baseline, config.baseline.enabled, co2)
@@ -298,6 +323,7 @@ def _build_result(
         metrics=metrics,
         telemetry=telemetry,
         flops=flops,
+        serving=serving,
         warnings=warnings,
     )
 

@@ -52,7 +52,13 @@ def run_and_save(
     outcome = run_experiment(
         config, backend=backend, sampler_factory=sampler_factory, observer=observer
     )
+    timeline = outcome.energy_timeline
     write_experiment(
-        outcome.result, outcome.records, Path(out_dir), result_label(config), outcome.timeseries
+        outcome.result,
+        outcome.records,
+        Path(out_dir),
+        result_label(config),
+        outcome.timeseries,
+        None if timeline is None else timeline.points,
     )
     return outcome.result

@@ -12,7 +12,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pyarrow (a third of a second) loads only when a Parquet fil
 RESULT_FILE = "result.json"
 REQUESTS_FILE = "requests.parquet"
 TIMESERIES_FILE = "timeseries.parquet"
+ENERGY_TIMELINE_FILE = "energy_timeline.parquet"
+
+EnergyPoints = Mapping[str, Sequence[tuple[float, float]]]
+"""Per energy domain, ``(t_s, cumulative_j)`` points in time order (an energy timeline)."""
 
 
 def _request_schema() -> pa.Schema:
@@ -47,8 +51,18 @@ def _request_schema() -> pa.Schema:
             ("tpot_s", pa.float64()),
             ("chunk_times_s", pa.list_(pa.float64())),
             ("chunk_tokens", pa.list_(pa.int64())),
+            ("scheduled_s", pa.float64()),
+            ("slot_wait_s", pa.float64()),
+            ("submit_lag_s", pa.float64()),
+            ("slo_met", pa.bool_()),
         ]
     )
+
+
+def _energy_timeline_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("domain", pa.string()), ("t_s", pa.float64()), ("energy_j", pa.float64())])
 
 
 def _timeseries_schema() -> pa.Schema:
@@ -135,9 +149,10 @@ def write_experiment(
     root: Path,
     label: str,
     timeseries: Sequence[TelemetrySample] = (),
+    energy_timeline: EnergyPoints | None = None,
 ) -> Path:
-    """Write ``result.json``, ``requests.parquet`` and (if any) ``timeseries.parquet``
-    into a new directory under ``root``.
+    """Write ``result.json``, ``requests.parquet`` and (if any) ``timeseries.parquet`` and
+    ``energy_timeline.parquet`` into a new directory under ``root``.
 
     Every file and both directories are fsynced before this returns: a caller that records
     the directory as finished (a study's manifest) never points at files a power loss emptied.
@@ -160,6 +175,9 @@ def write_experiment(
         if timeseries:
             write_timeseries(timeseries, staging / TIMESERIES_FILE)
             result.timeseries_file = TIMESERIES_FILE
+        if energy_timeline:
+            write_energy_timeline(energy_timeline, staging / ENERGY_TIMELINE_FILE)
+            result.energy_timeline_file = ENERGY_TIMELINE_FILE
         # output_dir is where the file is found, set on load; it is not part of the record.
         json_text = result.model_dump_json(indent=2, exclude={"output_dir"})
         (staging / RESULT_FILE).write_text(json_text, encoding="utf-8")
@@ -201,11 +219,55 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "tpot_s": [r.tpot_s for r in records],
         "chunk_times_s": [r.chunk_times_s for r in records],
         "chunk_tokens": [r.chunk_tokens for r in records],
+        "scheduled_s": [r.scheduled_s for r in records],
+        "slot_wait_s": [r.slot_wait_s for r in records],
+        "submit_lag_s": [r.submit_lag_s for r in records],
+        "slo_met": [r.slo_met for r in records],
     }
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table(columns, schema=_request_schema()), path)
+
+
+def write_energy_timeline(points: EnergyPoints, path: Path) -> None:
+    """Write an energy timeline as Parquet: one row per read, ``domain``, ``t_s`` (seconds
+    from the window's start) and ``energy_j`` (cumulative since the sampler started)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(domain, t_s, energy_j) for domain, line in points.items() for t_s, energy_j in line]
+    columns = {
+        "domain": [row[0] for row in rows],
+        "t_s": [row[1] for row in rows],
+        "energy_j": [row[2] for row in rows],
+    }
+    pq.write_table(pa.table(columns, schema=_energy_timeline_schema()), path)
+
+
+def load_energy_timeline(path: str | os.PathLike[str]) -> dict[str, list[tuple[float, float]]]:
+    """Read a run's energy timeline (a run directory or the Parquet file): per domain, its
+    ``(t_s, cumulative_j)`` points in time order.
+
+    Raises:
+        ResultsError: the file is missing, unreadable or not an energy timeline.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / ENERGY_TIMELINE_FILE
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(file).to_pylist()
+        points: dict[str, list[tuple[float, float]]] = {}
+        for row in rows:
+            points.setdefault(row["domain"], []).append((row["t_s"], row["energy_j"]))
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"cannot read the energy timeline from {file}: {exc}") from None
+    except KeyError as exc:
+        raise ResultsError(f"{file}: not an energy timeline (no column {exc})") from None
+    return {domain: sorted(line) for domain, line in points.items()}
 
 
 def write_timeseries(samples: Sequence[TelemetrySample], path: Path) -> None:
@@ -252,7 +314,14 @@ def unreadable_reason(exc: OSError | UnicodeDecodeError | ValidationError) -> st
 
 
 def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
-    """Read the raw per-request records of a run directory (or a requests.parquet file)."""
+    """Read the raw per-request records of a run directory (or a requests.parquet file).
+
+    Files written before a column existed load with its default (``scheduled_s`` and
+    ``slo_met`` None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is not read.
+
+    Raises:
+        ResultsError: the file is missing, unreadable or not a requests table.
+    """
     file = Path(path)
     if file.is_dir():
         file = file / REQUESTS_FILE
@@ -270,6 +339,9 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
                 chunk_times_s=list(row["chunk_times_s"]),
                 chunk_tokens=list(row["chunk_tokens"]),
                 end_s=row["end_s"],
+                scheduled_s=row.get("scheduled_s"),
+                slot_wait_s=row.get("slot_wait_s") or 0.0,
+                slo_met=row.get("slo_met"),
             )
             for row in rows
         ]

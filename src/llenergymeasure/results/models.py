@@ -100,7 +100,8 @@ class PerformanceMetrics(_Lenient):
 
 class SteadyState(_Lenient):
     """The steady-state sub-window of a serving run (ramp-up and drain left out) and what
-    was measured inside it. Times are seconds from the measured window's start."""
+    was measured inside it. Times are seconds from the measured window's start; a completion
+    or an output chunk counts when its time lies in ``(start_s, end_s]``."""
 
     start_s: float
     end_s: float
@@ -113,6 +114,8 @@ class SteadyState(_Lenient):
     mean_in_flight: float | None = None
     energy_j: float | None = None
     energy_uncertainty_j: float | None = None
+    """An absolute bound on ``energy_j``: the timeline's read spacing and staleness at each
+    end, and how far the sampler's clock may lie from the window's."""
     energy_per_output_token_j: float | None = None
     energy_per_request_j: float | None = None
     energy_note: str | None = None
@@ -125,30 +128,39 @@ class Goodput(_Lenient):
     targets_ms: dict[str, float] = Field(default_factory=dict)
     good_requests: int = 0
     good_fraction: float | None = None
+    """Good requests / all requests."""
     goodput_rps: float | None = None
+    """Good requests / the measured window's duration."""
     energy_per_good_request_j: float | None = None
+    """The measured window's energy / good requests (None when none was good)."""
 
 
 class ServingMetrics(_Lenient):
     """How a serving run (``load.mode`` rate or concurrency) met its load: rates, the
-    generator's lag, requests in flight, the steady-state window and goodput."""
+    generator's lag, requests in flight, the steady-state window and goodput. An offline run
+    with ``load.slo`` has only ``mode`` ("offline") and ``goodput``."""
 
     model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
 
     mode: str
     requested_rate_rps: float | None = None
-    """``load.request_rate`` (inf = all at once); None in concurrency mode."""
+    """``load.request_rate`` (inf = all at once; written "Infinity"); None in concurrency mode."""
     scheduled_rate_rps: float | None = None
     """The seeded schedule's own rate, (n - 1) / last arrival: a Poisson schedule of n
-    arrivals differs from the requested rate by about 1/sqrt(n)."""
+    arrivals differs from the requested rate by about 1/sqrt(n). None without a schedule or
+    for an infinite rate."""
     achieved_rate_rps: float | None = None
     """(n - 1) / (last submit - first submit), from the records."""
     max_concurrency: int | None = None
     submit_lag: LatencyStats = Field(default_factory=LatencyStats)
     """Actual submit - scheduled arrival - slot wait, per request (rate mode)."""
-    peak_in_flight: int = 0
+    peak_in_flight: int | None = None
+    """The most requests in flight at once (submit to end); None for an offline run."""
     mean_in_flight: float | None = None
+    """Time-averaged requests in flight over the measured window."""
     steady_state: SteadyState | None = None
+    steady_state_note: str | None = None
+    """Why ``steady_state`` is None in a serving run (e.g. the cap was never reached)."""
     goodput: Goodput | None = None
 
 
@@ -226,10 +238,13 @@ class ExperimentResult(_Lenient):
     telemetry: TelemetrySummary | None = None
     flops: FlopsMetrics | None = None
     serving: ServingMetrics | None = None
-    """Load, steady state and goodput of a serving run; None for an offline run."""
+    """Load, steady state and goodput of a serving run; for an offline run None, or only
+    its goodput when ``load.slo`` is set."""
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     requests_file: str | None = "requests.parquet"
     timeseries_file: str | None = None
+    energy_timeline_file: str | None = None
+    """``energy_timeline.parquet`` when the sampler kept a timeline, else None."""
     output_dir: str | None = None
 
     @property

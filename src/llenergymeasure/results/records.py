@@ -27,6 +27,8 @@ class RequestRecord:
             None without a schedule (offline, concurrency).
         slot_wait_s: how long the request, once due, waited for a free concurrency slot
             (``load.max_concurrency``) before it was submitted.
+        slo_met: whether the request met every target of ``load.slo`` (set by the harness,
+            see ``harness.serving.meets_slo``); None without ``load.slo``.
     """
 
     index: int
@@ -38,6 +40,7 @@ class RequestRecord:
     end_s: float = 0.0
     scheduled_s: float | None = None
     slot_wait_s: float = 0.0
+    slo_met: bool | None = None
 
     @property
     def ttft_s(self) -> float | None:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,7 +44,8 @@ StudyStatus = Literal["pending", "running", "done", "failed", "skipped"]
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # configs may hold inf (load.request_rate); JSON has none, so it is written "Infinity"
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
 
 
 class StudyEntry(_Lenient):
@@ -87,7 +88,9 @@ class ExperimentAggregate(_Lenient):
     Each :class:`Summary` holds the mean, sample std, 95% Student-t confidence interval and
     coefficient of variation of one per-cycle figure (in the unit its name ends with). The
     ``*_pooled`` latency distributions are computed from every raw request sample of every
-    finished cycle together.
+    finished cycle together. The serving figures (``steady_state_*``, ``achieved_rate_rps``,
+    ``goodput_rps``, ``good_fraction``) summarise the cycles that have them (serving runs;
+    goodput only with ``load.slo``).
     """
 
     experiment_index: int
@@ -104,6 +107,11 @@ class ExperimentAggregate(_Lenient):
     itl_mean_s: Summary = Field(default_factory=Summary)
     tpot_mean_s: Summary = Field(default_factory=Summary)
     e2e_mean_s: Summary = Field(default_factory=Summary)
+    steady_state_energy_per_request_j: Summary = Field(default_factory=Summary)
+    steady_state_energy_per_output_token_j: Summary = Field(default_factory=Summary)
+    achieved_rate_rps: Summary = Field(default_factory=Summary)
+    goodput_rps: Summary = Field(default_factory=Summary)
+    good_fraction: Summary = Field(default_factory=Summary)
     ttft_pooled: LatencyStats = Field(default_factory=LatencyStats)
     itl_pooled: LatencyStats = Field(default_factory=LatencyStats)
     tpot_pooled: LatencyStats = Field(default_factory=LatencyStats)
@@ -148,6 +156,18 @@ class StudyResult(_Lenient):
     output_dir: str | None = Field(None, exclude=True)
 
 
+def _steady(result: ExperimentResult, name: str) -> float | None:
+    """A steady-state figure of a serving run (None where there is none)."""
+    steady = result.serving.steady_state if result.serving else None
+    return None if steady is None else cast(float | None, getattr(steady, name))
+
+
+def _goodput(result: ExperimentResult, name: str) -> float | None:
+    """A goodput figure of a run with ``load.slo`` (None without)."""
+    good = result.serving.goodput if result.serving else None
+    return None if good is None else cast(float | None, getattr(good, name))
+
+
 # Per-cycle figures summarised over cycles; each field of ExperimentAggregate of that name.
 _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_total_j": lambda r: r.energy.energy_total_j,
@@ -160,6 +180,11 @@ _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "itl_mean_s": lambda r: r.metrics.itl.mean_s,
     "tpot_mean_s": lambda r: r.metrics.tpot.mean_s,
     "e2e_mean_s": lambda r: r.metrics.e2e_latency.mean_s,
+    "steady_state_energy_per_request_j": lambda r: _steady(r, "energy_per_request_j"),
+    "steady_state_energy_per_output_token_j": lambda r: _steady(r, "energy_per_output_token_j"),
+    "achieved_rate_rps": lambda r: r.serving.achieved_rate_rps if r.serving else None,
+    "goodput_rps": lambda r: _goodput(r, "goodput_rps"),
+    "good_fraction": lambda r: _goodput(r, "good_fraction"),
 }
 
 # Per-cycle columns of results.parquet: name (with unit) -> (Arrow type alias, value from a
@@ -184,6 +209,19 @@ _ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
     "tpot_p95_s": ("float64", lambda r: r.metrics.tpot.p95_s),
     "e2e_mean_s": ("float64", lambda r: r.metrics.e2e_latency.mean_s),
     "e2e_p95_s": ("float64", lambda r: r.metrics.e2e_latency.p95_s),
+    "scheduled_rate_rps": (
+        "float64",
+        lambda r: r.serving.scheduled_rate_rps if r.serving else None,
+    ),
+    "achieved_rate_rps": ("float64", lambda r: r.serving.achieved_rate_rps if r.serving else None),
+    "steady_state_duration_s": ("float64", lambda r: _steady(r, "duration_s")),
+    "steady_state_energy_per_request_j": ("float64", lambda r: _steady(r, "energy_per_request_j")),
+    "steady_state_energy_per_output_token_j": (
+        "float64",
+        lambda r: _steady(r, "energy_per_output_token_j"),
+    ),
+    "goodput_rps": ("float64", lambda r: _goodput(r, "goodput_rps")),
+    "good_fraction": ("float64", lambda r: _goodput(r, "good_fraction")),
     "duration_s": ("float64", lambda r: r.metrics.duration_s),
     "n_requests": ("int64", lambda r: r.metrics.n_requests),
     "total_output_tokens": ("int64", lambda r: r.metrics.total_output_tokens),
@@ -404,7 +442,8 @@ def _config_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _config_column(values: list[Any]) -> pa.Array:
     """An Arrow column for one config field: its natural type where every row agrees, else
-    text (non-string values as JSON)."""
+    text (non-string values as JSON). Numbers beside inf (``load.request_rate: [1, inf]``,
+    also as a JSON file spells it, "Infinity") make a float column."""
     import pyarrow as pa
 
     present = [v for v in values if v is not None]
@@ -414,8 +453,13 @@ def _config_column(values: list[Any]) -> pa.Array:
     if kinds == {"int"}:
         return pa.array(values, type=pa.int64())
     if kinds and kinds <= {"int", "float"}:
-        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        floats = [None if v is None else _NON_FINITE.get(v, v) for v in values]
+        return pa.array(floats, type=pa.float64())
     return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
+
+
+_NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+"""How JSON writers (pydantic's ``ser_json_inf_nan="strings"``) spell non-finite floats."""
 
 
 def _scalar_kind(value: Any) -> str:
@@ -423,8 +467,8 @@ def _scalar_kind(value: Any) -> str:
         return "bool"
     if isinstance(value, int):
         return "int"
-    if isinstance(value, float):
-        return "float" if math.isfinite(value) else "other"
+    if isinstance(value, float) or (isinstance(value, str) and value in _NON_FINITE):
+        return "float"
     return "other"
 
 

@@ -101,6 +101,25 @@ class WarningCode(str, Enum):
         "persistence_mode_off",
         "a GPU has persistence mode off and re-initialises between uses (nvidia-smi -pm 1)",
     )
+    # The load of a serving run (load.mode rate or concurrency).
+    STEADY_STATE_SHORT = (
+        "steady_state_short",
+        "the steady-state window of a serving run was short (or empty): ramp-up and drain "
+        "weigh on the figures",
+    )
+    LOAD_UNSATURATED = (
+        "load_unsaturated",
+        "fewer requests were in flight in the steady state than load.max_concurrency allows: "
+        "the cap was not kept full",
+    )
+    GENERATOR_LAG = (
+        "generator_lag",
+        "the load generator submitted requests later than their scheduled arrivals",
+    )
+    RATE_NOT_ACHIEVED = (
+        "rate_not_achieved",
+        "requests arrived more slowly than the seeded schedule's own rate",
+    )
     # The software and the configuration.
     UNTESTED_VERSION = (
         "untested_version",
