@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -252,19 +252,11 @@ def load_energy_timeline(path: str | os.PathLike[str]) -> dict[str, list[tuple[f
     Raises:
         ResultsError: the file is missing, unreadable or not an energy timeline.
     """
-    file = Path(path)
-    if file.is_dir():
-        file = file / ENERGY_TIMELINE_FILE
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    file, rows = _read_rows(path, ENERGY_TIMELINE_FILE, "the energy timeline")
+    points: dict[str, list[tuple[float, float]]] = {}
     try:
-        rows = pq.read_table(file).to_pylist()
-        points: dict[str, list[tuple[float, float]]] = {}
         for row in rows:
             points.setdefault(row["domain"], []).append((row["t_s"], row["energy_j"]))
-    except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"cannot read the energy timeline from {file}: {exc}") from None
     except KeyError as exc:
         raise ResultsError(f"{file}: not an energy timeline (no column {exc})") from None
     return {domain: sorted(line) for domain, line in points.items()}
@@ -322,14 +314,8 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
     Raises:
         ResultsError: the file is missing, unreadable or not a requests table.
     """
-    file = Path(path)
-    if file.is_dir():
-        file = file / REQUESTS_FILE
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    file, rows = _read_rows(path, REQUESTS_FILE, "requests")
     try:
-        rows = pq.read_table(file).to_pylist()
         return [
             RequestRecord(
                 index=row["index"],
@@ -345,7 +331,26 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
             )
             for row in rows
         ]
-    except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"cannot read requests from {file}: {exc}") from None
     except (KeyError, TypeError) as exc:  # a Parquet file, but not one of ours
         raise ResultsError(f"{file}: not a requests table ({type(exc).__name__}: {exc})") from None
+
+
+def _read_rows(
+    path: str | os.PathLike[str], default_name: str, what: str
+) -> tuple[Path, list[dict[str, Any]]]:
+    """The rows of a Parquet file given as itself or as the run directory holding it.
+
+    Raises:
+        ResultsError: the file is missing or not readable Parquet.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / default_name
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows: list[dict[str, Any]] = pq.read_table(file).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"cannot read {what} from {file}: {exc}") from None
+    return file, rows

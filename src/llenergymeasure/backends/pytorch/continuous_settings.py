@@ -13,7 +13,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import SAMPLING_ONLY, ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
 CONTINUOUS_BATCHING_SINCE = "5.11.0"
@@ -50,19 +50,7 @@ PYTORCH_LIMITS: dict[str, tuple[Any, str]] = {
 """``pytorch:`` fields continuous batching cannot honour, as for :data:`DECODER_LIMITS`."""
 
 CONTINUOUS_EXTRA = frozenset(
-    {
-        "do_sample",
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-        "typical_p",
-        "epsilon_cutoff",
-        "eta_cutoff",
-        "suppress_tokens",
-        "renormalize_logits",
-        "remove_invalid_values",
-    }
+    {"do_sample", *SAMPLING_ONLY, "suppress_tokens", "renormalize_logits", "remove_invalid_values"}
 )
 """``pytorch.extra`` keys continuous batching honours: GenerationConfig settings whose logits
 processors read only the scores. It takes no ``generate`` keyword arguments."""
