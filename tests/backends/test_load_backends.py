@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +22,14 @@ from llenergymeasure.devices import GpuProbe
 from llenergymeasure.load import plan_load
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.testing.fake_tensorrt_llm import FakeTrtLlmSpec, install_fake_tensorrt_llm
+from llenergymeasure.testing.load_checks import (
+    KS_ALPHA,
+    ks_exponential,
+    peak_in_flight,
+    submit_gaps_s,
+)
 
 pytest.importorskip("transformers")
-
-KS_ALPHA = 0.01
-
-
-def peak_in_flight(records: Sequence[RequestRecord]) -> int:
-    """Most requests in flight at once: each is in flight over [submit_s, end_s)."""
-    events = sorted(
-        [(r.submit_s, 1) for r in records] + [(r.end_s, -1) for r in records],
-        key=lambda event: (event[0], event[1]),  # an end before a submit at the same instant
-    )
-    return max(itertools.accumulate(change for _, change in events))
-
-
-def ks_exponential(samples: Sequence[float], rate: float) -> tuple[float, float]:
-    """Kolmogorov-Smirnov statistic D of ``samples`` against the exponential at ``rate``, and
-    its asymptotic critical value at ``KS_ALPHA`` (c(alpha) / sqrt(n))."""
-    ordered = sorted(samples)
-    n = len(ordered)
-    d = 0.0
-    for i, x in enumerate(ordered):
-        cdf = 1.0 - math.exp(-rate * x)
-        d = max(d, (i + 1) / n - cdf, cdf - i / n)
-    return d, math.sqrt(-math.log(KS_ALPHA / 2) / 2) / math.sqrt(n)
 
 
 def test_peak_in_flight_counts_overlaps_only() -> None:
@@ -159,7 +142,7 @@ def test_vllm_poisson_submit_gaps_are_exponential_at_the_rate(vllm_backend: Any)
     submits = [r.submit_s for r in records]
     assert submits == sorted(submits)
     assert all(r.submit_lag_s is not None and r.submit_lag_s >= 0 for r in records)
-    d, critical = ks_exponential([b - a for a, b in itertools.pairwise(submits)], 4)
+    d, critical = ks_exponential(submit_gaps_s(records), 4)
     assert d < critical, f"KS D={d:.3f} >= {critical:.3f} (alpha {KS_ALPHA})"
     assert all(r.output_tokens == 4 for r in records)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,12 @@ from llenergymeasure.errors import BackendError, ConfigError  # noqa: E402
 from llenergymeasure.harness import run_experiment  # noqa: E402
 from llenergymeasure.load import plan_load  # noqa: E402
 from llenergymeasure.results.records import RequestRecord  # noqa: E402
+from llenergymeasure.testing.load_checks import (  # noqa: E402
+    KS_ALPHA,
+    ks_exponential,
+    peak_in_flight,
+    submit_gaps_s,
+)
 from llenergymeasure.testing.models import tiny_experiment  # noqa: E402
 
 POOL = {"mode": "concurrency", "max_concurrency": 4}
@@ -49,12 +54,6 @@ def loaded(cfg: ExperimentConfig, **kwargs: Any) -> PyTorchBackend:
     backend = PyTorchBackend(**kwargs)
     backend.load(cfg)
     return backend
-
-
-def peak_in_flight(records: Sequence[RequestRecord]) -> int:
-    """Requests in flight at once, from the records (an end at a submit's instant comes first)."""
-    events = sorted([(r.submit_s, 1) for r in records] + [(r.end_s, -1) for r in records])
-    return max(itertools.accumulate(change for _, change in events))
 
 
 def test_a_concurrency_pool_holds_and_reaches_its_cap(tiny_model_dir: Path) -> None:
@@ -93,6 +92,22 @@ def test_rate_mode_records_each_scheduled_arrival(tiny_model_dir: Path) -> None:
     assert all(r.submit_lag_s is not None and r.submit_lag_s >= 0 for r in records)
     assert [r.output_tokens for r in records] == [3] * 4  # ignore_eos: every request to budget
     assert all(sum(r.chunk_tokens) == 3 for r in records)
+
+
+def test_poisson_submit_gaps_are_exponential_at_the_rate(tiny_model_dir: Path) -> None:
+    load = {"mode": "rate", "request_rate": 4, "arrival": "poisson"}
+    cfg = ExperimentConfig.model_validate(
+        tiny_experiment(tiny_model_dir, n=40, max_output_tokens=3, load=load)
+    )
+    backend = loaded(cfg)
+    try:
+        records = backend.run(prompts(backend, 40), 3, load=plan_load(cfg.load, 40, 42))
+    finally:
+        backend.unload()
+
+    assert all(r.submit_lag_s is not None and r.submit_lag_s >= 0 for r in records)
+    d, critical = ks_exponential(submit_gaps_s(records), 4)
+    assert d < critical, f"KS D={d:.3f} >= {critical:.3f} (alpha {KS_ALPHA})"
 
 
 def test_random_weights_serve_every_request_to_the_budget(tiny_model_dir: Path) -> None:
