@@ -34,44 +34,64 @@ async def drive(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> list[RequestRecord]:
     """Run ``n`` requests on ``plan``; their records in index order."""
-    slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
-    failures: list[BaseException] = []
-    failed = asyncio.Event()
-    origin_s = clock()
-    tasks: list[asyncio.Task[RequestRecord]] = []
+    return await _Run(plan, submit, clock, sleep).all(n)
 
-    async def one(index: int, slot_wait_s: float) -> RequestRecord:
+
+class _Run:
+    """One window's submissions: the slots, the tasks and the first failure."""
+
+    def __init__(
+        self,
+        plan: LoadPlan,
+        submit: SubmitRequest,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.plan, self.submit, self.clock, self.sleep = plan, submit, clock, sleep
+        self.slots = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+        self.failures: list[BaseException] = []
+        self.failed = asyncio.Event()
+        self.tasks: list[asyncio.Task[RequestRecord]] = []
+        self.origin_s = clock()
+
+    async def all(self, n: int) -> list[RequestRecord]:
         try:
-            record = await submit(index)
+            for index in range(n):
+                await self.arrival(index)
+                slot_wait_s = await _acquire(self.slots, self.clock)
+                if self.failed.is_set():
+                    break
+                self.tasks.append(asyncio.ensure_future(self.one(index, slot_wait_s)))
+            if self.tasks:
+                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            await _cancel(self.tasks)
+        if self.failures:
+            raise self.failures[0]
+        return [task.result() for task in self.tasks]
+
+    async def arrival(self, index: int) -> None:
+        """Wait until request ``index`` is due (or a request fails meanwhile)."""
+        if self.plan.offsets_s is None:
+            return
+        delay_s = self.origin_s + self.plan.offsets_s[index] - self.clock()
+        if delay_s > 0:
+            await _unless(self.failed, self.sleep(delay_s))
+
+    async def one(self, index: int, slot_wait_s: float) -> RequestRecord:
+        try:
+            record = await self.submit(index)
         except BaseException as exc:
-            failures.append(exc)
-            failed.set()
+            self.failures.append(exc)
+            self.failed.set()
             raise
         finally:
-            if slots is not None:
-                slots.release()
+            if self.slots is not None:
+                self.slots.release()
         record.slot_wait_s = slot_wait_s
-        if plan.offsets_s is not None:
-            record.scheduled_s = origin_s + plan.offsets_s[index]
+        if self.plan.offsets_s is not None:
+            record.scheduled_s = self.origin_s + self.plan.offsets_s[index]
         return record
-
-    try:
-        for index in range(n):
-            if plan.offsets_s is not None:
-                delay_s = origin_s + plan.offsets_s[index] - clock()
-                if delay_s > 0:
-                    await _unless(failed, sleep(delay_s))
-            slot_wait_s = await _acquire(slots, clock)
-            if failed.is_set():
-                break
-            tasks.append(asyncio.ensure_future(one(index, slot_wait_s)))
-        if tasks:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        await _cancel(tasks)
-    if failures:
-        raise failures[0]
-    return [task.result() for task in tasks]
 
 
 async def _unless(failed: asyncio.Event, waiting: Awaitable[None]) -> None:
