@@ -29,7 +29,7 @@ class _Probe(BaseModel):
 
 
 def test_backend_names_come_from_the_literal() -> None:
-    assert BACKEND_NAMES == get_args(BackendName) == ("pytorch", "vllm", "tensorrt")
+    assert BACKEND_NAMES == get_args(BackendName) == ("pytorch", "vllm", "tensorrt", "server")
 
 
 def test_field_meta_reads_the_declaration_back() -> None:

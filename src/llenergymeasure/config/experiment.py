@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llenergymeasure.config.base import BACKEND_NAMES, BackendName, _Strict
+from llenergymeasure.config.base import BACKEND_NAMES, ENGINE_BACKENDS, BackendName, _Strict
 from llenergymeasure.config.common import (
     BaselineConfig,
     DatasetConfig,
@@ -22,6 +22,7 @@ from llenergymeasure.config.decoder import DecoderConfig, decoder_backends
 from llenergymeasure.config.field_meta import FieldMeta
 from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.config.pytorch import PyTorchConfig
+from llenergymeasure.config.server import ServerConfig
 from llenergymeasure.config.tensorrt import TensorRTConfig
 from llenergymeasure.config.vllm import VllmConfig
 
@@ -58,6 +59,7 @@ class ExperimentConfig(_Strict):
         "Ampere or newer. This is each backend's native dtype (from_pretrained(dtype=), "
         "vLLM EngineArgs.dtype, TensorRT-LLM LLM(dtype=)), so no backend section repeats it.",
         json_schema_extra=FieldMeta(
+            backends=ENGINE_BACKENDS,
             hardware="bf16: NVIDIA Ampere or newer",
             native={
                 "pytorch": "from_pretrained(dtype=)",
@@ -86,6 +88,11 @@ class ExperimentConfig(_Strict):
     )
     tensorrt: TensorRTConfig | None = Field(
         None, description="tensorrt backend parameters (only with backend: tensorrt)."
+    )
+    server: ServerConfig | None = Field(
+        None,
+        description="server backend parameters (only with backend: server): the "
+        "OpenAI-compatible endpoint, how to start it, the API used.",
     )
     lora: LoraConfig | None = Field(
         None,
@@ -119,6 +126,12 @@ class ExperimentConfig(_Strict):
                 "lora: is not supported with backend tensorrt; merge the adapter into the base "
                 "weights first (e.g. PEFT's merge_and_unload + save_pretrained) and point "
                 "model: at the merged folder"
+            )
+        if self.backend == "server":
+            raise ValueError(
+                "lora: is not supported with backend server: start the server with the adapter "
+                "(e.g. vllm serve ... --enable-lora --lora-modules name=path) and set "
+                "server.model to its name"
             )
         if self.lora.merge_weights and self.backend != "pytorch":
             raise ValueError("lora.merge_weights is only supported with backend pytorch")
@@ -161,6 +174,16 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _server_dtype_is_the_servers(self) -> ExperimentConfig:
+        if self.backend == "server" and self.precision != "auto":
+            raise ValueError(
+                f"precision: {self.precision} cannot be set for backend server: the server "
+                "chose its dtype when it started; set it in its command (e.g. vllm serve "
+                "--dtype) and leave precision: auto"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _concurrency_within_n(self) -> ExperimentConfig:
         cap = self.load.max_concurrency
         if cap is not None and cap > self.n:
@@ -183,6 +206,11 @@ class ExperimentConfig(_Strict):
     def vllm_options(self) -> VllmConfig:
         """The vllm section, or its defaults when the YAML has none."""
         return self.vllm if self.vllm is not None else VllmConfig()
+
+    @property
+    def server_options(self) -> ServerConfig:
+        """The server section, or its defaults when the YAML has none."""
+        return self.server if self.server is not None else ServerConfig()
 
     @property
     def tensorrt_options(self) -> TensorRTConfig:

@@ -11,7 +11,8 @@ X`` works for all of them:
 - :mod:`~llenergymeasure.config.load`: how requests arrive (offline, rate, concurrency) and
   the latency targets;
 - :mod:`~llenergymeasure.config.pytorch`, :mod:`~llenergymeasure.config.vllm`,
-  :mod:`~llenergymeasure.config.tensorrt`: one section per backend;
+  :mod:`~llenergymeasure.config.tensorrt`, :mod:`~llenergymeasure.config.server`: one section
+  per backend;
 - :mod:`~llenergymeasure.config.experiment`: :class:`ExperimentConfig` and its cross-section
   rules.
 
@@ -35,6 +36,7 @@ from llenergymeasure.config.experiment import ExperimentConfig, Precision
 from llenergymeasure.config.field_meta import FieldMeta, field_meta
 from llenergymeasure.config.load import Arrival, LoadConfig, LoadMode, SloConfig
 from llenergymeasure.config.pytorch import PyTorchConfig
+from llenergymeasure.config.server import ServerApi, ServerConfig
 from llenergymeasure.config.tensorrt import (
     TORCH_RUNTIME_ONLY,
     TensorRTBuildConfig,
@@ -64,6 +66,8 @@ __all__ = [
     "Precision",
     "PyTorchConfig",
     "SamplerName",
+    "ServerApi",
+    "ServerConfig",
     "SloConfig",
     "TelemetryConfig",
     "TensorRTBuildConfig",
