@@ -29,6 +29,9 @@ class RequestRecord:
             (``load.max_concurrency``) before it was submitted.
         slo_met: whether the request met every target of ``load.slo`` (set by the harness,
             see ``harness.serving.meets_slo``); None without ``load.slo``.
+        error: why the request failed (an HTTP error, a stream cut mid-way, a malformed
+            event, a timeout: the server backend records these instead of raising); None for
+            a request that completed. A failed request keeps what it received before failing.
     """
 
     index: int
@@ -41,6 +44,12 @@ class RequestRecord:
     scheduled_s: float | None = None
     slot_wait_s: float = 0.0
     slo_met: bool | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the request did not complete (see ``error``)."""
+        return self.error is not None
 
     @property
     def ttft_s(self) -> float | None:
