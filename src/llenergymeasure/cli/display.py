@@ -23,6 +23,7 @@ from llenergymeasure.results import (
     ExperimentResult,
     Goodput,
     LatencyStats,
+    PerformanceMetrics,
     ServingMetrics,
 )
 
@@ -146,6 +147,17 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
 
 
+def _failed(metrics: PerformanceMetrics) -> list[tuple[str, str]]:
+    """A row for failed requests, when any failed: how many, the rate, the main reasons."""
+    if not metrics.n_failed:
+        return []
+    return [(
+        "failed requests",
+        f"{metrics.n_failed} of {metrics.n_submitted} ({metrics.error_rate:.1%}) — "
+        f"{metrics.failure_reasons_text()}",
+    )]  # fmt: skip
+
+
 def _load(result: ExperimentResult) -> str:
     load = result.config.load
     parts: list[str] = [load.mode]
@@ -244,6 +256,7 @@ def result_table(result: ExperimentResult) -> Table:
         ("end-to-end latency", _ms(metrics.e2e_latency)),
         ("requests · tokens in/out", f"{metrics.n_requests} · "
          f"{metrics.total_input_tokens}/{metrics.total_output_tokens}"),
+        *_failed(metrics),
         ("measured window", f"{metrics.duration_s:.2f} s"),
         *_serving(result),
         ("peak memory", f"{_num(metrics.peak_memory_mb, ' MB', 5)} ({metrics.peak_memory_scope})"),

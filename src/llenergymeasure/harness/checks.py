@@ -17,6 +17,7 @@ from llenergymeasure.harness.carbon import Co2
 from llenergymeasure.results.models import (
     EnergyMetrics,
     MeasurementWarning,
+    PerformanceMetrics,
     ServingMetrics,
     TelemetrySummary,
 )
@@ -59,6 +60,19 @@ def window_warnings(reading: EnergyReading, window_s: float) -> list[Measurement
             + "; ".join(reading.notes or ["modelled power"]),
         ))  # fmt: skip
     return warnings
+
+
+def failed_request_warnings(metrics: PerformanceMetrics) -> list[MeasurementWarning]:
+    """Requests that failed: how many, the rate, and the most common reasons with counts."""
+    if not metrics.n_failed:
+        return []
+    return [_warn(
+        WarningCode.REQUESTS_FAILED,
+        f"{metrics.n_failed} of {metrics.n_submitted} requests failed "
+        f"({metrics.error_rate:.1%}): {metrics.failure_reasons_text()}. The latency "
+        "percentiles, throughput and energy per request and per token count only the "
+        f"{metrics.n_requests} completed",
+    )]  # fmt: skip
 
 
 def telemetry_warnings(summary: TelemetrySummary | None) -> list[MeasurementWarning]:

@@ -29,6 +29,7 @@ from llenergymeasure.harness.checks import (
     context_warnings,
     device_warnings,
     energy_metrics,
+    failed_request_warnings,
     sampler_warnings,
     serving_warnings,
     stability_warnings,
@@ -49,6 +50,7 @@ from llenergymeasure.results.models import (
     PhaseTimings,
 )
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
+from llenergymeasure.results.stats import completed
 from llenergymeasure.telemetry import TelemetryPoller, TelemetrySource, default_sources, summarise
 
 Clock = Callable[[], float]
@@ -276,7 +278,7 @@ def _build_result(
     )
     flops = compute_flops_metrics(
         phases.model.details.get("architecture") or {},
-        window.records,
+        completed(window.records),  # work delivered: failed requests' tokens are not counted
         window.duration_s,
         reading.energy_total_j,
         phases.model.dtype,
@@ -294,6 +296,7 @@ def _build_result(
     )  # fmt: skip
     warnings = (
         window_warnings(reading, window.duration_s)
+        + failed_request_warnings(metrics)
         + serving_warnings(serving, window.duration_s)
         + sampler_warnings(reading)
         + telemetry_warnings(telemetry)

@@ -21,7 +21,7 @@ import numpy as np
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.io import load_requests
 from llenergymeasure.results.models import LatencyStats
-from llenergymeasure.results.stats import Summary, latency_stats, summary_stats
+from llenergymeasure.results.stats import Summary, completed, latency_stats, summary_stats
 
 
 @dataclass
@@ -146,12 +146,12 @@ def _finite(value: Any) -> bool:
 
 
 def _pooled_latency(done: Any) -> tuple[LatencyStats, LatencyStats, str | None]:
-    """TTFT and ITL over every raw request of every done cycle."""
+    """TTFT and ITL over every completed raw request of every done cycle."""
     ttft: list[float] = []
     itl: list[float] = []
     for run_dir in done["result_dir"]:
         try:
-            records = load_requests(Path(str(run_dir)))
+            records = completed(load_requests(Path(str(run_dir))))
         except ResultsError as exc:  # names the file and why
             return LatencyStats(), LatencyStats(), f"raw requests unreadable: {exc}"
         ttft.extend(r.ttft_s for r in records if r.ttft_s is not None)

@@ -55,6 +55,7 @@ def _request_schema() -> pa.Schema:
             ("slot_wait_s", pa.float64()),
             ("submit_lag_s", pa.float64()),
             ("slo_met", pa.bool_()),
+            ("error", pa.string()),
         ]
     )
 
@@ -223,6 +224,7 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "slot_wait_s": [r.slot_wait_s for r in records],
         "submit_lag_s": [r.submit_lag_s for r in records],
         "slo_met": [r.slo_met for r in records],
+        "error": [r.error for r in records],
     }
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -308,8 +310,9 @@ def unreadable_reason(exc: OSError | UnicodeDecodeError | ValidationError) -> st
 def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
     """Read the raw per-request records of a run directory (or a requests.parquet file).
 
-    Files written before a column existed load with its default (``scheduled_s`` and
-    ``slo_met`` None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is not read.
+    Files written before a column existed load with its default (``scheduled_s``,
+    ``slo_met`` and ``error`` None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is
+    not read.
 
     Raises:
         ResultsError: the file is missing, unreadable or not a requests table.
@@ -328,6 +331,7 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
                 scheduled_s=row.get("scheduled_s"),
                 slot_wait_s=row.get("slot_wait_s") or 0.0,
                 slo_met=row.get("slo_met"),
+                error=row.get("error"),
             )
             for row in rows
         ]

@@ -73,12 +73,27 @@ class TelemetrySummary(_Lenient):
 
 
 class PerformanceMetrics(_Lenient):
-    """Throughput, latency, memory and energy normalised per unit of work."""
+    """Throughput, latency, memory and energy normalised per unit of work.
+
+    Every figure counts the requests that completed, as ``vllm bench serve`` does: a failed
+    request (``RequestRecord.error``; the server backend records them) adds to ``n_failed``
+    only, and its partial output counts in no token total, throughput, energy denominator or
+    latency distribution. Requests submitted = ``n_requests + n_failed``.
+    """
 
     duration_s: float
     n_requests: int
+    """Requests that completed."""
     total_input_tokens: int
+    """Prompt tokens of the completed requests."""
     total_output_tokens: int
+    """Output tokens of the completed requests."""
+    n_failed: int = 0
+    """Requests that failed (an engine backend raises instead, so older results have 0)."""
+    error_rate: float = 0.0
+    """n_failed / requests submitted (0 when nothing was submitted)."""
+    failure_reasons: dict[str, int] = Field(default_factory=dict)
+    """The most common reasons requests failed (up to 3), each with how many failed so."""
     output_tokens_per_s: float | None = None
     input_tokens_per_s: float | None = None
     requests_per_s: float | None = None
@@ -96,6 +111,20 @@ class PerformanceMetrics(_Lenient):
     e2e_latency: LatencyStats = Field(default_factory=LatencyStats)
     peak_memory_mb: float | None = None
     peak_memory_scope: str | None = None
+
+    @property
+    def n_submitted(self) -> int:
+        """Requests submitted: completed and failed."""
+        return self.n_requests + self.n_failed
+
+    def failure_reasons_text(self) -> str:
+        """``reason (count); ...`` for the most common reasons, then how many failed for
+        other ones (empty when none failed)."""
+        parts = [f"{reason} ({count})" for reason, count in self.failure_reasons.items()]
+        others = self.n_failed - sum(self.failure_reasons.values())
+        if others > 0:
+            parts.append(f"{others} for other reasons")
+        return "; ".join(parts)
 
 
 class SteadyState(_Lenient):

@@ -8,12 +8,14 @@ function, evaluated by its continued fraction, which is accurate to ~1e-12 for a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from llenergymeasure.results.models import LatencyStats
+from llenergymeasure.results.records import RequestRecord
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -230,4 +232,32 @@ def latency_stats(samples_s: Sequence[float]) -> LatencyStats:
         p99_s=float(p99),
         min_s=float(values.min()),
         max_s=float(values.max()),
+    )
+
+
+def completed(records: Iterable[RequestRecord]) -> list[RequestRecord]:
+    """The records of requests that completed. A failed one (``RequestRecord.error``) counts
+    in no latency, token or energy figure, only in the error rate (as ``vllm bench serve``)."""
+    return [r for r in records if not r.failed]
+
+
+@dataclass(frozen=True)
+class RequestLatencies:
+    """The latency distributions of a set of requests (see :func:`request_latencies`)."""
+
+    ttft: LatencyStats
+    itl: LatencyStats
+    tpot: LatencyStats
+    e2e_latency: LatencyStats
+
+
+def request_latencies(records: Iterable[RequestRecord]) -> RequestLatencies:
+    """TTFT, ITL (every gap), TPOT and end-to-end latency from the raw samples of the
+    completed requests; failed ones are left out (:func:`completed`)."""
+    done = completed(records)
+    return RequestLatencies(
+        ttft=latency_stats([t for r in done if (t := r.ttft_s) is not None]),
+        itl=latency_stats([gap for r in done for gap in r.itl_s]),
+        tpot=latency_stats([t for r in done if (t := r.tpot_s) is not None]),
+        e2e_latency=latency_stats([r.e2e_s for r in done]),
     )

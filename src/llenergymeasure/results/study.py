@@ -4,7 +4,7 @@ A study directory holds one result directory per (experiment, cycle) and, writte
 ``study_result.json`` (a :class:`StudyResult`) and ``results.parquet`` (one row per experiment ×
 cycle, config fields as columns, for pandas/duckdb). Statistics over cycles use Student-t
 confidence intervals; latency percentiles are recomputed from the pooled raw per-request samples
-of all finished cycles, never averaged.
+of all finished cycles (completed requests only), never averaged.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from llenergymeasure.results.io import (
 )
 from llenergymeasure.results.models import ExperimentResult, LatencyStats
 from llenergymeasure.results.records import RequestRecord
-from llenergymeasure.results.stats import Summary, latency_stats, summary_stats
+from llenergymeasure.results.stats import Summary, request_latencies, summary_stats
 
 if TYPE_CHECKING:  # pyarrow (a third of a second) loads only when results.parquet is written
     import pyarrow as pa
@@ -87,8 +87,9 @@ class ExperimentAggregate(_Lenient):
 
     Each :class:`Summary` holds the mean, sample std, 95% Student-t confidence interval and
     coefficient of variation of one per-cycle figure (in the unit its name ends with). The
-    ``*_pooled`` latency distributions are computed from every raw request sample of every
-    finished cycle together. The serving figures (``steady_state_*``, ``achieved_rate_rps``,
+    ``*_pooled`` latency distributions are computed from every raw sample of every completed
+    request of every finished cycle together (failed requests count only in ``error_rate``,
+    failed / submitted per cycle). The serving figures (``steady_state_*``, ``achieved_rate_rps``,
     ``goodput_rps``, ``good_fraction``) summarise the cycles that have them (serving runs;
     goodput only with ``load.slo``).
     """
@@ -103,6 +104,7 @@ class ExperimentAggregate(_Lenient):
     energy_per_output_token_adjusted_j: Summary = Field(default_factory=Summary)
     output_tokens_per_s: Summary = Field(default_factory=Summary)
     requests_per_s: Summary = Field(default_factory=Summary)
+    error_rate: Summary = Field(default_factory=Summary)
     ttft_mean_s: Summary = Field(default_factory=Summary)
     itl_mean_s: Summary = Field(default_factory=Summary)
     tpot_mean_s: Summary = Field(default_factory=Summary)
@@ -176,6 +178,7 @@ _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_per_output_token_adjusted_j": lambda r: r.metrics.energy_per_output_token_adjusted_j,
     "output_tokens_per_s": lambda r: r.metrics.output_tokens_per_s,
     "requests_per_s": lambda r: r.metrics.requests_per_s,
+    "error_rate": lambda r: r.metrics.error_rate,
     "ttft_mean_s": lambda r: r.metrics.ttft.mean_s,
     "itl_mean_s": lambda r: r.metrics.itl.mean_s,
     "tpot_mean_s": lambda r: r.metrics.tpot.mean_s,
@@ -224,6 +227,8 @@ _ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
     "good_fraction": ("float64", lambda r: _goodput(r, "good_fraction")),
     "duration_s": ("float64", lambda r: r.metrics.duration_s),
     "n_requests": ("int64", lambda r: r.metrics.n_requests),
+    "n_failed": ("int64", lambda r: r.metrics.n_failed),
+    "error_rate": ("float64", lambda r: r.metrics.error_rate),
     "total_output_tokens": ("int64", lambda r: r.metrics.total_output_tokens),
     "measurement_method": ("string", lambda r: r.measurement_method),
     "is_estimate": ("bool", lambda r: r.energy.is_estimate),
@@ -308,15 +313,16 @@ def _aggregate_experiment(
         result = load_result(run_dir)
         results.append(result)
         records.extend(load_requests(run_dir / (result.requests_file or REQUESTS_FILE)))
+    pooled = request_latencies(records)
     aggregate = ExperimentAggregate(
         experiment_index=index,
         experiment_name=_experiment_name(index, config, mine),
         config=config,
         n_cycles_done=len(done),
-        ttft_pooled=latency_stats([r.ttft_s for r in records if r.ttft_s is not None]),
-        itl_pooled=latency_stats([gap for r in records for gap in r.itl_s]),
-        tpot_pooled=latency_stats([t for r in records if (t := r.tpot_s) is not None]),
-        e2e_latency_pooled=latency_stats([r.e2e_s for r in records]),
+        ttft_pooled=pooled.ttft,
+        itl_pooled=pooled.itl,
+        tpot_pooled=pooled.tpot,
+        e2e_latency_pooled=pooled.e2e_latency,
     )
     for field, value in _SUMMARISED.items():
         setattr(aggregate, field, summary_stats([value(r) for r in results]))

@@ -120,6 +120,12 @@ class WarningCode(str, Enum):
         "rate_not_achieved",
         "requests arrived more slowly than the seeded schedule's own rate",
     )
+    # The requests.
+    REQUESTS_FAILED = (
+        "requests_failed",
+        "some requests failed (an HTTP error, a stream cut mid-way, a timeout): the figures "
+        "count only the completed ones, and the error rate says how many failed",
+    )
     # The software and the configuration.
     UNTESTED_VERSION = (
         "untested_version",
