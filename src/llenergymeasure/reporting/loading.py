@@ -51,7 +51,7 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "requests_per_s": ("metrics", "requests_per_s"),
     "duration_s": ("metrics", "duration_s"),
     "n_requests": ("metrics", "n_requests"),
-    "n_failed": ("metrics", "n_failed"),
+    "n_failed_requests": ("metrics", "n_failed"),
     "error_rate": ("metrics", "error_rate"),
     "total_input_tokens": ("metrics", "total_input_tokens"),
     "total_output_tokens": ("metrics", "total_output_tokens"),
@@ -142,7 +142,7 @@ def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         ``result_dir`` (absolute). Config fields as ``config.<dotted.path>`` columns. Metric
         columns with the unit in the name (``energy_total_j``, ``output_tokens_per_s``,
         ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`; ``n_requests`` counts the completed
-        requests, ``n_failed`` and ``error_rate`` the failed ones; a serving run's load and
+        requests, ``n_failed_requests`` and ``error_rate`` the failed ones; a serving run's load and
         steady-state figures as ``load_mode``, ``request_rate_rps`` (inf = all at once),
         ``steady_state_*``, ``goodput_rps``..., null for an offline run), ``warning_codes``
         (comma-separated), ``timeseries_file`` (absolute, or null). Failed or pending study

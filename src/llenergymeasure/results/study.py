@@ -227,7 +227,7 @@ _ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
     "good_fraction": ("float64", lambda r: _goodput(r, "good_fraction")),
     "duration_s": ("float64", lambda r: r.metrics.duration_s),
     "n_requests": ("int64", lambda r: r.metrics.n_requests),
-    "n_failed": ("int64", lambda r: r.metrics.n_failed),
+    "n_failed_requests": ("int64", lambda r: r.metrics.n_failed),
     "error_rate": ("float64", lambda r: r.metrics.error_rate),
     "total_output_tokens": ("int64", lambda r: r.metrics.total_output_tokens),
     "measurement_method": ("string", lambda r: r.measurement_method),
