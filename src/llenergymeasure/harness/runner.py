@@ -18,7 +18,13 @@ from llenergymeasure.backends import Backend, create_backend
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.datasets import load_prompts, validate_source
 from llenergymeasure.devices import get_gpus, gpu_snapshot
-from llenergymeasure.energy import EnergyReading, EnergySampler, EnergyTimeline, create_sampler
+from llenergymeasure.energy import (
+    EnergyReading,
+    EnergySampler,
+    EnergyTimeline,
+    NullSampler,
+    create_sampler,
+)
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
@@ -40,7 +46,18 @@ from llenergymeasure.harness.checks import (
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
-from llenergymeasure.harness.serving import WindowEnergy, judge_requests, serving_metrics
+from llenergymeasure.harness.server import (
+    remote_server_host,
+    remote_server_warnings,
+    server_energy_notes,
+    server_sources,
+)
+from llenergymeasure.harness.serving import (
+    WindowEnergy,
+    judge_requests,
+    running_counts,
+    serving_metrics,
+)
 from llenergymeasure.harness.stability import wait_until_stable
 from llenergymeasure.load import LoadPlan, plan_load
 from llenergymeasure.results.models import (
@@ -115,8 +132,11 @@ def run_experiment(
         config: the validated experiment.
         backend: an inference backend (default: the registry's backend for ``config.backend``).
         sampler_factory: builds a fresh energy sampler per window (baseline and measurement;
-            default: the factory's choice for ``config.energy``).
-        telemetry_sources: what the telemetry poller reads (default: the CPU).
+            default: the factory's choice for ``config.energy``). A server on another
+            machine (``backend: server``) always gets the null sampler: its energy is not
+            this machine's (:mod:`llenergymeasure.harness.server`).
+        telemetry_sources: what the telemetry poller reads (default: the GPUs, else the CPU,
+            and a server's ``/metrics``).
         baseline_cache: where idle baselines are cached (default: the user cache dir).
         clock: monotonic clock in seconds for phase and window timing.
         sleep: used for the thermal floor and the baseline window (tests pass a no-op).
@@ -128,13 +148,18 @@ def run_experiment(
     observer = observer or SilentObserver()
     started_at = datetime.now(timezone.utc)
     validate_source(config.dataset)  # bad prompts fail before a model is loaded
+    remote_host = remote_server_host(config)
     new_sampler = sampler_factory or (lambda: create_sampler(config.energy))
+    if remote_host is not None:
+        new_sampler = NullSampler
     window_sampler = new_sampler()  # an unavailable sampler fails before loading too
     backend = backend or create_backend(config.backend, clock=clock)
     gpus = get_gpus()
     environment = snapshot_environment(gpu_snapshot(gpus))
     poller = TelemetryPoller(
-        telemetry_sources if telemetry_sources is not None else default_sources(gpus),
+        telemetry_sources
+        if telemetry_sources is not None
+        else default_sources(gpus) + server_sources(config),
         config.telemetry.interval_ms,
         clock,
     )
@@ -149,7 +174,9 @@ def run_experiment(
         backend.unload()
         samples = poller.stop()
     timeseries = [_shift_sample(s, phases.window.start_s) for s in samples]
-    result = _build_result(config, backend, phases, timeseries, started_at, environment)
+    result = _build_result(
+        config, backend, phases, timeseries, started_at, environment, remote_host
+    )
     window = phases.window
     return ExperimentRun(result, window.records, timeseries, window.reading.timeline)
 
@@ -269,10 +296,12 @@ def _build_result(
     timeseries: list[TelemetrySample],
     started_at: datetime,
     environment: EnvironmentSnapshot,
+    remote_host: str | None,
 ) -> ExperimentResult:
     window, reading = phases.window, phases.window.reading
     co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue())
     energy = energy_metrics(reading, phases.baseline, co2, time.time())
+    energy.notes += server_energy_notes(config, remote_host)
     telemetry = (
         summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None
     )
@@ -292,10 +321,11 @@ def _build_result(
     )  # fmt: skip
     serving = serving_metrics(
         config.load, window.plan, window.records, window.duration_s,
-        WindowEnergy.of(reading, window.align_s),
+        WindowEnergy.of(reading, window.align_s), running_counts(timeseries),
     )  # fmt: skip
     warnings = (
         window_warnings(reading, window.duration_s)
+        + remote_server_warnings(remote_host)
         + failed_request_warnings(metrics)
         + serving_warnings(serving, window.duration_s)
         + sampler_warnings(reading)

@@ -16,6 +16,13 @@ finishing alone), which distort energy per token:
 * ``rate`` mode: from the first completion (before it, requests only arrive) to the last
   arrival (after it, they only complete): the interval where arrivals and completions balance.
 
+Where the engine reports its own count of running requests (a server's ``/metrics``, read
+into the telemetry timeline: see :func:`running_counts`), concurrency mode starts at the first
+read of that count at or above ``max_concurrency`` taken once the client has that many in
+flight: requests sent may still wait in the server's queue, and the engine is full only once
+it runs them all (reads before then count other clients' requests, or are stale). The count
+is read once per telemetry interval, so the start is at most one interval late, never early.
+
 A completion or an output chunk belongs to the interval ``(start_s, end_s]`` when its time lies
 in it (the half-open form counts nothing twice where intervals meet). The interval's energy
 comes from :meth:`EnergyTimeline.interval`: the timeline's zero is the sampler's ``start()``,
@@ -37,14 +44,22 @@ from llenergymeasure.energy.timeline import EnergyTimeline
 from llenergymeasure.harness.metrics import per_unit
 from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.models import Goodput, ServingMetrics, SteadyState
-from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.results.records import RequestRecord, TelemetrySample
 from llenergymeasure.results.stats import latency_stats
 
 CONCURRENCY_RULE = (
     "concurrency: from when in-flight requests first reach max_concurrency to the first "
     "completion after the last submission"
 )
+CONCURRENCY_SERVER_RULE = (
+    "concurrency: from the first read of the server's own count of running requests (its "
+    "/metrics) at max_concurrency, once that many are in flight, to the first completion "
+    "after the last submission"
+)
 RATE_RULE = "rate: from the first completion to the last arrival"
+
+ServerCounts = Sequence[tuple[float, int]]
+"""The server's own count of running requests: ``(time, count)`` in time order."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,7 @@ def serving_metrics(
     records: Sequence[RequestRecord],
     window_s: float,
     energy: WindowEnergy,
+    server_running: ServerCounts = (),
 ) -> ServingMetrics | None:
     """The serving section of a result: None for an offline run without ``load.slo``; for an
     offline run with one, only its goodput (mode ``offline``).
@@ -111,11 +127,13 @@ def serving_metrics(
         records: the window's records, ``slo_met`` set (see :func:`judge_requests`).
         window_s: the measured window's length.
         energy: the window's energy and timeline.
+        server_running: the server's own running-request counts in the window (empty when
+            the engine reports none); they find where a concurrency cap is reached.
     """
     good = goodput(records, load.slo, window_s, energy.total_j)
     if not load.is_serving:
         return None if good is None else ServingMetrics(mode="offline", goodput=good)
-    steady = steady_interval(plan.mode, records, plan.max_concurrency)
+    steady = steady_interval(plan.mode, records, plan.max_concurrency, server_running)
     return ServingMetrics(
         mode=plan.mode,
         requested_rate_rps=load.request_rate,
@@ -172,16 +190,30 @@ def mean_in_flight(records: Sequence[RequestRecord], start_s: float, end_s: floa
     return overlap_s / (end_s - start_s)
 
 
+def running_counts(samples: Sequence[TelemetrySample]) -> list[tuple[float, int]]:
+    """The server's own running-request counts among the measured window's telemetry
+    samples, ``(time, count)`` in time order (empty when it reports none)."""
+    return sorted(
+        (s.timestamp_s, s.requests_running)
+        for s in samples
+        if s.phase == "window" and s.requests_running is not None
+    )
+
+
 def steady_interval(
-    mode: str, records: Sequence[RequestRecord], max_concurrency: int | None
+    mode: str,
+    records: Sequence[RequestRecord],
+    max_concurrency: int | None,
+    server_running: ServerCounts = (),
 ) -> SteadyInterval:
-    """The steady-state interval of a ``rate`` or ``concurrency`` run (module docstring)."""
+    """The steady-state interval of a ``rate`` or ``concurrency`` run (module docstring);
+    ``server_running`` (the engine's own counts) finds where a concurrency cap is reached."""
     if not records:
         rule = CONCURRENCY_RULE if mode == "concurrency" else RATE_RULE
         return SteadyInterval(0.0, 0.0, rule, "the window has no requests")
     if mode == "concurrency":
         assert max_concurrency is not None  # the config requires it in concurrency mode
-        return _concurrency_interval(records, max_concurrency)
+        return _concurrency_interval(records, max_concurrency, server_running)
     return _rate_interval(records)
 
 
@@ -197,26 +229,59 @@ def _rate_interval(records: Sequence[RequestRecord]) -> SteadyInterval:
     return SteadyInterval(first_end_s, last_submit_s, RATE_RULE)
 
 
-def _concurrency_interval(records: Sequence[RequestRecord], cap: int) -> SteadyInterval:
-    count = 0
-    start_s = None
-    for time_s, step in _events(records):
-        count += step
-        if count >= cap:
-            start_s = time_s
-            break
-    last_submit_s = max(r.submit_s for r in records)
+def _concurrency_interval(
+    records: Sequence[RequestRecord], cap: int, server_running: ServerCounts
+) -> SteadyInterval:
+    start_s = _cap_reached_s(records, cap)
     if start_s is None:
         return SteadyInterval(0.0, 0.0, CONCURRENCY_RULE, (
             f"the requests in flight never reached max_concurrency ({cap}; peak "
             f"{peak_in_flight(records)}): each finished before the pool refilled"
         ))  # fmt: skip
+    rule = CONCURRENCY_SERVER_RULE if server_running else CONCURRENCY_RULE
+    if server_running:
+        server_start_s = _server_cap_reached_s(server_running, cap, start_s)
+        if isinstance(server_start_s, str):
+            return SteadyInterval(0.0, 0.0, rule, server_start_s)
+        start_s = server_start_s
+    last_submit_s = max(r.submit_s for r in records)
     later = [r.end_s for r in records if r.end_s > last_submit_s]
     if not later:
-        return SteadyInterval(start_s, last_submit_s, CONCURRENCY_RULE, (
+        return SteadyInterval(start_s, last_submit_s, rule, (
             f"no request completed after the last submission ({last_submit_s:.3f} s)"
         ))  # fmt: skip
-    return SteadyInterval(start_s, min(later), CONCURRENCY_RULE)
+    end_s = min(later)
+    if end_s <= start_s:
+        return SteadyInterval(start_s, end_s, rule, (
+            f"the cap was reached at {start_s:.3f} s, no earlier than the first completion "
+            f"after the last submission ({end_s:.3f} s)"
+        ))  # fmt: skip
+    return SteadyInterval(start_s, end_s, rule)
+
+
+def _server_cap_reached_s(server_running: ServerCounts, cap: int, sent_s: float) -> float | str:
+    """The first read of the server's running count at ``cap`` or more, at or after
+    ``sent_s`` (when the client had ``cap`` in flight); why there is none, when none is."""
+    reads = [(time_s, count) for time_s, count in server_running if time_s >= sent_s]
+    reached_s = next((time_s for time_s, count in reads if count >= cap), None)
+    if reached_s is not None:
+        return reached_s
+    return (
+        f"the server's own count of running requests never reached max_concurrency ({cap}; "
+        f"peak {max((c for _, c in reads), default=0)} in {len(reads)} reads of its /metrics "
+        f"after {cap} were in flight at {sent_s:.3f} s): it runs fewer at once (e.g. vLLM's "
+        "--max-num-seqs), or each read fell where the pool was refilling"
+    )
+
+
+def _cap_reached_s(records: Sequence[RequestRecord], cap: int) -> float | None:
+    """When the requests in flight first reach ``cap`` (None when they never do)."""
+    count = 0
+    for time_s, step in _events(records):
+        count += step
+        if count >= cap:
+            return time_s
+    return None
 
 
 def steady_state(

@@ -23,6 +23,9 @@ PANELS = {
     "clock_mhz": "clock (MHz)",
     "utilisation_pct": "utilisation (%)",
     "memory_used_mb": "memory used (MB)",
+    "requests_running": "requests running",
+    "requests_waiting": "requests waiting",
+    "kv_cache_usage_pct": "KV-cache usage (%)",
 }
 # Harness phase -> (label, RGB) of its shaded band; other phases (load, after) stay clear.
 SHADED = {

@@ -81,6 +81,9 @@ def _timeseries_schema() -> pa.Schema:
             ("clock_mhz", pa.float64()),
             ("throttle_reasons", pa.string()),
             ("throttled", pa.bool_()),
+            ("requests_running", pa.int64()),
+            ("requests_waiting", pa.int64()),
+            ("kv_cache_usage_pct", pa.float64()),
         ]
     )
 
@@ -151,9 +154,11 @@ def write_experiment(
     label: str,
     timeseries: Sequence[TelemetrySample] = (),
     energy_timeline: EnergyPoints | None = None,
+    files: Mapping[str, Path] | None = None,
 ) -> Path:
     """Write ``result.json``, ``requests.parquet`` and (if any) ``timeseries.parquet`` and
-    ``energy_timeline.parquet`` into a new directory under ``root``.
+    ``energy_timeline.parquet`` into a new directory under ``root``, with a copy of each of
+    ``files`` (name in the directory -> file to copy; e.g. a launched server's log).
 
     Every file and both directories are fsynced before this returns: a caller that records
     the directory as finished (a study's manifest) never points at files a power loss emptied.
@@ -179,6 +184,8 @@ def write_experiment(
         if energy_timeline:
             write_energy_timeline(energy_timeline, staging / ENERGY_TIMELINE_FILE)
             result.energy_timeline_file = ENERGY_TIMELINE_FILE
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, staging / name)
         # output_dir is where the file is found, set on load; it is not part of the record.
         json_text = result.model_dump_json(indent=2, exclude={"output_dir"})
         (staging / RESULT_FILE).write_text(json_text, encoding="utf-8")

@@ -86,7 +86,12 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class TelemetrySample:
-    """One device's state at one moment (None where the device cannot say)."""
+    """One device's state at one moment (None where the device cannot say).
+
+    A measured server (``backend: server``) is a device too, ``server``, with only the load it
+    reports on its ``/metrics``: requests running in its batch, requests queued, and KV-cache
+    usage.
+    """
 
     timestamp_s: float
     device: str
@@ -98,3 +103,6 @@ class TelemetrySample:
     clock_mhz: float | None = None
     throttle_reasons: str | None = None
     throttled: bool | None = None
+    requests_running: int | None = None
+    requests_waiting: int | None = None
+    kv_cache_usage_pct: float | None = None

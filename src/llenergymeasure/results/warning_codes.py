@@ -48,6 +48,11 @@ class WarningCode(str, Enum):
         "no energy was measured (no sampler works here, or the null sampler): energy fields "
         "are null",
     )
+    SERVER_REMOTE = (
+        "server_remote",
+        "the measured server runs on another machine (server.url): energy is null, timing is "
+        "still measured",
+    )
     # The samplers' own.
     SAMPLER_FAILED = (
         "sampler_failed",

@@ -46,7 +46,7 @@ import yaml
 from llenergymeasure.backends.architectures import is_architecture_name
 from llenergymeasure.backends.model_source import EMBEDDED_ALIASES, EMBEDDED_MODELS
 from llenergymeasure.config.user_config import IMAGE_ENV_PREFIX, DockerImages, load_user_config
-from llenergymeasure.errors import BackendError, DependencyError
+from llenergymeasure.errors import BackendError, ConfigError, DependencyError
 from llenergymeasure.fileio import make_shareable
 from llenergymeasure.paths import cache_dir
 from llenergymeasure.study.isolation import Outcome, log_tail
@@ -77,8 +77,16 @@ def image_for(backend: str) -> str:
     ``docker_images``, or the default tag.
 
     Raises:
-        ConfigError: the user config is invalid.
+        ConfigError: the user config is invalid, or ``backend`` is ``server`` (it has no
+            image: llem measures the server from the machine it runs on).
     """
+    if backend == "server":
+        raise ConfigError(
+            "backend 'server' cannot run with runner: docker: llem drives the server over "
+            "HTTP and reads energy on the machine that hosts it, so it runs beside the server "
+            "(which may itself be a container); set runner: local in the study's execution: "
+            "or the user config, or unset LLEM_RUNNER"
+        )
     images = load_user_config().config.docker_images.model_dump()
     return str(images.get(backend) or f"llenergymeasure:{backend}")
 
