@@ -404,3 +404,34 @@ def test_goodput_with_nothing_good_has_no_energy_per_good_request() -> None:
     assert good is not None and good.good_requests == 0 and good.good_fraction == 0.0
     assert good.energy_per_good_request_j is None
     assert goodput([TIMED], None, 2.0, 300.0) is None
+
+
+# --- failed requests ---------------------------------------------------------------------------
+
+
+def test_a_failed_request_is_never_good_even_when_fast() -> None:
+    cut = timed(0.1, [0.04], error="stream cut mid-way")
+    assert not meets_slo(cut, SloConfig(ttft_ms=1e6, e2e_ms=1e6))
+    assert meets_slo(timed(0.1, [0.04]), SloConfig(ttft_ms=1e6, e2e_ms=1e6))
+
+
+def test_a_failed_request_counts_no_completion_or_tokens_in_the_steady_state() -> None:
+    failed = [*POOL[:3], request(3, 3.0, 4.5, error="HTTP 500"), POOL[4]]
+    interval = steady_interval("concurrency", failed, 2)
+    state = steady_state(interval, failed, energy(POOL_WINDOW_S))
+    # (0.2, 4.5]: the failure at 4.5 ends it; requests 0, 1, 2 complete inside, 3 failed there
+    assert (interval.start_s, interval.end_s) == (0.2, 4.5)
+    assert state.requests_completed == 3
+    assert state.output_tokens == 12 + 2  # request 4's chunks at 4.25 and 4.5; none of 3's
+    assert state.mean_in_flight == pytest.approx(mean_in_flight(failed, 0.2, 4.5))  # held a slot
+
+
+def test_a_fast_failure_does_not_start_the_rate_steady_state() -> None:
+    records = [
+        request(0, 0.0, 0.2, error="HTTP 500"),
+        *(request(i, float(i), i + 1.5) for i in range(1, 4)),
+    ]
+    assert steady_interval("rate", records, None).start_s == 2.5
+    all_failed = [request(i, float(i), i + 0.1, error="HTTP 500") for i in range(3)]
+    interval = steady_interval("rate", all_failed, None)
+    assert interval.empty_because == "no request completed"

@@ -45,6 +45,7 @@ from llenergymeasure.harness.metrics import per_unit
 from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.models import Goodput, ServingMetrics, SteadyState
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
+from llenergymeasure.results.stats import completed as completed_records
 from llenergymeasure.results.stats import latency_stats
 
 CONCURRENCY_RULE = (
@@ -218,8 +219,11 @@ def steady_interval(
 
 
 def _rate_interval(records: Sequence[RequestRecord]) -> SteadyInterval:
-    first_end_s = min(r.end_s for r in records)
     last_submit_s = max(r.submit_s for r in records)
+    ends_s = [r.end_s for r in completed_records(records)]  # a fast failure is no completion
+    if not ends_s:
+        return SteadyInterval(last_submit_s, last_submit_s, RATE_RULE, "no request completed")
+    first_end_s = min(ends_s)
     if last_submit_s <= first_end_s:
         return SteadyInterval(first_end_s, last_submit_s, RATE_RULE, (
             f"the last arrival ({last_submit_s:.3f} s) came before the first completion "
@@ -290,10 +294,11 @@ def steady_state(
     """What was done and spent inside a (non-empty) steady-state interval."""
     start_s, end_s = interval.start_s, interval.end_s
     duration_s = end_s - start_s
-    completed = sum(start_s < r.end_s <= end_s for r in records)
+    done = completed_records(records)  # a failed request held a slot but completed nothing
+    completed = sum(start_s < r.end_s <= end_s for r in done)
     tokens = sum(
         n
-        for r in records
+        for r in done
         for t, n in zip(r.chunk_times_s, r.chunk_tokens, strict=True)
         if start_s < t <= end_s
     )
@@ -331,8 +336,10 @@ def meets_slo(record: RequestRecord, slo: SloConfig) -> bool:
     ``tpot_ms`` on its TPOT, ``e2e_ms`` on its end-to-end latency. A request with no output
     fails the TTFT, ITL and TPOT targets; one with a single chunk has no gap (it meets
     ``itl_ms``) and one with a single token no TPOT (it meets ``tpot_ms``), as ``vllm bench``
-    counts its TPOT as 0.
+    counts its TPOT as 0. A failed request (``record.failed``) is never good.
     """
+    if record.failed:
+        return False
     ttft_s = record.ttft_s
     gaps_s = record.itl_s
     measured_s = {
