@@ -60,7 +60,8 @@ class FakeOpenAIServer:
         token_delay_s: pause before each chunk.
         tokens_per_chunk: generated tokens per streamed chunk.
         output_tokens: tokens each request generates (default: its ``max_tokens``).
-        usage: honour ``stream_options`` (False: never send usage, as some servers).
+        usage: which of ``stream_options`` it honours: "per_chunk" both (as vLLM, SGLang),
+            "final" only ``include_usage`` (as the OpenAI API), "none" neither.
         fault: what goes wrong with every generation request (None: nothing).
         faults: what goes wrong with the n-th generation request received (0-based).
         stall_s: how long ``slow_first_byte`` and ``stall`` wait.
@@ -74,7 +75,7 @@ class FakeOpenAIServer:
     token_delay_s: float = 0.0
     tokens_per_chunk: int = 1
     output_tokens: int | None = None
-    usage: bool = True
+    usage: Literal["per_chunk", "final", "none"] = "per_chunk"
     fault: Fault | None = None
     faults: Mapping[int, Fault] = field(default_factory=dict)
     stall_s: float = 2.0
@@ -88,13 +89,14 @@ class FakeOpenAIServer:
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _generations: int = field(default=0, repr=False)
+    _bound_port: int | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        """The API base URL, ending in /v1."""
-        if self._httpd is None:
-            raise RuntimeError("the fake server is not running; start() it first")
-        return f"http://{self.host}:{self._httpd.server_address[1]}/v1"
+        """The API base URL, ending in /v1 (still the same after ``stop``)."""
+        if self._bound_port is None:
+            raise RuntimeError("the fake server has not started; start() it first")
+        return f"http://{self.host}:{self._bound_port}/v1"
 
     def generation_bodies(self) -> list[dict[str, Any]]:
         """The bodies of the generation requests received, in arrival order."""
@@ -106,7 +108,8 @@ class FakeOpenAIServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._bound_port = int(self._httpd.server_address[1])
+        threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -149,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.fake._keep(ReceivedRequest("GET", self.path, dict(self.headers), None))
-        if self.path == "/v1/models":
+        if self.path.startswith("/v1/") and not self._authorised():
+            self._json(401, _error("invalid API key", 401))
+        elif self.path == "/v1/models":
             data = [
                 {"id": name, "object": "model", "owned_by": "fake"} for name in self.fake.models
             ]
@@ -170,9 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}.get(self.path)
         if api is None:
             self._json(404, _error(f"no route {self.path}", 404))
-        elif self.fake.api_key is not None and (
-            self.headers.get("Authorization") != f"Bearer {self.fake.api_key}"
-        ):
+        elif not self._authorised():
             self._json(401, _error("invalid API key", 401))
         elif fault == "http_500":
             self._json(500, _error("the engine is overloaded", 500))
@@ -180,6 +183,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, _error("this fake server only streams", 400))
         else:
             self._stream(api, body, fault)
+
+    def _authorised(self) -> bool:
+        """The API key, when the server has one, came as a Bearer token (as vLLM guards
+        every /v1 route)."""
+        key = self.fake.api_key
+        return key is None or self.headers.get("Authorization") == f"Bearer {key}"
 
     def _stream(self, api: str, body: dict[str, Any], fault: Fault | None) -> None:
         # faults mid-stream act once the first generated text is out (chat sends a role first)
@@ -236,8 +245,10 @@ def _events(fake: FakeOpenAIServer, api: str, body: dict[str, Any]) -> Iterator[
     """The SSE events of one streamed generation, paced by ``token_delay_s``."""
     total = fake.output_tokens if fake.output_tokens is not None else int(body["max_tokens"])
     options = body.get("stream_options") or {}
-    include_usage = fake.usage and bool(options.get("include_usage"))
-    continuous = include_usage and bool(options.get("continuous_usage_stats"))
+    include_usage = fake.usage != "none" and bool(options.get("include_usage"))
+    continuous = (
+        fake.usage == "per_chunk" and include_usage and bool(options.get("continuous_usage_stats"))
+    )
     prompt_tokens = prompt_token_count(api, body)
     base = {"id": "cmpl-fake", "created": 0, "model": body.get("model")}
     if api == "chat":
