@@ -12,8 +12,8 @@ from llenergymeasure.config.base import _Strict
 from llenergymeasure.config.field_meta import FieldMeta
 
 ServerApi = Literal["completions", "chat"]
-"""``/v1/completions`` (the prompt as text, no chat template) or ``/v1/chat/completions`` (one
-user message; the server applies its chat template)."""
+"""``/v1/completions`` (the prompt as text, templated here as ``chat_template`` says) or
+``/v1/chat/completions`` (one user message; the server applies its chat template)."""
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -37,8 +37,9 @@ class ServerConfig(_Strict):
     )
     api: ServerApi = Field(
         "completions",
-        description="'completions' sends the prompt as text (no chat template); 'chat' sends "
-        "one user message and the server applies its chat template.",
+        description="'completions' sends the prompt as text (with the chat template as "
+        "chat_template says, applied here); 'chat' sends one user message and the server "
+        "applies its own chat template.",
     )
     timeout_s: float = Field(
         600.0,
