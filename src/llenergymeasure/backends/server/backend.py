@@ -18,7 +18,6 @@ run in which every request failed is an error.
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from llenergymeasure.backends.base import MemoryReading, ProgressCallback, Token
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
 from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
+from llenergymeasure.backends.server.auth import auth_headers
 from llenergymeasure.backends.server.client import stream_request
 from llenergymeasure.backends.server.counting import Counted, to_record
 from llenergymeasure.backends.server.identity import ServerIdentity, identify
@@ -119,7 +119,7 @@ class ServerBackend(TokenizedBackend):
             {"httpx": httpx.__version__, "transformers": transformers.__version__},
         )
         options = config.server_options
-        headers = _auth_headers(options)
+        headers = auth_headers(options)
         source = resolve_model(config.model)
         location = _tokenizer_location(source)
         self._tokenizer = self._load_tokenizer(location)
@@ -169,7 +169,7 @@ class ServerBackend(TokenizedBackend):
         options = config.server_options
         server = self._identity.details()
         if self._launcher is not None:
-            server.update(launch=options.launch, log=str(self._launcher.log_path))
+            server.update(launch=options.launch, log=self._launcher.log_path.name)
         return {
             "location": location,
             "api": options.api,
@@ -320,23 +320,6 @@ def _sources(counts: Counter[str]) -> str | None:
     return ", ".join(
         f"{source} for {n} request{'s' if n > 1 else ''}" for source, n in sorted(counts.items())
     )
-
-
-def _auth_headers(options: ServerConfig) -> dict[str, str]:
-    """The Bearer header from the variable ``server.api_key_env`` names (none unset).
-
-    Raises:
-        ConfigError: the variable is not set.
-    """
-    if options.api_key_env is None:
-        return {}
-    key = os.environ.get(options.api_key_env)
-    if not key:
-        raise ConfigError(
-            f"server.api_key_env names the environment variable {options.api_key_env}, which "
-            "is not set: export it with the server's API key, or remove server.api_key_env"
-        )
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _tokenizer_location(source: ModelSource) -> str:

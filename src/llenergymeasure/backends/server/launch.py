@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from llenergymeasure.backends.server.auth import auth_headers
 from llenergymeasure.config.server import ServerConfig
 from llenergymeasure.errors import BackendError, ConfigError
 
@@ -239,7 +240,7 @@ def _wait_until_ready(
 
     deadline = time.monotonic() + options.ready_timeout_s
     probes = [f"{options.url.rstrip('/')}/models", f"{server_root(options.url)}/health"]
-    with httpx.Client(timeout=PROBE_TIMEOUT_S, headers=_auth_headers(options)) as client:
+    with httpx.Client(timeout=PROBE_TIMEOUT_S, headers=auth_headers(options)) as client:
         while True:
             code = server.process.poll()
             if code is not None:
@@ -262,13 +263,6 @@ def _answers(client: httpx.Client, url: str) -> bool:
         return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False  # not listening yet
-
-
-def _auth_headers(options: ServerConfig) -> dict[str, str]:
-    """The bearer token from ``server.api_key_env`` (a server started with a key may require
-    it on ``/models``); none when unset or empty."""
-    key = os.environ.get(options.api_key_env or "") if options.api_key_env else None
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _launch_error(server: RunningServer, what: str) -> BackendError:
