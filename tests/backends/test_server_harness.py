@@ -38,6 +38,7 @@ def test_llem_run_measures_a_server_and_writes_its_results(tmp_path: Path) -> No
     loaded = llem.load_result(folder)
     server = loaded.model.details["server"]
     assert server["served_model"] == "smollm2" and server["url"] == fake.url
+    assert loaded.environment.server == server  # the environment names the server measured
     assert loaded.model.details["token_counts"] == "server usage"
     assert loaded.metrics.n_requests == 3 and loaded.metrics.n_failed == 1
     assert loaded.metrics.total_output_tokens == 9

@@ -345,7 +345,7 @@ def _build_result(
         ended_at=datetime.now(timezone.utc),
         measurement_method=reading.method,
         model=phases.model,
-        environment=environment,
+        environment=environment.model_copy(update={"server": phases.model.details.get("server")}),
         timings=PhaseTimings(
             model_load_s=phases.model_load_s,
             warmup_s=phases.warmup_s,

@@ -217,6 +217,9 @@ class EnvironmentSnapshot(_Lenient):
     libraries: dict[str, str | None] = Field(default_factory=dict)
     gpus: list[dict[str, Any]] = Field(default_factory=list)
     container: str | None = None
+    server: dict[str, Any] | None = None
+    """The inference server measured (``backend: server``) as it describes itself: URL,
+    served and listed models, ``/version``, the ``Server`` header; None for other backends."""
 
 
 class MeasurementWarning(_Lenient):
