@@ -25,7 +25,8 @@ import sys
 from typing import Any
 
 import llenergymeasure as llem
-from llenergymeasure.backends import BACKENDS, backend_status
+from llenergymeasure.backends import backend_status
+from llenergymeasure.config.base import ENGINE_BACKENDS
 from llenergymeasure.devices import get_gpus
 from llenergymeasure.errors import LLEMError
 
@@ -174,9 +175,10 @@ def compare_row(backend: str, result: llem.ExperimentResult) -> tuple[str, ...]:
 
 
 def compare_backends(args: argparse.Namespace, on_gpu: bool) -> list[tuple[str, ...]]:
-    """Part 2: each installed backend on the same small model; a line for each one skipped."""
+    """Part 2: each installed in-process backend on the same small model; a line for each one
+    skipped (``server`` measures a separate server process, not compared here)."""
     rows = []
-    for backend in BACKENDS:
+    for backend in ENGINE_BACKENDS:
         status = backend_status(backend)
         if not status.installed:
             print(f"{backend}: skipped, not installed ({status.install_hint})", flush=True)
