@@ -102,6 +102,19 @@ class ExecutionConfig(_Strict):
         "cycles; more cycles narrow the confidence interval. Raising it on --resume adds only "
         "the new cycles (a top-up).",
     )
+    target_ci_pct: float | None = Field(
+        None,
+        gt=0.0,
+        description="Keep adding cycles of every configuration (in the cycle order) until the "
+        "95% interval half-width of J per output token is within this percentage of the mean "
+        "for every configuration, or max_cycles is reached. None = exactly n_cycles.",
+    )
+    max_cycles: int | None = Field(
+        None,
+        ge=2,
+        description="The most cycles target_ci_pct may run (at least n_cycles). None with "
+        "target_ci_pct set = 10 x n_cycles.",
+    )
     cycle_order: CycleOrder = Field(
         "interleaved",
         description="Run order of experiments x cycles. 'sequential' = A A A B B B (least "
@@ -153,6 +166,27 @@ class ExecutionConfig(_Strict):
         if self.ray_address is not None and self.runner != "ray":
             raise ValueError(f"ray_address is set but runner is {self.runner!r}, not 'ray'")
         return self
+
+    @model_validator(mode="after")
+    def _max_cycles_fits(self) -> ExecutionConfig:
+        if self.max_cycles is None:
+            return self
+        if self.target_ci_pct is None:
+            raise ValueError("max_cycles is set but target_ci_pct is not: set both, or neither")
+        if self.max_cycles < self.n_cycles:
+            raise ValueError(
+                f"max_cycles ({self.max_cycles}) is below n_cycles ({self.n_cycles}): the "
+                "target adds cycles after the first n_cycles"
+            )
+        return self
+
+    @property
+    def cycle_limit(self) -> int:
+        """The most cycles this execution runs: n_cycles, or max_cycles with a target (10 x
+        n_cycles when max_cycles is unset, and at least 2: one cycle has no interval)."""
+        if self.target_ci_pct is None:
+            return self.n_cycles
+        return self.max_cycles or max(2, 10 * self.n_cycles)
 
 
 EFFECTIVE_DEFAULTS: str = (

@@ -56,6 +56,10 @@ def _request_schema() -> pa.Schema:
             ("submit_lag_s", pa.float64()),
             ("slo_met", pa.bool_()),
             ("error", pa.string()),
+            ("energy_j", pa.float64()),
+            ("prefill_energy_j", pa.float64()),
+            ("decode_energy_j", pa.float64()),
+            ("overhead_energy_j", pa.float64()),
         ]
     )
 
@@ -84,6 +88,8 @@ def _timeseries_schema() -> pa.Schema:
             ("requests_running", pa.int64()),
             ("requests_waiting", pa.int64()),
             ("kv_cache_usage_pct", pa.float64()),
+            ("foreign_cpu_pct", pa.float64()),
+            ("foreign_gpu_processes", pa.int64()),
         ]
     )
 
@@ -232,6 +238,10 @@ def write_requests(records: Sequence[RequestRecord], path: Path) -> None:
         "submit_lag_s": [r.submit_lag_s for r in records],
         "slo_met": [r.slo_met for r in records],
         "error": [r.error for r in records],
+        "energy_j": [r.energy_j for r in records],
+        "prefill_energy_j": [r.prefill_energy_j for r in records],
+        "decode_energy_j": [r.decode_energy_j for r in records],
+        "overhead_energy_j": [r.overhead_energy_j for r in records],
     }
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -318,7 +328,7 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
     """Read the raw per-request records of a run directory (or a requests.parquet file).
 
     Files written before a column existed load with its default (``scheduled_s``,
-    ``slo_met`` and ``error`` None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is
+    ``slo_met``, ``error`` and the attributed energies None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is
     not read.
 
     Raises:
@@ -339,6 +349,10 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
                 slot_wait_s=row.get("slot_wait_s") or 0.0,
                 slo_met=row.get("slo_met"),
                 error=row.get("error"),
+                energy_j=row.get("energy_j"),
+                prefill_energy_j=row.get("prefill_energy_j"),
+                decode_energy_j=row.get("decode_energy_j"),
+                overhead_energy_j=row.get("overhead_energy_j"),
             )
             for row in rows
         ]

@@ -104,6 +104,9 @@ class PerformanceMetrics(_Lenient):
     energy_per_total_token_j: float | None = None
     """Energy per token processed, input and output alike (prefill-heavy work compares here)."""
     energy_per_total_token_adjusted_j: float | None = None
+    energy_per_1k_requests_wh: float | None = None
+    """Watt-hours per 1,000 completed requests: AIEnergyScore's published unit."""
+    energy_per_1k_requests_adjusted_wh: float | None = None
     ttft: LatencyStats = Field(default_factory=LatencyStats)
     itl: LatencyStats = Field(default_factory=LatencyStats)
     tpot: LatencyStats = Field(default_factory=LatencyStats)
@@ -193,6 +196,72 @@ class ServingMetrics(_Lenient):
     goodput: Goodput | None = None
 
 
+class EnergyDistribution(_Lenient):
+    """The spread of one energy figure over requests, in joules."""
+
+    n: int = 0
+    mean_j: float | None = None
+    median_j: float | None = None
+    p95_j: float | None = None
+    min_j: float | None = None
+    max_j: float | None = None
+
+
+class EnergyAttribution(_Lenient):
+    """Where the window's energy went: to which requests, and to prefill or decode steps
+    (``harness.attribution`` states the model). The per-request figures are the
+    ``energy_j``, ``prefill_energy_j``, ``decode_energy_j`` and ``overhead_energy_j`` columns
+    of ``requests.parquet``; they add up to ``energy_j`` here, the window's energy.
+
+    A step is the engine producing output: every distinct time an output chunk arrived. A
+    step ran a prefill when some request received its first token there; it only decoded
+    otherwise.
+    """
+
+    model: str
+    """The attribution rule, in words."""
+    energy_j: float
+    """Everything attributed: the window's energy (``energy.energy_total_j``)."""
+    prefill_energy_j: float
+    """Energy of the steps that ran at least one prefill."""
+    decode_energy_j: float
+    """Energy of the steps that only decoded."""
+    overhead_energy_j: float
+    """Energy no step claims (no request in flight; the tail after the last token)."""
+    prefill_steps: int = 0
+    decode_steps: int = 0
+    prompt_tokens: int = 0
+    """Prompt tokens prefilled (all records, failed ones included: they drew energy too)."""
+    decode_tokens: int = 0
+    """Output tokens produced by decode-only steps."""
+    energy_per_prompt_token_j: float | None = None
+    """prefill_energy_j / prompt_tokens."""
+    energy_per_decode_token_j: float | None = None
+    """decode_energy_j / decode_tokens."""
+    per_request: EnergyDistribution = Field(default_factory=EnergyDistribution)
+    """Energy per completed request, over requests."""
+    notes: list[str] = Field(default_factory=list)
+
+
+class Contention(_Lenient):
+    """Other work on the machine during the measured window (``telemetry.contention``)."""
+
+    threshold_pct: float
+    """``contention`` is warned when mean foreign CPU use is above this share of all CPUs."""
+    n_samples: int = 0
+    foreign_cpu_pct_mean: float | None = None
+    """CPU time used by processes outside this run's process tree over the window, as a
+    share of all CPUs' time (100 = every CPU busy with other work the whole window)."""
+    foreign_cpu_pct_max: float | None = None
+    """The largest share between two samples."""
+    top_processes: list[dict[str, Any]] = Field(default_factory=list)
+    """The foreign processes that used most CPU: ``pid``, ``name``, ``cpu_s``."""
+    foreign_gpu_processes: list[dict[str, Any]] = Field(default_factory=list)
+    """Processes outside this run's tree holding a GPU: ``pid``, ``name``, ``gpu``,
+    ``used_memory_mb``."""
+    notes: list[str] = Field(default_factory=list)
+
+
 class ModelInfo(_Lenient):
     """What the backend actually loaded."""
 
@@ -272,6 +341,10 @@ class ExperimentResult(_Lenient):
     serving: ServingMetrics | None = None
     """Load, steady state and goodput of a serving run; for an offline run None, or only
     its goodput when ``load.slo`` is set."""
+    attribution: EnergyAttribution | None = None
+    """Energy per request and per phase; None without an energy timeline."""
+    contention: Contention | None = None
+    """Other work on the machine during the window; None when it was not watched."""
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     requests_file: str | None = "requests.parquet"
     timeseries_file: str | None = None

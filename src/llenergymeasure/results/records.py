@@ -32,6 +32,14 @@ class RequestRecord:
         error: why the request failed (an HTTP error, a stream cut mid-way, a malformed
             event, a timeout: the server backend records these instead of raising); None for
             a request that completed. A failed request keeps what it received before failing.
+        energy_j: the window's energy attributed to this request (``harness.attribution``):
+            ``prefill_energy_j + decode_energy_j + overhead_energy_j``; None when the sampler
+            kept no energy timeline. The attributions of all records add up to the window's
+            energy.
+        prefill_energy_j: its share of the steps that ran a prefill (any request's).
+        decode_energy_j: its share of the steps that only decoded.
+        overhead_energy_j: its share, by tokens processed, of the energy no step claims
+            (moments with no request in flight, the tail after the last token).
     """
 
     index: int
@@ -45,6 +53,10 @@ class RequestRecord:
     slot_wait_s: float = 0.0
     slo_met: bool | None = None
     error: str | None = None
+    energy_j: float | None = None
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    overhead_energy_j: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -106,3 +118,8 @@ class TelemetrySample:
     requests_running: int | None = None
     requests_waiting: int | None = None
     kv_cache_usage_pct: float | None = None
+    foreign_cpu_pct: float | None = None
+    """Share of all CPUs' time used since the previous sample by processes outside this run's
+    own process tree (device ``contention``; see ``telemetry.contention``)."""
+    foreign_gpu_processes: int | None = None
+    """Processes outside this run's tree holding a GPU (NVML's running compute processes)."""

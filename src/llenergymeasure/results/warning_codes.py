@@ -131,6 +131,18 @@ class WarningCode(str, Enum):
         "some requests failed (an HTTP error, a stream cut mid-way, a timeout): the figures "
         "count only the completed ones, and the error rate says how many failed",
     )
+    # The machine during the window.
+    CONTENTION = (
+        "contention",
+        "processes outside this run used a share of the CPUs (or held the GPU) during the "
+        "window: the energy and throughput include their effect",
+    )
+    # A study's cycles.
+    CI_NOT_CONVERGED = (
+        "ci_not_converged",
+        "execution.max_cycles was reached before the 95% interval of J per output token "
+        "was within execution.target_ci_pct for every configuration",
+    )
     # The software and the configuration.
     UNTESTED_VERSION = (
         "untested_version",
