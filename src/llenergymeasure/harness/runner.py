@@ -27,6 +27,7 @@ from llenergymeasure.energy import (
 )
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.flops import compute_flops_metrics
+from llenergymeasure.harness.attribution import Attributed, attribute_energy
 from llenergymeasure.harness.baseline import Baseline, BaselineCache, measure_baseline
 from llenergymeasure.harness.carbon import compute_co2, user_carbon_intensity, user_pue
 from llenergymeasure.harness.checks import (
@@ -82,7 +83,8 @@ class ExperimentRun:
     Record and telemetry timestamps are seconds from the start of the measured window; the
     energy timeline's are from the sampler's ``start()``, taken just before (at most
     ``harness.serving.WindowEnergy.align_s`` apart). ``energy_timeline`` is None for a sampler
-    that reports only a total.
+    that reports only a total. The records carry their attributed energy
+    (``harness.attribution``; None without an energy timeline).
     """
 
     result: ExperimentResult
@@ -93,16 +95,21 @@ class ExperimentRun:
 
 @dataclass
 class _Window:
-    """The measured window: its records (``slo_met`` judged), reading and plan; ``start_s``
-    is its zero on the harness clock, ``align_s`` how long ``sampler.start()`` took (the
-    sampler's zero lies that close before the window's)."""
+    """The measured window: its records (``slo_met`` judged, energy attributed) with the
+    attribution's summary, reading and plan; ``start_s`` is its zero on the harness clock,
+    ``align_s`` how long ``sampler.start()`` took (the sampler's zero lies that close before
+    the window's)."""
 
-    records: list[RequestRecord]
+    attributed: Attributed
     reading: EnergyReading
     start_s: float
     duration_s: float
     plan: LoadPlan
     align_s: float
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        return self.attributed.records
 
 
 @dataclass
@@ -286,7 +293,8 @@ def _measure(
     t_end = clock()
     reading = sampler.stop()
     judged = judge_requests([_relative(r, t_start) for r in records], config.load.slo)
-    return _Window(judged, reading, t_start, t_end - t_start, plan, t_start - t_before)
+    attributed = attribute_energy(judged, reading, t_start - t_before)
+    return _Window(attributed, reading, t_start, t_end - t_start, plan, t_start - t_before)
 
 
 def _build_result(
@@ -301,7 +309,7 @@ def _build_result(
     window, reading = phases.window, phases.window.reading
     co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue())
     energy = energy_metrics(reading, phases.baseline, co2, time.time())
-    energy.notes += server_energy_notes(config, remote_host)
+    energy.notes += server_energy_notes(config, remote_host) + window.attributed.energy_notes
     telemetry = (
         summarise(timeseries, "window", config.telemetry.interval_ms) if timeseries else None
     )
@@ -353,6 +361,7 @@ def _build_result(
             window_s=window.duration_s,
         ),
         energy=energy,
+        attribution=window.attributed.summary,
         metrics=metrics,
         telemetry=telemetry,
         flops=flops,
