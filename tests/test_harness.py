@@ -486,8 +486,9 @@ def test_an_offline_result_is_unchanged_apart_from_the_new_null_fields(tmp_path:
     folder = write_experiment(run.result, run.records, tmp_path, "offline", run.timeseries)
     data = json.loads((folder / "result.json").read_text())
 
-    assert set(data) == FIELDS_BEFORE_SERVING | {"serving", "energy_timeline_file"}
-    assert data["serving"] is None and data["energy_timeline_file"] is None
+    new_fields = {"serving", "energy_timeline_file", "attribution", "contention"}
+    assert set(data) == FIELDS_BEFORE_SERVING | new_fields
+    assert all(data[name] is None for name in new_fields)
     assert not (folder / ENERGY_TIMELINE_FILE).exists()
     assert data["config"]["load"]["mode"] == "offline"
     assert "run:6x4" in events  # the backend's own batch run, not the load generator
