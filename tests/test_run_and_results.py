@@ -45,7 +45,7 @@ def test_run_writes_a_result_that_round_trips(tiny_model_dir: Path, tmp_path: Pa
     timeseries = pq.read_table(folder / "timeseries.parquet").to_pylist()
     assert loaded.timeseries_file == "timeseries.parquet" and timeseries
     assert {"load", "warmup", "window"} <= {row["phase"] for row in timeseries}
-    assert {row["device"] for row in timeseries} == {"cpu"}
+    assert {row["device"] for row in timeseries} == {"cpu", "contention"}
     assert loaded.telemetry is not None and loaded.telemetry.devices == ["cpu"]
 
     records = load_requests(folder)

@@ -83,6 +83,20 @@ class GpuState:
     clock_event_reasons: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class GpuProcess:
+    """A process holding a GPU (a compute context on it), as the vendor library lists it.
+
+    Attributes:
+        pid: the process id as the driver gives it: the host's pid namespace, so seen from a
+            container it may name no process there (or another one).
+        used_memory_mb: device memory it holds, in MiB; None where the driver cannot say.
+    """
+
+    pid: int
+    used_memory_mb: float | None = None
+
+
 def is_throttled(reasons: tuple[str, ...] | list[str] | None) -> bool:
     """Whether any of the clock-event reasons is a throttle (power or thermal slowdown)."""
     return bool(reasons) and any(reason in THROTTLE_REASONS for reason in reasons or ())
@@ -159,6 +173,14 @@ class Gpu(abc.ABC):
             GpuNotSupportedError: the vendor layer cannot tell.
         """
         raise GpuNotSupportedError(f"{self.key}: total memory is not available")
+
+    def compute_processes(self) -> list[GpuProcess]:
+        """The processes with a compute context on this device now (any user's).
+
+        Raises:
+            GpuNotSupportedError: the vendor layer cannot list them.
+        """
+        raise GpuNotSupportedError(f"{self.key}: its processes cannot be listed")
 
     @abc.abstractmethod
     def sm_utilisation_pct(self) -> float:

@@ -28,6 +28,7 @@ from llenergymeasure.devices.gpu import (
     GpuError,
     GpuLostError,
     GpuNotSupportedError,
+    GpuProcess,
     GpuUnavailableError,
     PowerSource,
 )
@@ -298,6 +299,22 @@ class NvidiaGpu(Gpu):
     def memory_total_mb(self) -> float:
         """nvmlDeviceGetMemoryInfo().total, bytes → MiB."""
         return int(self._call("nvmlDeviceGetMemoryInfo", self._handle).total) / 2**20
+
+    def compute_processes(self) -> list[GpuProcess]:
+        """nvmlDeviceGetComputeRunningProcesses (the ``_v3`` call, ``_v2`` on drivers
+        without it; the unversioned name raises a non-NVML error there): pids and memory,
+        bytes → MiB (None where NVML says NOT_AVAILABLE)."""
+        try:
+            rows = self._call("nvmlDeviceGetComputeRunningProcesses_v3", self._handle)
+        except GpuNotSupportedError:
+            rows = self._call("nvmlDeviceGetComputeRunningProcesses_v2", self._handle)
+        return [
+            GpuProcess(
+                int(row.pid),
+                None if row.usedGpuMemory is None else int(row.usedGpuMemory) / 2**20,
+            )
+            for row in rows
+        ]
 
     def sm_utilisation_pct(self) -> float:
         """nvmlDeviceGetUtilizationRates().gpu."""

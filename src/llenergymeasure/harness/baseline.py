@@ -24,6 +24,11 @@ from llenergymeasure.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
+BUSY_BASELINE_PCT = 25.0
+"""CPUs busier than this (all processes, % of all CPUs' time) during an idle baseline that
+counts CPU-side energy: it was not idle (a ``baseline_stale`` warning; never reused from the
+cache)."""
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -51,6 +56,14 @@ class Baseline:
     def age_s(self, now: float) -> float:
         """Seconds since the baseline was measured."""
         return now - self.measured_at
+
+    @property
+    def taken_busy(self) -> bool:
+        """True when it counts CPU-side energy (a domain other than a GPU) and the CPUs were
+        more than :data:`BUSY_BASELINE_PCT` busy meanwhile: its idle power is too high."""
+        cpu_side = any(not name.startswith("gpu") for name in self.power_by_domain_w)
+        busy = self.cpu_busy_pct
+        return cpu_side and busy is not None and busy > BUSY_BASELINE_PCT
 
 
 def measure_baseline(
@@ -98,15 +111,23 @@ class BaselineCache:
         return f"{socket.gethostname()}:{sampler_name}"
 
     def get(self, key: str, ttl_s: float, now: float) -> Baseline | None:
-        """The cached baseline if it is younger than ``ttl_s``."""
+        """The cached baseline if it is younger than ``ttl_s`` and was taken at idle: one
+        taken on busy CPUs (:attr:`Baseline.taken_busy`) is measured again instead of
+        repeating its ``baseline_stale`` warning until it expires."""
         entry = self._load().get(key)
         try:
             baseline = Baseline(**{**entry, "from_cache": True}) if entry else None
         except TypeError:  # written by another version: measure afresh
             return None
-        if baseline is None:
+        if baseline is None or baseline.age_s(now) >= ttl_s:
             return None
-        return baseline if baseline.age_s(now) < ttl_s else None
+        if baseline.taken_busy:
+            logger.info(
+                "the cached idle baseline was taken with the CPUs %.0f%% busy; measuring again",
+                baseline.cpu_busy_pct,
+            )
+            return None
+        return baseline
 
     def put(self, key: str, baseline: Baseline) -> None:
         """Store ``baseline`` under ``key`` (other keys are kept). The cache only saves time:

@@ -12,7 +12,7 @@ from typing import Any
 from llenergymeasure.backends.registry import untested_versions
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
-from llenergymeasure.harness.baseline import Baseline
+from llenergymeasure.harness.baseline import BUSY_BASELINE_PCT, Baseline
 from llenergymeasure.harness.carbon import Co2
 from llenergymeasure.results.models import (
     EnergyMetrics,
@@ -150,22 +150,18 @@ def baseline_warnings(
     return warnings
 
 
-BUSY_BASELINE_PCT = 25.0  # CPU busier than this during the idle baseline: not idle
-
-
 def _busy_baseline_warnings(
     baseline: Baseline, origin: str, advice: str
 ) -> list[MeasurementWarning]:
     """A baseline with CPU-side domains taken while other processes kept the CPUs busy."""
-    cpu_side = any(not name.startswith("gpu") for name in baseline.power_by_domain_w)
-    busy = baseline.cpu_busy_pct
-    if not cpu_side or busy is None or busy <= BUSY_BASELINE_PCT:
+    if not baseline.taken_busy:
         return []
     return [_warn(
         WarningCode.BASELINE_STALE,
-        f"the CPUs were {busy:.0f}% busy during the idle baseline ({origin}, "
-        f"{baseline.power_w:.1f} W): other processes were running, so the idle power is too "
-        f"high and energy_adjusted_j too low; {advice}",
+        f"the CPUs were {baseline.cpu_busy_pct:.0f}% busy during the idle baseline ({origin}, "
+        f"{baseline.power_w:.1f} W; idle is at most {BUSY_BASELINE_PCT:g} % busy): other "
+        f"processes were running, so the idle power is too high and energy_adjusted_j too "
+        f"low; {advice}",
     )]  # fmt: skip
 
 

@@ -44,6 +44,7 @@ from llenergymeasure.harness.checks import (
     version_warnings,
     window_warnings,
 )
+from llenergymeasure.harness.contention import contention_warnings, summarise_contention
 from llenergymeasure.harness.environment import snapshot_environment
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
@@ -62,6 +63,7 @@ from llenergymeasure.harness.serving import (
 from llenergymeasure.harness.stability import wait_until_stable
 from llenergymeasure.load import LoadPlan, plan_load
 from llenergymeasure.results.models import (
+    Contention,
     EnvironmentSnapshot,
     ExperimentResult,
     ModelInfo,
@@ -143,7 +145,8 @@ def run_experiment(
             machine (``backend: server``) always gets the null sampler: its energy is not
             this machine's (:mod:`llenergymeasure.harness.server`).
         telemetry_sources: what the telemetry poller reads (default: the GPUs, else the CPU,
-            and a server's ``/metrics``).
+            other work on the machine (``result.contention``; without it None) and a
+            server's ``/metrics``).
         baseline_cache: where idle baselines are cached (default: the user cache dir).
         clock: monotonic clock in seconds for phase and window timing.
         sleep: used for the thermal floor and the baseline window (tests pass a no-op).
@@ -181,8 +184,9 @@ def run_experiment(
         backend.unload()
         samples = poller.stop()
     timeseries = [_shift_sample(s, phases.window.start_s) for s in samples]
+    contention = summarise_contention(samples, poller.sources)
     result = _build_result(
-        config, backend, phases, timeseries, started_at, environment, remote_host
+        config, backend, phases, timeseries, started_at, environment, remote_host, contention
     )
     window = phases.window
     return ExperimentRun(result, window.records, timeseries, window.reading.timeline)
@@ -305,6 +309,7 @@ def _build_result(
     started_at: datetime,
     environment: EnvironmentSnapshot,
     remote_host: str | None,
+    contention: Contention | None,
 ) -> ExperimentResult:
     window, reading = phases.window, phases.window.reading
     co2 = compute_co2(reading.energy_total_j, reading.co2_kg, user_carbon_intensity(), user_pue())
@@ -344,6 +349,7 @@ def _build_result(
         + device_warnings(environment.gpus)
         + config_warnings(config)
         + version_warnings(config.backend, environment.libraries)
+        + contention_warnings(contention)
     )
     return ExperimentResult(
         llem_version=__version__,
@@ -366,6 +372,7 @@ def _build_result(
         telemetry=telemetry,
         flops=flops,
         serving=serving,
+        contention=contention,
         warnings=warnings,
     )
 

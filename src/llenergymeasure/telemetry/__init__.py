@@ -1,5 +1,7 @@
-"""Telemetry: a background poller recording device state over the whole experiment."""
+"""Telemetry: a background poller recording device state over the whole experiment, and
+other work on the machine."""
 
+from llenergymeasure.telemetry.contention import CONTENTION_DEVICE, ContentionSource
 from llenergymeasure.telemetry.poller import (
     CpuTelemetrySource,
     GpuTelemetrySource,
@@ -10,6 +12,8 @@ from llenergymeasure.telemetry.poller import (
 )
 
 __all__ = [
+    "CONTENTION_DEVICE",
+    "ContentionSource",
     "CpuTelemetrySource",
     "GpuTelemetrySource",
     "TelemetryPoller",

@@ -2,9 +2,13 @@
 
 Sources are pluggable: GPUs report power, temperature, memory, utilisation, clocks and
 throttle reasons; where there is no GPU the CPU source records utilisation, frequency and the
-process's memory, so every run has a timeline. Each sample is tagged with the harness phase
+process's memory, so every run has a timeline; the contention source records other work on
+the machine (``telemetry.contention``). Each sample is tagged with the harness phase
 (baseline, warmup, window) so plots can shade them. The poller never reads energy counters:
 those belong to the energy sampler.
+
+A source with a ``min_interval_s`` attribute (an expensive one) is read at most that often by
+the background loop, and at every phase change.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import psutil
 from llenergymeasure.devices import Gpu, is_throttled
 from llenergymeasure.results.models import TelemetrySummary
 from llenergymeasure.results.records import TelemetrySample
+from llenergymeasure.telemetry.contention import CONTENTION_DEVICE, ContentionSource
 
 
 class TelemetrySource(Protocol):
@@ -77,8 +82,9 @@ class GpuTelemetrySource:
 
 
 def default_sources(gpus: Sequence[Gpu]) -> list[TelemetrySource]:
-    """The given GPUs, or the CPU where there are none."""
-    return [GpuTelemetrySource(gpus)] if gpus else [CpuTelemetrySource()]
+    """The given GPUs, or the CPU where there are none; and other work on the machine."""
+    devices: TelemetrySource = GpuTelemetrySource(gpus) if gpus else CpuTelemetrySource()
+    return [devices, ContentionSource(gpus)]
 
 
 class TelemetryPoller:
@@ -100,33 +106,49 @@ class TelemetryPoller:
         self._interval_s = interval_ms / 1000
         self._clock = clock
         self._samples: list[TelemetrySample] = []
+        self._last_read_s: dict[int, float] = {}
         self._phase = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.errors: list[str] = []
 
+    @property
+    def sources(self) -> tuple[TelemetrySource, ...]:
+        """What the poller reads."""
+        return tuple(self._sources)
+
     def set_phase(self, phase: str) -> None:
-        """Tag the following samples with ``phase``; sample now if the poller is running,
-        so even a phase shorter than the interval has a sample at its start."""
+        """Tag the following samples with ``phase``; sample every source now if the poller is
+        running, so even a phase shorter than the interval has a sample at its start."""
         self._phase = phase
         if self._thread is not None:
-            self.poll()
+            self.poll(every_source=True)
 
-    def poll(self) -> None:
-        """Take one sample from every source (a failing source is noted, not fatal)."""
+    def poll(self, every_source: bool = False) -> None:
+        """Take one sample from every source that is due (all of them with
+        ``every_source``); a failing source is noted, not fatal."""
         with self._lock:
-            self._poll_locked()
+            self._poll_locked(every_source)
 
-    def _poll_locked(self) -> None:
+    def _poll_locked(self, every_source: bool) -> None:
         now = self._clock()
         for source in self._sources:
+            if not every_source and not self._due(source, now):
+                continue
+            self._last_read_s[id(source)] = now
             try:
                 rows = source.read(now)
             except Exception as exc:  # telemetry must never end a measurement
                 self.errors.append(f"{type(source).__name__}: {exc}")
                 continue
             self._samples += [_with_phase(row, self._phase) for row in rows]
+
+    def _due(self, source: TelemetrySource, now: float) -> bool:
+        """Whether ``source``'s ``min_interval_s`` (if it has one) has passed since its last
+        read."""
+        last = self._last_read_s.get(id(source))
+        return last is None or now - last >= getattr(source, "min_interval_s", 0.0)
 
     def since(self, timestamp_s: float) -> list[TelemetrySample]:
         """Samples taken at or after ``timestamp_s`` (on the poller's clock)."""
@@ -156,8 +178,9 @@ def _with_phase(sample: TelemetrySample, phase: str) -> TelemetrySample:
 
 
 def summarise(samples: Sequence[TelemetrySample], phase: str, interval_ms: int) -> TelemetrySummary:
-    """Power, temperature, throttling and utilisation over the samples of one phase."""
-    rows = [s for s in samples if s.phase == phase]
+    """Power, temperature, throttling and utilisation over the samples of one phase (the
+    contention rows are not a device's: ``harness.contention`` summarises them)."""
+    rows = [s for s in samples if s.phase == phase and s.device != CONTENTION_DEVICE]
     power = [s.power_w for s in rows if s.power_w is not None]
     temps = _per_device_temperatures(rows)
     throttled = [s.throttled for s in rows if s.throttled is not None]

@@ -240,6 +240,46 @@ class c_nvmlUtilization_t(ctypes.Structure):
     _fields_: ClassVar = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
 
 
+class c_nvmlProcessInfo_v2_t(ctypes.Structure):
+    """pynvml's nvmlProcessInfo_t (v2 and v3 share it): a process with a context on a GPU."""
+
+    _fields_: ClassVar = [
+        ("pid", ctypes.c_uint),
+        ("usedGpuMemory", ctypes.c_ulonglong),
+        ("gpuInstanceId", ctypes.c_uint),
+        ("computeInstanceId", ctypes.c_uint),
+    ]
+
+
+c_nvmlProcessInfo_v3_t = c_nvmlProcessInfo_v2_t
+c_nvmlProcessInfo_t = c_nvmlProcessInfo_v3_t
+
+# What NVML writes into usedGpuMemory when it cannot say (pynvml's
+# NVML_VALUE_NOT_AVAILABLE_ulonglong, a ctypes value that compares by identity).
+_MEMORY_NOT_AVAILABLE = ctypes.c_ulonglong(-1).value
+
+
+class _FriendlyObject:
+    """pynvml's nvmlFriendlyObject: a structure's fields as plain attributes."""
+
+    def __init__(self, dictionary: Mapping[str, Any]) -> None:
+        for key, value in dictionary.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return str(self.__dict__)
+
+
+def _process_object(pid: int, used_bytes: int | None) -> _FriendlyObject:
+    """One process as nvmlDeviceGetComputeRunningProcesses_v3 returns it (nvidia-ml-py turns
+    NOT_AVAILABLE memory into None)."""
+    info = c_nvmlProcessInfo_v2_t(pid, _MEMORY_NOT_AVAILABLE if used_bytes is None else used_bytes)
+    values = {field[0]: getattr(info, field[0]) for field in c_nvmlProcessInfo_v2_t._fields_}
+    if values["usedGpuMemory"] == _MEMORY_NOT_AVAILABLE:
+        values["usedGpuMemory"] = None
+    return _FriendlyObject(values)
+
+
 # --- the simulated machine ------------------------------------------------------------------
 
 PowerSchedule = float | Sequence[tuple[float, float]]
@@ -270,6 +310,8 @@ class FakeGpuSpec:
         fail_error: the NVML error code of the failure (default: GPU is lost).
         start_energy_mj: the counter's value at creation.
         mig_uuids: MIG instances hosted by this GPU (``MIG-...``).
+        compute_processes: the processes with a compute context on it, as ``(pid,
+            used_memory_bytes)``; None bytes where the driver cannot say (Windows WDDM).
     """
 
     power_w: PowerSchedule = 300.0
@@ -298,6 +340,7 @@ class FakeGpuSpec:
     ecc_mode: int | None = NVML_FEATURE_ENABLED
     architecture: int = NVML_DEVICE_ARCH_HOPPER
     mig_uuids: tuple[str, ...] = ()
+    compute_processes: tuple[tuple[int, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -560,6 +603,19 @@ class FakeNvml:
         free = spec.memory_total_bytes - spec.memory_used_bytes
         return c_nvmlMemory_t(spec.memory_total_bytes, free, spec.memory_used_bytes)
 
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeDeviceHandle) -> list[Any]:
+        """The current call: nvidia-ml-py forwards it to the ``_v3`` function."""
+        return self.nvmlDeviceGetComputeRunningProcesses_v3(handle)
+
+    def nvmlDeviceGetComputeRunningProcesses_v3(self, handle: FakeDeviceHandle) -> list[Any]:
+        """Objects with ``pid``, ``usedGpuMemory`` (bytes, or None), ``gpuInstanceId`` and
+        ``computeInstanceId``, one per process with a compute context."""
+        return self._running_processes(handle, "nvmlDeviceGetComputeRunningProcesses_v3")
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle: FakeDeviceHandle) -> list[Any]:
+        """The same list through the older call (drivers before the v3 structure)."""
+        return self._running_processes(handle, "nvmlDeviceGetComputeRunningProcesses_v2")
+
     def nvmlDeviceGetUtilizationRates(self, handle: FakeDeviceHandle) -> c_nvmlUtilization_t:
         """Percent gpu/memory."""
         spec = self._device(handle, "nvmlDeviceGetUtilizationRates").spec
@@ -627,6 +683,10 @@ class FakeNvml:
         if lost_by_calls or lost_by_time:
             raise NVMLError(spec.fail_error)
         return device
+
+    def _running_processes(self, handle: FakeDeviceHandle, function: str) -> list[Any]:
+        spec = self._device(handle, function).spec
+        return [_process_object(pid, used) for pid, used in spec.compute_processes]
 
     def _counter_mj(self, device: _Device) -> int:
         now = self.elapsed_s
@@ -791,4 +851,6 @@ def _tuples(gpu: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("compute_capability", "mig_uuids"):
         if isinstance(converted.get(name), list):
             converted[name] = tuple(converted[name])
+    if isinstance(converted.get("compute_processes"), list):
+        converted["compute_processes"] = tuple(tuple(p) for p in converted["compute_processes"])
     return converted
