@@ -14,13 +14,47 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from llenergymeasure._version import __version__
 from llenergymeasure.errors import EXIT_INTERRUPTED, LLEMError
 
+
+def _plain(text: str | None) -> str | None:
+    """Help text is plain text: escaped so that rich shows `[zeus]` instead of reading it as
+    markup (typer renders help as rich markup)."""
+    return escape(text) if text else text
+
+
+def _plain_params(params: list[Any]) -> None:
+    for param in params:
+        if isinstance(param, TyperOption | TyperArgument):
+            param.help = _plain(param.help)
+
+
+class _PlainHelpGroup(TyperGroup):
+    """The `llem` group, its help text shown literally."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _plain(self.help)
+        _plain_params(self.params)
+
+
+class _PlainHelpCommand(TyperCommand):
+    """A command whose help texts are shown literally. Typer builds the commands anew on each
+    call of ``app()``, so each text is escaped once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _plain(self.help)
+        _plain_params(self.params)
+
+
 app = typer.Typer(
     name="llem",
+    cls=_PlainHelpGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Measure the energy, throughput and latency of LLM inference.",
     no_args_is_help=False,
     add_completion=False,
@@ -44,7 +78,7 @@ _RUN_FIELD_HELP: dict[str, tuple[str, str]] = {
 }
 
 
-class _FieldHelpCommand(TyperCommand):
+class _FieldHelpCommand(_PlainHelpCommand):
     """Fills option help from the Pydantic field descriptions when the help is shown.
 
     Building the config models takes longer than the rest of `llem --help`, so they are
@@ -58,7 +92,7 @@ class _FieldHelpCommand(TyperCommand):
             if param.name in _RUN_FIELD_HELP and isinstance(param, TyperOption):
                 model_name, field = _RUN_FIELD_HELP[param.name]
                 model = getattr(models, model_name)
-                param.help = model.model_fields[field].description or ""
+                param.help = _plain(model.model_fields[field].description) or ""
         super().format_help(ctx, formatter)
 
 
@@ -173,7 +207,7 @@ def run(
         raise typer.Exit(code)
 
 
-@app.command("config")
+@app.command("config", cls=_PlainHelpCommand)
 def config_command(
     schema: Annotated[
         bool,
@@ -207,7 +241,7 @@ def config_command(
     print_machine_report(stdout)
 
 
-@app.command("report")
+@app.command("report", cls=_PlainHelpCommand)
 def report_command(
     results: Annotated[
         list[Path],

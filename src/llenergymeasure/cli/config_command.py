@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import platform
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from llenergymeasure.backends import BACKENDS, backend_status
 from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
+from llenergymeasure.cli.layout import Column, fitted
 from llenergymeasure.cli.user_config_view import print_user_config
 from llenergymeasure.devices import gpu_snapshot
 from llenergymeasure.devices import probe as probe_gpus
@@ -22,22 +21,23 @@ from llenergymeasure.paths import cache_dir
 
 def print_machine_report(console: Console) -> None:
     """Print backends, energy samplers, the embedded model and paths."""
-    console.print(
-        f"[bold]machine[/]: {cpu_model()} · {platform.system()} {platform.release()} "
+    machine = (
+        f"{cpu_model()} · {platform.system()} {platform.release()} "
         f"· Python {platform.python_version()}"
     )
-    console.print(f"[bold]GPUs[/]: {_gpus()}", soft_wrap=True, highlight=False)
-    console.print(_backends_table())
-    console.print(_samplers_table())
-    console.print(f"[bold]embedded model[/]: {_embedded_status()}", soft_wrap=True)
-    console.print(f"[bold]cache dir[/]: {cache_dir()}")
+    console.print(f"[bold]machine[/]: {escape(machine)}")
+    console.print(f"[bold]GPUs[/]: {escape(_gpus())}", soft_wrap=True, highlight=False)
+    console.print(_backends_table(console.width))
+    console.print(_samplers_table(console.width))
+    console.print(f"[bold]embedded model[/]: {escape(_embedded_status())}", soft_wrap=True)
+    console.print(f"[bold]cache dir[/]: {escape(str(cache_dir()))}", soft_wrap=True)
     print_user_config(console)
 
 
 def _gpus() -> str:
     found = probe_gpus()
     if not found.available:
-        return f"none ({escape(found.reason)})"
+        return f"none ({found.reason})"
     described = []
     for gpu in gpu_snapshot():
         described.append(
@@ -47,30 +47,34 @@ def _gpus() -> str:
     return "; ".join(described)
 
 
-def _backends_table() -> Table:
-    table = Table(title="backends")
-    for column in ("backend", "installed", "versions", "install"):
-        table.add_column(column)
+def _backends_table(width: int) -> RenderableType:
+    rows = []
     for name in BACKENDS:
         status = backend_status(name)
         versions = ", ".join(f"{k} {v or '—'}" for k, v in status.versions.items())
-        table.add_row(
-            name,
-            "yes" if status.installed else "no",
-            versions,
-            Text("" if status.installed else status.install_hint),
-        )
-    return table
+        install = "" if status.installed else status.install_hint
+        rows.append([name, "yes" if status.installed else "no", versions, install])
+    return fitted("backends", _BACKEND_COLUMNS, rows, width)
 
 
-def _samplers_table() -> Table:
+_BACKEND_COLUMNS = (
+    Column("backend"),
+    Column("installed"),
+    Column("versions", wrap=True),
+    Column("install", wrap=True, own_line=True),
+)
+
+
+def _samplers_table(width: int) -> RenderableType:
     auto = resolve_sampler_name("auto")
-    table = Table(title=f"energy samplers (auto → {auto})")
-    for column in ("sampler", "available", "why not"):
-        table.add_column(column)
-    for name, availability in probe_samplers().items():
-        table.add_row(name, "yes" if availability.available else "no", Text(availability.reason))
-    return table
+    rows = [
+        [name, "yes" if availability.available else "no", availability.reason]
+        for name, availability in probe_samplers().items()
+    ]
+    return fitted(f"energy samplers (auto → {auto})", _SAMPLER_COLUMNS, rows, width)
+
+
+_SAMPLER_COLUMNS = (Column("sampler"), Column("available"), Column("why not", wrap=True))
 
 
 def _embedded_status() -> str:

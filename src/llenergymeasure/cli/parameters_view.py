@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from rich.table import Table
 
+from llenergymeasure.cli.layout import Column, fitted
 from llenergymeasure.config.loader import did_you_mean
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.parameters import introspection
@@ -25,23 +25,31 @@ def print_parameters(console: Console, backend: str | None) -> None:
             f"unknown backend {backend!r}" + did_you_mean(backend, introspection.BACKENDS)
         )
     title = f"parameters for backend {backend}" if backend else "all parameters"
-    table = Table(title=title, show_lines=False)
-    table.add_column("parameter", no_wrap=True)
-    for column in ("type", "default", "constraints", "backends"):
-        table.add_column(column, overflow="fold", max_width=22)
-    table.add_column("description", ratio=1, min_width=30)
-    for info in introspection.parameters(backend):
-        extras = [f"unit: {info.unit}"] if info.unit else []
-        extras += [f"hardware: {info.hardware}"] if info.hardware else []
-        table.add_row(
-            info.path,
-            info.annotation,
-            format_value(info.default),
-            format_constraints(info),
-            "all" if info.backends == introspection.BACKENDS else ", ".join(info.backends),
-            " ".join([info.description, *(f"[{extra}]" for extra in extras)]),
-        )
-    console.print(table, highlight=False)
+    rows = [_parameter_row(info) for info in introspection.parameters(backend)]
+    console.print(fitted(title, _PARAMETER_COLUMNS, rows, console.width), highlight=False)
+
+
+_PARAMETER_COLUMNS = (
+    Column("parameter"),
+    Column("type", wrap=True),
+    Column("default"),
+    Column("constraints", wrap=True),
+    Column("backends", wrap=True),
+    Column("description", wrap=True, min_width=30, own_line=True),
+)
+
+
+def _parameter_row(info: introspection.ParameterInfo) -> list[str]:
+    extras = [f"unit: {info.unit}"] if info.unit else []
+    extras += [f"hardware: {info.hardware}"] if info.hardware else []
+    return [
+        info.path,
+        info.annotation,
+        format_value(info.default),
+        format_constraints(info),
+        "all" if info.backends == introspection.BACKENDS else ", ".join(info.backends),
+        " ".join([info.description, *(f"[{extra}]" for extra in extras)]),
+    ]
 
 
 def print_schema(console: Console, name: str | None) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.table import Table
 
+from llenergymeasure.cli.layout import Column, fitted
 from llenergymeasure.config.user_config import ENV_VARIABLES, UserSettings, load_user_config
 from llenergymeasure.errors import ConfigError
 
@@ -18,16 +18,18 @@ def print_user_config(console: Console) -> None:
         console.print(f"[bold]user config[/]: [red]invalid[/]: {escape(str(exc))}", soft_wrap=True)
         return
     state = "exists" if settings.exists else "not present; defaults apply"
-    console.print(f"[bold]user config[/]: {settings.path} ({state})", soft_wrap=True)
-    console.print(user_config_table(settings))
+    console.print(f"[bold]user config[/]: {escape(str(settings.path))} ({state})", soft_wrap=True)
+    console.print(user_config_table(settings, console.width))
 
 
-def user_config_table(settings: UserSettings) -> Table:
-    """setting | value | source (default, file, or the env variable) | variable."""
-    table = Table(title="user settings (env > file > default)")
-    for column in ("setting", "value", "source", "override with"):
-        table.add_column(column)
-    for key, value in settings.values().items():
-        shown = "—" if value is None else str(value)
-        table.add_row(key, escape(shown), settings.sources[key], ENV_VARIABLES[key])
-    return table
+def user_config_table(settings: UserSettings, width: int) -> RenderableType:
+    """setting | value | source (default, file, or the env variable) | variable; one block
+    per setting where the console is too narrow for that table."""
+    rows = [
+        [key, "—" if value is None else str(value), settings.sources[key], ENV_VARIABLES[key]]
+        for key, value in settings.values().items()
+    ]
+    return fitted("user settings (env > file > default)", _COLUMNS, rows, width)
+
+
+_COLUMNS = (Column("setting"), Column("value"), Column("source"), Column("override with"))
