@@ -78,6 +78,10 @@ _RUN_FIELD_HELP: dict[str, tuple[str, str]] = {
 }
 
 
+# `llem run --fresh-baseline`: a baseline measured for this run, never one from the cache.
+FRESH_BASELINE: dict[str, Any] = {"baseline.enabled": True, "baseline.cache_ttl_s": 0.0}
+
+
 class _FieldHelpCommand(_PlainHelpCommand):
     """Fills option help from the Pydantic field descriptions when the help is shown.
 
@@ -176,10 +180,22 @@ def run(
             "it to end instead of refusing to start.",
         ),
     ] = False,
+    fresh_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-baseline",
+            help="Measure the idle baseline anew, not from the cache (sets baseline.enabled: "
+            "true and baseline.cache_ttl_s: 0, which the result records; in a study each "
+            "experiment measures its own).",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (machine-readable).")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library logs.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Show library logs and each warning's full text."),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the result path.")
     ] = False,
@@ -197,6 +213,7 @@ def run(
         "precision": precision,
         "energy.sampler": sampler,
         "random_seed": seed,
+        **(FRESH_BASELINE if fresh_baseline else {}),
     }
     with _exit_codes():
         from llenergymeasure.cli.run_command import RunOptions, execute_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from types import TracebackType
 
 from rich.console import Console
@@ -26,6 +27,7 @@ from llenergymeasure.results import (
     PerformanceMetrics,
     ServingMetrics,
 )
+from llenergymeasure.results.warning_codes import WarningCode, warning_meaning
 
 
 class RichObserver:
@@ -270,10 +272,41 @@ def result_table(result: ExperimentResult) -> Table:
     return table
 
 
-def print_result(console: Console, result: ExperimentResult) -> None:
-    """Table, warnings, and where the files are."""
+def print_result(console: Console, result: ExperimentResult, *, verbose: bool = False) -> None:
+    """Table, warnings (one line per code; each in full when ``verbose``), where the files are."""
     console.print(result_table(result))
-    for warning in result.warnings:
-        print_warning(console, warning.code, warning.message)
+    if verbose:
+        for warning in result.warnings:
+            print_warning(console, warning.code, warning.message)
+    else:
+        print_warning_lines(console, result)
     if result.output_dir:
         console.print(f"results: [bold]{escape(result.output_dir)}[/]", soft_wrap=True)
+
+
+# What `llem run` offers against a warning, said under the warning lines.
+_REMEDIES = {WarningCode.BASELINE_STALE.value: "llem run --fresh-baseline measures a new one"}
+
+
+def print_warning_lines(console: Console, result: ExperimentResult) -> None:
+    """One line per warning code: the code, how many warnings carry it, and what it means,
+    cut to the console width; then where the full texts are (``-v``, result.json)."""
+    counts = Counter(warning.code for warning in result.warnings)
+    for code, count in counts.items():
+        meaning = warning_meaning(code) or next(
+            w.message for w in result.warnings if w.code == code
+        )  # a code from a newer version: its first message
+        line = Text.assemble(
+            ("warning ", "yellow"),
+            (code, "bold yellow"),
+            f" ×{count}" if count > 1 else "",
+            f": {meaning}",
+        )
+        console.print(line, no_wrap=True, overflow="ellipsis")
+    if not counts:
+        return
+    where = f"{result.output_dir}/result.json" if result.output_dir else "result.json"
+    hints = [f"full texts: llem run -v, or warnings in {where}"]
+    hints += [f"{code}: {_REMEDIES[code]}" for code in counts if code in _REMEDIES]
+    for hint in hints:
+        console.print(Text(hint, style="dim"), soft_wrap=True)

@@ -130,7 +130,7 @@ def _run_experiment(
                 config, out_dir=out, observer=observer, wait_for_device=options.wait_for_device
             )
     _report(console, options, result.output_dir, result.model_dump_json(indent=2),
-            lambda: print_result(console, result))  # fmt: skip
+            lambda: print_result(console, result, verbose=options.verbose))  # fmt: skip
 
 
 def _report(
