@@ -193,6 +193,16 @@ class ExperimentConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _drawn_lengths_within_max(self) -> ExperimentConfig:
+        drawn = self.dataset.output_length_distribution
+        if drawn is not None and drawn.min_tokens > self.max_output_tokens:
+            raise ValueError(
+                f"dataset.output_length_distribution.min_tokens ({drawn.min_tokens}) exceeds "
+                f"max_output_tokens ({self.max_output_tokens}), which caps every drawn length"
+            )
+        return self
+
     def config_warnings(self) -> list[tuple[str, str]]:
         """``(code, message)`` for accepted settings that will not act (recorded on results)."""
         return self.decoder.warnings()
@@ -221,10 +231,12 @@ class ExperimentConfig(_Strict):
         """sha256[:16] of the canonical JSON of this config (identical configs, same hash).
 
         A default ``load:`` section (offline) is left out, so offline configs keep the hash
-        they had before the section existed.
+        they had before the section existed; so are unset dataset fields added since
+        (:meth:`DatasetConfig.hashed`).
         """
         dumped = self.model_dump(mode="json")
         if self.load == LoadConfig():
             del dumped["load"]
+        dumped["dataset"] = self.dataset.hashed()
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
