@@ -487,8 +487,9 @@ def test_an_offline_result_is_unchanged_apart_from_the_new_null_fields(tmp_path:
     data = json.loads((folder / "result.json").read_text())
 
     new_fields = {"serving", "energy_timeline_file", "attribution", "contention"}
-    assert set(data) == FIELDS_BEFORE_SERVING | new_fields
+    assert set(data) == FIELDS_BEFORE_SERVING | new_fields | {"dataset"}
     assert all(data[name] is None for name in new_fields)
+    assert data["dataset"]["source"] == "builtin"  # where the prompts came from (#19)
     assert not (folder / ENERGY_TIMELINE_FILE).exists()
     assert data["config"]["load"]["mode"] == "offline"
     assert "run:6x4" in events  # the backend's own batch run, not the load generator

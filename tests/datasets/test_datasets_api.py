@@ -9,8 +9,13 @@ def test_public_api_is_exactly_this() -> None:
     assert sorted(datasets.__all__) == [
         "HFTokenizerCodec",
         "Prompt",
+        "PromptSet",
+        "SourceLengths",
         "TokenCodec",
+        "length_stats",
+        "load_prompt_set",
         "load_prompts",
+        "source_lengths",
         "validate_source",
     ]
     assert all(hasattr(datasets, name) for name in datasets.__all__)

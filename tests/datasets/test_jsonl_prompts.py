@@ -98,7 +98,10 @@ def test_nonexistent_path_names_it_and_the_accepted_sources(tmp_path: Path) -> N
     missing = tmp_path / "nope.jsonl"
     message = _error(DatasetConfig(source=str(missing)))
     assert str(missing) in message
-    assert "'builtin', 'synthetic' or the path of an existing JSONL file" in message
+    assert (
+        "'builtin', 'synthetic', 'aienergyscore', 'sharegpt', 'hub' or the path of an existing "
+        "JSONL file" in message
+    )
 
 
 def test_typo_of_a_keyword_suggests_it() -> None:

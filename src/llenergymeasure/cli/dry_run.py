@@ -2,7 +2,8 @@
 
 Validates and resolves the config (every experiment of a study) and makes the checks a run
 makes before loading a model (each prompt source, the output directory); then prints each
-experiment's effective settings (those that differ from the defaults), its load plan (how
+prompt source's lengths (in words; synthetic prompts in tokens) and each experiment's
+effective settings (those that differ from the defaults), its load plan (how
 requests reach the engine: mode, rate and arrival process or concurrency cap, SLO targets,
 when the last request is scheduled to arrive), its weights + KV-cache estimate against the
 visible device's memory, a rough duration, and the backend libraries a local run would refuse.
@@ -33,7 +34,7 @@ from llenergymeasure.config.user_config import (
     load_user_config,
     study_execution_defaults,
 )
-from llenergymeasure.datasets import validate_source
+from llenergymeasure.datasets import source_lengths
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
@@ -71,7 +72,9 @@ def build_plan(
     resume: Path | None = None,
 ) -> dict[str, Any]:
     """The dry-run plan as JSON-ready data: experiments (each with its load plan and
-    estimate), device, runner, total time, and ``problems``: the backend libraries a local
+    estimate), ``prompt_sources`` (per distinct dataset section its description and length
+    statistics, :meth:`llenergymeasure.datasets.SourceLengths.as_dict`), device, runner,
+    total time, and ``problems``: the backend libraries a local
     run would refuse (not installed, or outside the tested range) — listed, not raised, since
     a plan is often made on another machine than the one that will measure.
 
@@ -81,8 +84,9 @@ def build_plan(
         resume: the study directory a ``--resume`` would continue (checked instead).
 
     Raises:
-        ConfigError: a prompt source is missing or malformed, or results cannot be written
-            where the run would write them (the same checks a run makes first).
+        ConfigError: a prompt source is missing, unreachable or malformed, or results cannot
+            be written where the run would write them (the same checks a run makes first).
+        DependencyError: a hub dataset without the ``datasets`` library.
     """
     user = load_user_config().config
     if isinstance(config, StudyConfig):
@@ -92,8 +96,10 @@ def build_plan(
     else:
         experiments, execution = [config], None
         name, kind = config.name or config.model, "experiment"
-    for dataset in {e.dataset.model_dump_json(): e.dataset for e in experiments}.values():
-        validate_source(dataset)
+    sources = [  # checks each source as a run does first, and reads its lengths
+        source_lengths(dataset).as_dict()
+        for dataset in {e.dataset.model_dump_json(): e.dataset for e in experiments}.values()
+    ]
     check_out_dir(resume or out_dir or default_results_dir(user))
     device = probe_device()
     facts = cache(model_facts)  # a study's experiments usually share one model
@@ -117,6 +123,7 @@ def build_plan(
             }
             for e, settings, estimate in zip(experiments, varying, estimates, strict=True)
         ],
+        "prompt_sources": sources,
         "total_time_s": _total_time_s(estimates, execution),
         "dropped_duplicates": config.dropped_duplicates if isinstance(config, StudyConfig) else [],
     }
@@ -226,6 +233,8 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
     if same:
         console.print(f"[bold]same for every experiment[/]: {same}", soft_wrap=True)
     console.print(table)
+    for source in plan["prompt_sources"]:
+        console.print(f"[bold]prompts[/]: {escape(source['summary'])}", soft_wrap=True)
     unknown = sum(e["estimate"]["time_s"] is None for e in plan["experiments"])
     caveat = f"; without the {unknown} of unknown size" if unknown else ""
     console.print(

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from llenergymeasure._version import __version__
 from llenergymeasure.backends import Backend, create_backend
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.datasets import load_prompts, validate_source
+from llenergymeasure.datasets import load_prompt_set, validate_source
 from llenergymeasure.devices import get_gpus, gpu_snapshot
 from llenergymeasure.energy import (
     EnergyReading,
@@ -64,6 +64,7 @@ from llenergymeasure.harness.stability import wait_until_stable
 from llenergymeasure.load import LoadPlan, plan_load
 from llenergymeasure.results.models import (
     Contention,
+    DatasetInfo,
     EnvironmentSnapshot,
     ExperimentResult,
     ModelInfo,
@@ -122,6 +123,7 @@ class _Phases:
     stable: bool | None
     baseline: Baseline | None
     window: _Window
+    dataset: DatasetInfo
 
 
 def run_experiment(
@@ -208,8 +210,8 @@ def _run_phases(
     t0 = clock()
     model_info = backend.load(config)
     model_load_s = clock() - t0
-    prompts = load_prompts(config.dataset, config.n, config.random_seed, codec=backend.codec)
-    prepared = backend.prepare(prompts)
+    prompt_set = load_prompt_set(config.dataset, config.n, config.random_seed, backend.codec)
+    prepared = backend.prepare(prompt_set.prompts)
     poller.set_phase("warmup")
     warmup_s = _warmup(backend, config, prepared, clock, observer)
     sleep(config.warmup.thermal_floor_s)
@@ -219,7 +221,7 @@ def _run_phases(
     poller.set_phase("window")
     window = _measure(backend, window_sampler, prepared, config, clock, observer)
     poller.set_phase("after")
-    return _Phases(model_info, model_load_s, warmup_s, stable, baseline, window)
+    return _Phases(model_info, model_load_s, warmup_s, stable, baseline, window, prompt_set.info)
 
 
 def _warmup(
@@ -366,6 +368,7 @@ def _build_result(
             thermal_floor_s=config.warmup.thermal_floor_s,
             window_s=window.duration_s,
         ),
+        dataset=phases.dataset,
         energy=energy,
         attribution=window.attributed.summary,
         metrics=metrics,

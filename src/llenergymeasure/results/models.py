@@ -262,6 +262,40 @@ class Contention(_Lenient):
     notes: list[str] = Field(default_factory=list)
 
 
+class LengthStats(_Lenient):
+    """Distribution of prompt or output lengths (the field holding it names the unit)."""
+
+    n: int = 0
+    mean: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+
+
+class DatasetInfo(_Lenient):
+    """The prompts a run used: their source, and for a hub dataset the revision loaded."""
+
+    source: str
+    """``builtin``, ``synthetic``, ``jsonl``, ``aienergyscore``, ``sharegpt`` or ``hub``."""
+    name: str
+    """The hub dataset's name, the file's path, or the source for built-in ones."""
+    split: str | None = None
+    column: str | None = None
+    output_column: str | None = None
+    revision: str | None = None
+    """The hub revision asked for (``dataset.revision``, or the aienergyscore default)."""
+    resolved_revision: str | None = None
+    """The commit SHA of the hub dataset loaded (read from its Hugging Face cache folder);
+    None where it could not be told."""
+    n_rows: int | None = None
+    """Rows in the file or split (None for synthetic prompts)."""
+    n_usable: int | None = None
+    """Rows that can serve as prompts (ShareGPT: conversations with at least two turns; a hub
+    dataset: rows whose prompt (and reference answer) is non-empty text)."""
+    n_pruned: int = 0
+    """ShareGPT conversations passed over while selecting for their token lengths (as vllm
+    bench serve: prompt or reply under 4 tokens, prompt over 1024, both over 2048)."""
+
+
 class ModelInfo(_Lenient):
     """What the backend actually loaded."""
 
@@ -334,6 +368,8 @@ class ExperimentResult(_Lenient):
     model: ModelInfo
     environment: EnvironmentSnapshot
     timings: PhaseTimings
+    dataset: DatasetInfo | None = None
+    """Where the prompts came from (None in results written before it was recorded)."""
     energy: EnergyMetrics
     metrics: PerformanceMetrics
     telemetry: TelemetrySummary | None = None
