@@ -24,7 +24,7 @@ from pydantic import ValidationError
 pytest.importorskip("transformers")
 
 from llenergymeasure.backends.vllm.api import VllmApi
-from llenergymeasure.backends.vllm.backend import VllmBackend
+from llenergymeasure.backends.vllm.backend import ENGINE_SHUTDOWN_GRACE_S, VllmBackend
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.models import VllmConfig
 from llenergymeasure.devices import GpuProbe
@@ -121,6 +121,7 @@ class FakeEngine:
     script: list[tuple[float, int, bool]]
     calls: list[dict[str, Any]] = field(default_factory=list)
     shut_down: bool = False
+    shutdown_timeout_s: float | None = None
 
     async def generate(
         self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any
@@ -132,8 +133,8 @@ class FakeEngine:
             metrics = Metrics(0.25) if finished else None
             yield Output([Completion(list(range(n_tokens)))], finished, metrics)
 
-    def shutdown(self) -> None:
-        self.shut_down = True
+    def shutdown(self, timeout: float | None = None) -> None:
+        self.shut_down, self.shutdown_timeout_s = True, timeout
 
 
 class FakeAsyncLLM:
@@ -327,6 +328,27 @@ def test_unload_shuts_the_engine_down(tiny_model_dir: Path) -> None:
     backend.load(config(tiny_model_dir))
     backend.unload()
     assert engine.shut_down
+
+
+def test_unload_gives_the_engine_core_time_to_release_its_shared_memory(
+    tiny_model_dir: Path,
+) -> None:
+    # vLLM's 5 s default killed the core while it still waited 5 s for its worker, before it
+    # unlinked its message queue: "1 leaked shared_memory objects" at exit (#18)
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir))
+    backend.unload()
+    assert engine.shutdown_timeout_s == ENGINE_SHUTDOWN_GRACE_S
+    assert ENGINE_SHUTDOWN_GRACE_S > 5 + 4  # the worker's grace, then its SIGTERM wait
+
+
+def test_a_vllm_whose_shutdown_takes_no_timeout_is_shut_down(tiny_model_dir: Path) -> None:
+    backend, engine = make_backend()
+    backend.load(config(tiny_model_dir))
+    calls: list[str] = []
+    engine.shutdown = lambda: calls.append("shutdown")  # type: ignore[method-assign]
+    backend.unload()
+    assert calls == ["shutdown"]
 
 
 def test_concurrency_is_max_num_seqs(tiny_model_dir: Path) -> None:

@@ -54,7 +54,7 @@ MAX_OUTPUT_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
-def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[llem.ExperimentResult, Path]:
+def vllm_command(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """The embedded model through the ``llem run`` command, as a user runs it."""
     config: dict[str, Any] = {
         "model": "smollm2-135m",
@@ -69,10 +69,26 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[llem.ExperimentR
     }
     work = tmp_path_factory.mktemp("vllm-run")
     (work / "experiment.yaml").write_text(yaml.safe_dump(config))
-    done = llem_command("run", str(work / "experiment.yaml"), "--out", str(work), "--quiet")
+    return llem_command("run", str(work / "experiment.yaml"), "--out", str(work), "--quiet")
+
+
+@pytest.fixture(scope="module")
+def vllm_run(
+    vllm_command: subprocess.CompletedProcess[str],
+) -> tuple[llem.ExperimentResult, Path]:
+    """The result of :func:`vllm_command` and its folder."""
+    done = vllm_command
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     folder = Path(done.stdout.strip().splitlines()[-1])
     return llem.load_result(folder), folder
+
+
+def test_a_run_leaves_no_shared_memory_behind(
+    vllm_command: subprocess.CompletedProcess[str],
+) -> None:
+    # the engine core releases its message queue when unload gives it time to (#18)
+    assert vllm_command.returncode == 0, vllm_command.stderr[-2000:]
+    assert "leaked shared_memory" not in vllm_command.stderr
 
 
 def test_real_engine_generates_and_writes_results(

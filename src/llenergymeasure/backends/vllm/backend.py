@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,10 @@ from llenergymeasure.results.records import RequestRecord
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default when vllm.max_num_seqs is unset
 ENGINE_EXIT_TIMEOUT_S = 15.0  # how long unload waits for the engine's processes to exit
+ENGINE_SHUTDOWN_GRACE_S = 10.0
+"""How long ``shutdown`` lets the engine core tear down before vLLM kills it: the core waits
+5 s for its worker (``VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS``), then up to 4 s after a SIGTERM,
+and only then releases its shared-memory message queue."""
 LORA_NAME = "adapter"
 
 
@@ -286,7 +291,7 @@ class VllmBackend(TokenizedBackend):
         try:
             if self._engine is not None:
                 try:
-                    self._engine.shutdown()
+                    _shut_down(self._engine)
                 finally:
                     self._engine = None
             self._close_loop()
@@ -312,6 +317,21 @@ class VllmBackend(TokenizedBackend):
         if self._api is None or self._engine is None:
             raise BackendError("the vllm backend has no engine running; call load() first")
         return self._api
+
+
+def _shut_down(engine: Any) -> None:
+    """Shut the engine down with ``ENGINE_SHUTDOWN_GRACE_S`` for its engine core.
+
+    vLLM's own grace (5 s) is as long as the core waits for its worker to exit, and on CPU the
+    worker takes longer: the core was killed before it had unlinked its shared-memory message
+    queue, and multiprocessing's resource tracker said "There appear to be 1 leaked
+    shared_memory objects" as llem exited. A vLLM whose ``shutdown`` takes no timeout keeps
+    its own grace.
+    """
+    if "timeout" in inspect.signature(engine.shutdown).parameters:
+        engine.shutdown(timeout=ENGINE_SHUTDOWN_GRACE_S)
+    else:
+        engine.shutdown()
 
 
 async def _start_engine(api: VllmApi, kwargs: dict[str, Any]) -> Any:
