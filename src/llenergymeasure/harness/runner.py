@@ -52,6 +52,7 @@ from llenergymeasure.harness.server import (
     remote_server_host,
     remote_server_warnings,
     server_energy_notes,
+    server_pids,
     server_sources,
 )
 from llenergymeasure.harness.serving import (
@@ -171,7 +172,7 @@ def run_experiment(
     poller = TelemetryPoller(
         telemetry_sources
         if telemetry_sources is not None
-        else default_sources(gpus) + server_sources(config),
+        else default_sources(gpus, server_pids(config, remote_host)) + server_sources(config),
         config.telemetry.interval_ms,
         clock,
     )

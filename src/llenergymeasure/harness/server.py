@@ -113,6 +113,35 @@ def server_energy_notes(config: ExperimentConfig, remote_host: str | None) -> li
     return [SHARED_DEVICE_NOTE] if config.backend == "server" and remote_host is None else []
 
 
+def server_pids(config: ExperimentConfig, remote_host: str | None) -> list[int]:
+    """The processes listening on a local server's port, for a ``backend: server`` run that
+    measures a server llem did not launch: its work is the run's own, not contention (a
+    launched server is a descendant of llem already). Empty otherwise, and where the port's
+    owner cannot be seen (another user's process, a container's port proxy: the
+    ``contention`` summary then counts it as other work)."""
+    if config.backend != "server" or remote_host is not None or config.server_options.launch:
+        return []
+    parts = urlsplit(config.server_options.url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except (psutil.Error, OSError):
+        return []
+    return sorted(
+        {
+            c.pid
+            for c in connections
+            if c.pid is not None and c.status == psutil.CONN_LISTEN and _port(c.laddr) == port
+        }
+    )
+
+
+def _port(address: object) -> int | None:
+    """The port of a psutil socket address (an empty tuple when there is none)."""
+    port = getattr(address, "port", None)
+    return port if isinstance(port, int) else None
+
+
 def server_sources(config: ExperimentConfig) -> list[TelemetrySource]:
     """The server's ``/metrics`` as a telemetry source, with ``server.scrape_metrics`` on
     ``backend: server``; none otherwise."""

@@ -23,7 +23,11 @@ import psutil
 from llenergymeasure.devices import Gpu, is_throttled
 from llenergymeasure.results.models import TelemetrySummary
 from llenergymeasure.results.records import TelemetrySample
-from llenergymeasure.telemetry.contention import CONTENTION_DEVICE, ContentionSource
+from llenergymeasure.telemetry.contention import (
+    CONTENTION_DEVICE,
+    ContentionSource,
+    default_root_pids,
+)
 
 
 class TelemetrySource(Protocol):
@@ -81,10 +85,15 @@ class GpuTelemetrySource:
         )
 
 
-def default_sources(gpus: Sequence[Gpu]) -> list[TelemetrySource]:
-    """The given GPUs, or the CPU where there are none; and other work on the machine."""
+def default_sources(gpus: Sequence[Gpu], own_pids: Sequence[int] = ()) -> list[TelemetrySource]:
+    """The given GPUs, or the CPU where there are none; and other work on the machine.
+
+    ``own_pids`` are processes outside this run's tree whose work is the run's own (a local
+    server it measures but did not start): they and their descendants are not other work.
+    """
     devices: TelemetrySource = GpuTelemetrySource(gpus) if gpus else CpuTelemetrySource()
-    return [devices, ContentionSource(gpus)]
+    roots = (*default_root_pids(), *own_pids)
+    return [devices, ContentionSource(gpus, root_pids=roots)]
 
 
 class TelemetryPoller:
