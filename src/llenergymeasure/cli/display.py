@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from llenergymeasure.reporting.attribution import PHASES, missing_reason
 from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results import (
     EnergyMetrics,
@@ -27,6 +28,7 @@ from llenergymeasure.results import (
     PerformanceMetrics,
     ServingMetrics,
 )
+from llenergymeasure.results.models import EnergyAttribution
 from llenergymeasure.results.warning_codes import WarningCode, warning_meaning
 
 
@@ -96,8 +98,44 @@ def _adjusted(energy: EnergyMetrics) -> str:
     )
 
 
-def _also(adjusted_j: float | None) -> str:
-    return f" (adjusted {_num(adjusted_j, ' J', 4)})" if adjusted_j is not None else ""
+def _also(adjusted: float | None, unit: str = "J") -> str:
+    return f" (adjusted {_num(adjusted, f' {unit}', 4)})" if adjusted is not None else ""
+
+
+def _attribution(result: ExperimentResult) -> list[tuple[str, str]]:
+    """Rows for the energy attributed per request and per phase, or one saying why there is
+    none (no rows when no energy was measured: the energy row says so)."""
+    attribution = result.attribution
+    if attribution is None:
+        if result.energy.energy_total_j is None:
+            return []
+        return [("energy / request, phase", f"— ({missing_reason(result)})")]
+    spread = attribution.per_request
+    per_request = "—"
+    if spread.n:
+        per_request = (
+            f"mean {_num(spread.mean_j, '', 4)} · p50 {_num(spread.median_j, '', 4)} · "
+            f"p95 {_num(spread.p95_j, ' J', 4)} ({spread.n} requests)"
+        )
+    per_token = (
+        f"{_num(attribution.energy_per_prompt_token_j, ' J', 4)} · "
+        f"{_num(attribution.energy_per_decode_token_j, ' J', 4)}"
+    )
+    return [
+        ("energy / request, attributed", per_request),
+        (" · ".join(name for name, _ in PHASES), _phases(attribution)),
+        ("J / prompt · decode token", per_token),
+    ]
+
+
+def _phases(attribution: EnergyAttribution) -> str:
+    """Prefill, decode and overhead energy, each with its share of the attributed energy."""
+    parts = []
+    for _, column in PHASES:
+        energy_j: float = getattr(attribution, column)
+        share = f" ({energy_j / attribution.energy_j:.0%})" if attribution.energy_j else ""
+        parts.append(f"{_num(energy_j, ' J', 4)}{share}")
+    return " · ".join(parts)
 
 
 def _co2(energy: EnergyMetrics) -> str:
@@ -247,6 +285,9 @@ def result_table(result: ExperimentResult) -> Table:
          + _also(metrics.energy_per_request_adjusted_j)),
         ("energy / token in+out", _num(metrics.energy_per_total_token_j, " J", 4)
          + _also(metrics.energy_per_total_token_adjusted_j)),
+        ("energy / 1,000 requests", _num(metrics.energy_per_1k_requests_wh, " Wh", 4)
+         + _also(metrics.energy_per_1k_requests_adjusted_wh, "Wh")),
+        *_attribution(result),
         *_facility(energy),
         ("CO2", _co2(energy)),
         ("output tokens/s", _num(metrics.output_tokens_per_s, "", 4)),

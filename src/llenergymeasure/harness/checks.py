@@ -227,18 +227,47 @@ def energy_metrics(
                   carbon_intensity_g_per_kwh=co2.intensity_g_per_kwh, pue=co2.pue,
                   energy_facility_j=co2.energy_facility_j)  # fmt: skip
     if baseline is not None and reading.energy_total_j is not None:
+        adjusted_by_domain_j = {
+            key: energy - baseline.power_by_domain_w.get(key, 0.0) * reading.duration_s
+            for key, energy in reading.energy_by_domain_j.items()
+        }
         values.update(
             baseline_power_w=baseline.power_w,
             baseline_power_by_domain_w=baseline.power_by_domain_w,
             baseline_from_cache=baseline.from_cache,
             baseline_age_s=baseline.age_s(now),
             energy_adjusted_j=reading.energy_total_j - baseline.power_w * reading.duration_s,
-            energy_adjusted_by_domain_j={
-                key: energy - baseline.power_by_domain_w.get(key, 0.0) * reading.duration_s
-                for key, energy in reading.energy_by_domain_j.items()
-            },
+            energy_adjusted_by_domain_j=adjusted_by_domain_j,
+            notes=[
+                *reading.notes,
+                *negative_adjusted_notes(reading, baseline, adjusted_by_domain_j),
+            ],
         )
     return EnergyMetrics(**values)
+
+
+def negative_adjusted_notes(
+    reading: EnergyReading, baseline: Baseline, adjusted_by_domain_j: dict[str, float]
+) -> list[str]:
+    """A note naming every domain whose idle-adjusted energy is below zero, with its idle and
+    window power, and saying why (none when no domain is)."""
+    negative = {key: value for key, value in adjusted_by_domain_j.items() if value < 0}
+    if not negative or reading.duration_s <= 0:
+        return []
+    listed = "; ".join(
+        f"{key} {value:.3g} J (idle baseline {baseline.power_by_domain_w.get(key, 0.0):.3g} W, "
+        f"window mean {reading.energy_by_domain_j[key] / reading.duration_s:.3g} W)"
+        for key, value in negative.items()
+    )
+    return [
+        f"idle-adjusted energy is negative for {listed}: the idle baseline's power there is "
+        "above the domain's mean power in the window, so subtracting it removes more than "
+        "the window drew. The value is kept, not clipped to 0 (clipping would hide the "
+        "mismatch and change the sum over domains). The baseline was taken under other "
+        "conditions than the window (other processes busy during it, a domain that draws "
+        "less under this load, or one so small that its counter's resolution dominates), so "
+        "that domain's idle-adjusted figure is not meaningful"
+    ]
 
 
 STEADY_MIN_S = 30.0

@@ -27,6 +27,16 @@ def per_unit(energy_j: float | None, units: int) -> float | None:
     return energy_j / units if energy_j is not None and units > 0 else None
 
 
+J_PER_WH = 3600.0
+
+
+def per_1k_requests_wh(energy_j: float | None, n_requests: int) -> float | None:
+    """Watt-hours per 1,000 requests (AIEnergyScore's unit): ``energy_j / n_requests``
+    × 1000 / 3600; None without energy or requests."""
+    per_request_j = per_unit(energy_j, n_requests)
+    return None if per_request_j is None else per_request_j * 1000 / J_PER_WH
+
+
 def failure_reasons(records: Sequence[RequestRecord]) -> dict[str, int]:
     """The most common reasons among the failed records (up to :data:`MAX_FAILURE_REASONS`),
     each with its count, most common first (ties in the order first seen)."""
@@ -66,6 +76,8 @@ def compute_metrics(
         energy_per_request_adjusted_j=per_unit(energy_adjusted_j, len(done)),
         energy_per_total_token_j=per_unit(energy_total_j, input_tokens + output_tokens),
         energy_per_total_token_adjusted_j=per_unit(energy_adjusted_j, input_tokens + output_tokens),
+        energy_per_1k_requests_wh=per_1k_requests_wh(energy_total_j, len(done)),
+        energy_per_1k_requests_adjusted_wh=per_1k_requests_wh(energy_adjusted_j, len(done)),
         ttft=latencies.ttft,
         itl=latencies.itl,
         tpot=latencies.tpot,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from llenergymeasure.errors import ConfigError, ResultsError
 from llenergymeasure.fileio import write_text_atomically
+from llenergymeasure.reporting.attribution import ConfigurationAttribution, attribution_view
 from llenergymeasure.reporting.compare import Comparison, compare
 from llenergymeasure.reporting.context import ReportContext, gather_context
 from llenergymeasure.reporting.deps import require
@@ -20,6 +21,9 @@ from llenergymeasure.reporting.figures import (
     PARETO_AXES,
     Figure,
     pareto_figure,
+    phase_split_figure,
+    phase_token_figure,
+    request_energy_figure,
     serving_figure,
     sweep_figure,
 )
@@ -27,7 +31,13 @@ from llenergymeasure.reporting.html import Page, render
 from llenergymeasure.reporting.loading import UNREADABLE, load_results
 from llenergymeasure.reporting.serving import DEFAULT_SLO_ATTAINMENT, ServingView, serving_view
 from llenergymeasure.reporting.summary import ConfigurationSummary, summarise, swept_parameters
-from llenergymeasure.reporting.tables import comparison_table, serving_tables, summary_table
+from llenergymeasure.reporting.tables import (
+    attribution_tables,
+    comparison_table,
+    denominator_table,
+    serving_tables,
+    summary_table,
+)
 from llenergymeasure.reporting.terminal import print_report
 from llenergymeasure.reporting.timeline import timeline_figure
 
@@ -45,6 +55,8 @@ class Report:
             configurations.
         serving: the serving view (configurations run under load, their knees); None when
             every configuration ran offline.
+        attribution: per configuration (in ranked order) the energy attributed per request
+            and per phase, or why there is none.
         html_path: the HTML file written, if one was asked for.
     """
 
@@ -52,6 +64,7 @@ class Report:
     configurations: list[ConfigurationSummary]
     comparison: Comparison | None
     serving: ServingView | None = None
+    attribution: list[ConfigurationAttribution] = field(default_factory=list)
     html_path: Path | None = None
 
 
@@ -91,10 +104,11 @@ def report(
     serving = serving_view(summaries, slo_attainment)
     context = gather_context(summaries)
     context.unreadable[:0] = frame.attrs.get(UNREADABLE, [])  # skipped while loading
-    print_report(console or Console(), summaries, comparison, serving, context)
-    outcome = Report(frame, summaries, comparison, serving)
+    attribution = attribution_view(summaries, context.results)
+    print_report(console or Console(), summaries, comparison, serving, context, attribution)
+    outcome = Report(frame, summaries, comparison, serving, attribution)
     if html is not None:
-        page = _page(summaries, comparison, serving, context, _sources(frame))
+        page = _page(summaries, comparison, serving, attribution, context, _sources(frame))
         outcome.html_path = _write_report(Path(html), render(page))
     return outcome
 
@@ -127,6 +141,7 @@ def _page(
     summaries: Sequence[ConfigurationSummary],
     comparison: Comparison | None,
     serving: ServingView | None,
+    attribution: Sequence[ConfigurationAttribution],
     context: ReportContext,
     sources: list[str],
 ) -> Page:
@@ -150,9 +165,12 @@ def _page(
     return Page(
         sources=sources,
         summary=summary_table(summaries),
+        denominators=denominator_table(summaries),
         comparison=comparison_table(comparison) if comparison else None,
         serving=serving_tables(serving),
         serving_figures=serving_figures(serving),
+        attribution=attribution_tables(attribution),
+        attribution_figures=attribution_figures(attribution, caption),
         pareto=pareto,
         sweeps=sweeps,
         timelines=timelines,
@@ -170,6 +188,15 @@ def serving_figures(view: ServingView | None) -> list[Figure]:
         serving_figure(group, view.attainment, figure_context(group.configurations))
         for group in view.groups
     ]
+
+
+def attribution_figures(views: Sequence[ConfigurationAttribution], caption: str) -> list[Figure]:
+    """Energy per request, per phase, and per prompt and decode token (those with data)."""
+    made = (make(views, caption) for make in ATTRIBUTION_FIGURES)
+    return [figure for figure in made if figure is not None]
+
+
+ATTRIBUTION_FIGURES = (request_energy_figure, phase_split_figure, phase_token_figure)
 
 
 def sweep_figures(summaries: Sequence[ConfigurationSummary], caption: str) -> list[Figure]:

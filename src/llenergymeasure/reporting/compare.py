@@ -23,6 +23,8 @@ ALPHA = 0.05
 COMPARED: dict[str, tuple[str, str]] = {
     "energy_per_output_token_j": ("J/token", "J"),
     "energy_per_output_token_adjusted_j": ("J/token idle-adjusted", "J"),
+    "energy_per_total_token_j": ("J/token in+out", "J"),
+    "energy_per_request_j": ("J/request", "J"),
     "energy_total_j": ("energy", "J"),
     "mean_power_w": ("mean power", "W"),
     "output_tokens_per_s": ("output tokens/s", "1/s"),

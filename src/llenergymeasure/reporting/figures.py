@@ -1,5 +1,6 @@
 """Comparison figures (plotly): Pareto fronts of energy against speed and latency, the
-effect of each swept parameter, and energy and latency against the load (the serving view).
+effect of each swept parameter, energy and latency against the load (the serving view), and
+where the energy went (per request, per phase).
 Every figure comes with a caption saying what is plotted, how it was obtained, its uncertainty
 and the warnings that apply."""
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from llenergymeasure.reporting.attribution import PHASES, ConfigurationAttribution
 from llenergymeasure.reporting.deps import require
 from llenergymeasure.reporting.serving import (
     RATE_KEY,
@@ -376,3 +378,116 @@ def _serving_caption(group: ServingGroup, slo: bool, attainment: float, context:
             "whose good fraction reaches it (a line with no ★ has none, or lacks J/request)."
         )
     return f"{text} {CI_TEXT} {context}"
+
+
+ATTRIBUTION_TEXT = (
+    "Attribution: each interval of the energy timeline is shared among the requests in flight "
+    "in proportion to the tokens each processed in it (a prefill counts its prompt tokens at "
+    "the step that produced its first token; each decode step one token per request); energy "
+    "no step claims (nothing in flight, the tail after the last token) is overhead. A run's "
+    "attributions add up to its window energy; the README states the model and its limits."
+)
+STRIP_MAX_POINTS = 2000  # above this many requests in a configuration, only outliers are drawn
+
+
+def _not_attributed(views: Sequence[ConfigurationAttribution]) -> str:
+    missing = [v.configuration.label for v in views if not v.attributed]
+    return f" Not attributed (see the tables): {', '.join(missing)}." if missing else ""
+
+
+def request_energy_figure(views: Sequence[ConfigurationAttribution], context: str) -> Figure | None:
+    """Per configuration, a box of the energy attributed to each completed request with every
+    request drawn beside it; None when no configuration has per-request energy."""
+    go = require("plotly.graph_objects")
+    shown = [v for v in views if v.configuration.request_energy_j]
+    if not shown:
+        return None
+    figure = go.Figure()
+    for index, view in enumerate(shown):
+        values = view.configuration.request_energy_j
+        figure.add_trace(
+            go.Box(
+                y=values, name=view.configuration.label, boxmean=True, jitter=0.4,
+                pointpos=-1.6, marker={"size": 4, "color": _PALETTE[index % len(_PALETTE)]},
+                boxpoints="all" if len(values) <= STRIP_MAX_POINTS else "outliers",
+            )
+        )  # fmt: skip
+    title = "Energy per request"
+    figure.update_layout(**_layout(title, "configuration", "energy per request (J)"))
+    figure.update_layout(showlegend=False)
+    caption = (
+        "The energy attributed to each completed request (requests.parquet energy_j), every "
+        "request of every done cycle of the configuration pooled: the box spans the quartiles "
+        "around the median, the dashed line is the mean, each point a request "
+        f"(only outliers above {STRIP_MAX_POINTS} requests). {ATTRIBUTION_TEXT}"
+        f"{_not_attributed(views)} {context}"
+    )
+    return Figure(title, caption, figure)
+
+
+_PHASE_COLOURS = {"prefill": "#e67e22", "decode": "#2980b9", "overhead": "#95a5a6"}
+
+
+def phase_split_figure(views: Sequence[ConfigurationAttribution], context: str) -> Figure | None:
+    """Per configuration, stacked bars of the window's energy spent in prefill steps,
+    decode-only steps and overhead; None when no configuration has an attribution."""
+    go = require("plotly.graph_objects")
+    shown = [v for v in views if v.attributed]
+    if not shown:
+        return None
+    figure = go.Figure()
+    labels = [v.configuration.label for v in shown]
+    for name, column in PHASES:
+        shares = [v.share(column) for v in shown]
+        figure.add_trace(
+            go.Bar(
+                x=labels, y=[v.phases[column].mean for v in shown], name=name,
+                marker={"color": _PHASE_COLOURS[name]},
+                customdata=[0.0 if share is None else share for share in shares],
+                hovertemplate=f"%{{x}}<br>{name}: %{{y:.4g}} J "
+                "(%{customdata:.0%})<extra></extra>",
+            )
+        )  # fmt: skip
+    title = "Energy per phase"
+    figure.update_layout(**_layout(title, "configuration", "energy per cycle (J)"))
+    figure.update_layout(barmode="stack")
+    caption = (
+        "The window's energy split by step, mean over the done cycles with an attribution: "
+        "steps that ran at least one prefill, steps that only decoded, and overhead no step "
+        f"claims (hover for each part's share). {ATTRIBUTION_TEXT}{_not_attributed(views)} "
+        f"{context}"
+    )
+    return Figure(title, caption, figure)
+
+
+def phase_token_figure(views: Sequence[ConfigurationAttribution], context: str) -> Figure | None:
+    """Per configuration, J per prompt token beside J per decode token, with 95% CI whiskers;
+    None when no configuration has either."""
+    go = require("plotly.graph_objects")
+    pick: dict[str, Callable[[ConfigurationAttribution], Summary]] = {
+        "J per prompt token": lambda v: v.energy_per_prompt_token_j,
+        "J per decode token": lambda v: v.energy_per_decode_token_j,
+    }
+    shown = [v for v in views if any(p(v).mean is not None for p in pick.values())]
+    if not shown:
+        return None
+    figure = go.Figure()
+    for (name, value), colour in zip(pick.items(), ("#e67e22", "#2980b9"), strict=True):
+        summaries: list[Summary] = [value(v) for v in shown]
+        figure.add_trace(
+            go.Bar(
+                x=[v.configuration.label for v in shown], y=[s.mean for s in summaries],
+                error_y=_whiskers([s.ci95_half_width for s in summaries]), name=name,
+                marker={"color": colour},
+            )
+        )  # fmt: skip
+    title = "Energy per prompt token and per decode token"
+    figure.update_layout(**_layout(title, "configuration", "energy per token (J)"))
+    figure.update_layout(barmode="group")
+    caption = (
+        "J per prompt token: the energy of the steps that ran a prefill ÷ the prompt tokens "
+        "prefilled; J per decode token: the energy of the decode-only steps ÷ the tokens they "
+        f"produced; mean over cycles. {CI_TEXT} {ATTRIBUTION_TEXT}{_not_attributed(views)} "
+        f"{context}"
+    )
+    return Figure(title, caption, figure)

@@ -51,9 +51,12 @@ class Page:
 
     sources: list[str]
     summary: TableData
+    denominators: TableData
     comparison: TableData | None
     serving: list[TableData]
     serving_figures: list[Figure]
+    attribution: list[TableData]
+    attribution_figures: list[Figure]
     pareto: list[Figure]
     sweeps: list[Figure]
     timelines: list[Figure]
@@ -81,12 +84,16 @@ def render(page: Page) -> str:
         _meta(page.sources),
         "<h2>Summary</h2>",
         _table(page.summary),
+        '<h2 id="denominators">Energy per unit of work</h2>',
+        _table(page.denominators),
     ]
     if page.comparison is not None:
         parts += ["<h2>Comparison</h2>", _table(page.comparison)]
     if page.serving:
         parts += ['<h2 id="serving">Serving under load</h2>', *map(_table, page.serving)]
         parts += _figures(page.serving_figures, counter)
+    parts += ['<h2 id="attribution">Energy per request and per phase</h2>']
+    parts += [*map(_table, page.attribution), *_figures(page.attribution_figures, counter)]
     parts += _figure_section("Energy against speed and latency (Pareto)", page.pareto, counter)
     parts += _figure_section("Swept parameters", page.sweeps, counter)
     parts += _figure_section("Device timelines", page.timelines, counter)

@@ -46,6 +46,17 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "energy_per_request_adjusted_j": ("metrics", "energy_per_request_adjusted_j"),
     "energy_per_total_token_j": ("metrics", "energy_per_total_token_j"),
     "energy_per_total_token_adjusted_j": ("metrics", "energy_per_total_token_adjusted_j"),
+    "energy_per_1k_requests_wh": ("metrics", "energy_per_1k_requests_wh"),
+    "energy_per_1k_requests_adjusted_wh": ("metrics", "energy_per_1k_requests_adjusted_wh"),
+    # the energy attribution (null without an energy timeline)
+    "prefill_energy_j": ("attribution", "prefill_energy_j"),
+    "decode_energy_j": ("attribution", "decode_energy_j"),
+    "overhead_energy_j": ("attribution", "overhead_energy_j"),
+    "energy_per_prompt_token_j": ("attribution", "energy_per_prompt_token_j"),
+    "energy_per_decode_token_j": ("attribution", "energy_per_decode_token_j"),
+    "request_energy_mean_j": ("attribution", "per_request", "mean_j"),
+    "request_energy_median_j": ("attribution", "per_request", "median_j"),
+    "request_energy_p95_j": ("attribution", "per_request", "p95_j"),
     "output_tokens_per_s": ("metrics", "output_tokens_per_s"),
     "input_tokens_per_s": ("metrics", "input_tokens_per_s"),
     "requests_per_s": ("metrics", "requests_per_s"),
@@ -141,10 +152,14 @@ def load_results(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         ``experiment_index``, ``experiment_name``, ``cycle_index``, ``status``, ``error``,
         ``result_dir`` (absolute). Config fields as ``config.<dotted.path>`` columns. Metric
         columns with the unit in the name (``energy_total_j``, ``output_tokens_per_s``,
-        ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`; ``n_requests`` counts the completed
-        requests, ``n_failed_requests`` and ``error_rate`` the failed ones; a serving run's load and
-        steady-state figures as ``load_mode``, ``request_rate_rps`` (inf = all at once),
-        ``steady_state_*``, ``goodput_rps``..., null for an offline run), ``warning_codes``
+        ``ttft_p95_s``, ...; see :data:`METRIC_PATHS`; every energy denominator raw and
+        idle-adjusted; the energy attribution's ``prefill_energy_j``, ``decode_energy_j``,
+        ``overhead_energy_j``, ``energy_per_prompt_token_j``, ``energy_per_decode_token_j``
+        and ``request_energy_{mean,median,p95}_j``, null without one; ``n_requests`` counts the
+        completed requests, ``n_failed_requests`` and ``error_rate`` the failed ones; a serving
+        run's load and steady-state figures as ``load_mode``, ``request_rate_rps`` (inf = all
+        at once), ``steady_state_*``, ``goodput_rps``..., null for an offline run),
+        ``warning_codes``
         (comma-separated), ``timeseries_file`` (absolute, or null). Failed or pending study
         entries have null metrics. ``frame.attrs["unreadable"]`` lists what was skipped
         because a file could not be read (a standalone run, a study's ``results.parquet``, or

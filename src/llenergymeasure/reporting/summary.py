@@ -24,6 +24,35 @@ from llenergymeasure.results.models import LatencyStats
 from llenergymeasure.results.stats import Summary, completed, latency_stats, summary_stats
 
 
+@dataclass(frozen=True)
+class Denominator:
+    """One unit of work energy is divided by: its label, its results columns (raw and
+    idle-adjusted) and the unit of the figure."""
+
+    label: str
+    column: str
+    adjusted_column: str
+    unit: str
+
+
+DENOMINATORS = (
+    Denominator(
+        "per output token", "energy_per_output_token_j", "energy_per_output_token_adjusted_j", "J"
+    ),
+    Denominator(
+        "per token in+out", "energy_per_total_token_j", "energy_per_total_token_adjusted_j", "J"
+    ),
+    Denominator("per request", "energy_per_request_j", "energy_per_request_adjusted_j", "J"),
+    Denominator(
+        "per 1,000 requests",
+        "energy_per_1k_requests_wh",
+        "energy_per_1k_requests_adjusted_wh",
+        "Wh",
+    ),
+)
+"""Every energy denominator of a result, the headline (J per output token) first."""
+
+
 @dataclass
 class ConfigurationSummary:
     """One configuration of a report.
@@ -41,7 +70,12 @@ class ConfigurationSummary:
         mean_power_w: energy ÷ energy window per cycle (W), what the energy figures imply.
         ttft: time to first token, pooled over every request of every done cycle.
         itl: inter-token latency, pooled likewise.
-        latency_note: why the pooled latencies are missing, when they are.
+        latency_note: why the pooled latencies (and request energies) are missing, when they
+            are.
+        energy_per_unit: each :data:`DENOMINATORS` column (raw and idle-adjusted) -> its
+            summary over done cycles.
+        request_energy_j: the energy attributed to each completed request of every done cycle
+            (``requests.parquet`` ``energy_j``; empty without an energy attribution).
         energy_methods: the energy sampler(s) used.
         is_estimate: some cycle's energy is an estimate, not a measurement.
         warnings: warning code -> how many done cycles carry it.
@@ -60,6 +94,8 @@ class ConfigurationSummary:
     ttft: LatencyStats = field(default_factory=LatencyStats)
     itl: LatencyStats = field(default_factory=LatencyStats)
     latency_note: str | None = None
+    energy_per_unit: dict[str, Summary] = field(default_factory=dict)
+    request_energy_j: list[float] = field(default_factory=list)
     energy_methods: list[str] = field(default_factory=list)
     is_estimate: bool = False
     warnings: dict[str, int] = field(default_factory=dict)
@@ -91,7 +127,7 @@ def _rank(summary: ConfigurationSummary) -> float:
 def _summarise_one(label: str, rows: Any) -> ConfigurationSummary:
     done = rows[rows["status"] == "done"]
     config = {k: _plain(v) for k, v in rows.iloc[0].items() if str(k).startswith("config.")}
-    ttft, itl, note = _pooled_latency(done)
+    pooled = _pooled(done)
     codes = Counter(c for text in done.get("warning_codes", []) for c in _codes(text))
     methods = done["energy_method"].dropna().unique() if "energy_method" in done else []
     return ConfigurationSummary(
@@ -107,9 +143,15 @@ def _summarise_one(label: str, rows: Any) -> ConfigurationSummary:
         ),
         tokens_per_s=summary_stats(cycle_values(done, "output_tokens_per_s")),
         mean_power_w=summary_stats(mean_power_values(done)),
-        ttft=ttft,
-        itl=itl,
-        latency_note=note,
+        ttft=pooled.ttft,
+        itl=pooled.itl,
+        latency_note=pooled.note,
+        energy_per_unit={
+            column: summary_stats(cycle_values(done, column))
+            for d in DENOMINATORS
+            for column in (d.column, d.adjusted_column)
+        },
+        request_energy_j=pooled.request_energy_j,
         energy_methods=sorted(str(m) for m in methods),
         is_estimate=any(v is True or v is np.True_ for v in done.get("energy_is_estimate", [])),
         warnings=dict(codes),
@@ -145,18 +187,30 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _pooled_latency(done: Any) -> tuple[LatencyStats, LatencyStats, str | None]:
-    """TTFT and ITL over every completed raw request of every done cycle."""
+@dataclass(frozen=True)
+class _Pooled:
+    """What the raw requests of every done cycle give together (``note``: why nothing)."""
+
+    ttft: LatencyStats = field(default_factory=LatencyStats)
+    itl: LatencyStats = field(default_factory=LatencyStats)
+    request_energy_j: list[float] = field(default_factory=list)
+    note: str | None = None
+
+
+def _pooled(done: Any) -> _Pooled:
+    """TTFT, ITL and attributed energy over every completed raw request of every done cycle."""
     ttft: list[float] = []
     itl: list[float] = []
+    energy_j: list[float] = []
     for run_dir in done["result_dir"]:
         try:
             records = completed(load_requests(Path(str(run_dir))))
         except ResultsError as exc:  # names the file and why
-            return LatencyStats(), LatencyStats(), f"raw requests unreadable: {exc}"
+            return _Pooled(note=f"raw requests unreadable: {exc}")
         ttft.extend(r.ttft_s for r in records if r.ttft_s is not None)
         itl.extend(gap for r in records for gap in r.itl_s)
-    return latency_stats(ttft), latency_stats(itl), None
+        energy_j.extend(r.energy_j for r in records if r.energy_j is not None)
+    return _Pooled(latency_stats(ttft), latency_stats(itl), energy_j)
 
 
 def swept_parameters(summaries: Sequence[ConfigurationSummary]) -> list[str]:

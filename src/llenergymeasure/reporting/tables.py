@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from llenergymeasure.reporting.attribution import PHASES, ConfigurationAttribution
 from llenergymeasure.reporting.compare import Comparison, MetricDifference
 from llenergymeasure.reporting.serving import (
     CAP_KEY,
@@ -15,7 +16,7 @@ from llenergymeasure.reporting.serving import (
     load_text,
     slo_targets,
 )
-from llenergymeasure.reporting.summary import ConfigurationSummary
+from llenergymeasure.reporting.summary import DENOMINATORS, ConfigurationSummary
 from llenergymeasure.results.models import LatencyStats
 from llenergymeasure.results.stats import Summary
 
@@ -40,13 +41,19 @@ def number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
+ROUNDING = 1e-12
+"""A half-width below this share of the mean is rounding in the sums of equal values: 0."""
+
+
 def mean_ci(summary: Summary, scale: float = 1.0) -> str:
     """``mean ± half-width`` (no interval below two cycles)."""
     if summary.mean is None:
         return "—"
     text = number(summary.mean * scale)
-    if summary.ci95_half_width is not None:
-        text += f" ± {summary.ci95_half_width * scale:.2g}"
+    half_width = summary.ci95_half_width
+    if half_width is not None:
+        half_width = 0.0 if half_width <= ROUNDING * abs(summary.mean) else half_width
+        text += f" ± {half_width * scale:.2g}"
     return text
 
 
@@ -116,6 +123,99 @@ def summary_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
         "applies to k of n cycles, unmarked to all"
     )
     return TableData(SUMMARY_TITLE, headers, rows, notes)
+
+
+DENOMINATOR_TITLE = (
+    "energy per unit of work, gross and idle-adjusted: mean ± 95% CI half-width over cycles "
+    "(Student t)"
+)
+
+
+def denominator_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
+    """Per configuration a row of every energy denominator gross, and one idle-adjusted where
+    some cycle has an idle baseline."""
+    headers = ["configuration", "energy"]
+    headers += [f"{d.unit} {d.label}" for d in DENOMINATORS]
+    rows = []
+    for s in summaries:
+        rows.append(
+            [s.label, "gross", *(mean_ci(s.energy_per_unit[d.column]) for d in DENOMINATORS)]
+        )
+        adjusted = [s.energy_per_unit[d.adjusted_column] for d in DENOMINATORS]
+        if any(a.mean is not None for a in adjusted):
+            rows.append([s.label, "idle-adjusted", *map(mean_ci, adjusted)])
+    notes = [
+        "gross: the measured window's energy; idle-adjusted: less the idle baseline's power × "
+        "the window. Tokens in+out: prompt and output tokens of the completed requests; "
+        "per 1,000 requests in Wh (J per request × 1000 / 3600, AIEnergyScore's unit). Only "
+        "completed requests count"
+    ]
+    return TableData(DENOMINATOR_TITLE, headers, rows, notes)
+
+
+def _spread(view: ConfigurationAttribution) -> list[str]:
+    d = view.per_request
+    if not d.n:
+        return ["—"] * 5
+    return [str(d.n), number(d.mean_j), number(d.median_j), number(d.p95_j),
+            f"{number(d.min_j)}–{number(d.max_j)}"]  # fmt: skip
+
+
+REQUEST_ENERGY_TITLE = (
+    "energy per request (J), attributed from the energy timeline: every completed request of "
+    "every done cycle pooled"
+)
+
+
+def request_energy_table(views: Sequence[ConfigurationAttribution]) -> TableData:
+    """Per configuration, the distribution of the energy attributed to each request."""
+    headers = ["configuration", "requests", "mean J", "p50 J", "p95 J", "min–max J"]
+    rows = [[v.configuration.label, *_spread(v)] for v in views]
+    notes = [f"{v.configuration.label}: {v.missing}" for v in views if v.missing]
+    return TableData(REQUEST_ENERGY_TITLE, headers, rows, notes)
+
+
+PHASE_TITLE = (
+    "energy per phase (J per cycle): steps that ran a prefill, steps that only decoded, and "
+    "overhead no step claims; mean ± 95% CI over cycles (share of the three)"
+)
+
+
+def _part(view: ConfigurationAttribution, column: str) -> str:
+    share = view.share(column)
+    text = mean_ci(view.phases[column])
+    return text if share is None else f"{text} ({share:.0%})"
+
+
+def phase_table(views: Sequence[ConfigurationAttribution]) -> TableData:
+    """Per configuration, the prefill/decode/overhead split and J per prompt and decode token."""
+    headers = ["configuration", *(f"{name} J" for name, _ in PHASES)]
+    headers += ["J/prompt token", "J/decode token"]
+    rows = [
+        [
+            v.configuration.label,
+            *(_part(v, column) for _, column in PHASES),
+            mean_ci(v.energy_per_prompt_token_j),
+            mean_ci(v.energy_per_decode_token_j),
+        ]
+        for v in views
+    ]
+    notes = [f"{v.configuration.label}: {n}" for v in views for n in v.notes]
+    notes.append(
+        "J/prompt token: prefill steps' energy ÷ prompt tokens prefilled; J/decode token: "
+        "decode-only steps' energy ÷ the tokens they produced"
+    )
+    return TableData(PHASE_TITLE, headers, rows, notes)
+
+
+def attribution_tables(views: Sequence[ConfigurationAttribution]) -> list[TableData]:
+    """The per-request and per-phase tables; where no configuration has an attribution, one
+    table saying why for each."""
+    if any(v.attributed for v in views):
+        return [request_energy_table(views), phase_table(views)]
+    rows = [[v.configuration.label, v.missing or "—"] for v in views]
+    title = "energy per request and per phase: no configuration has an energy attribution"
+    return [TableData(title, ["configuration", "attribution"], rows)]
 
 
 def _signed(value: float | None, unit: str) -> str:

@@ -8,13 +8,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llenergymeasure.reporting.attribution import ConfigurationAttribution
 from llenergymeasure.reporting.compare import Comparison
 from llenergymeasure.reporting.context import ReportContext
 from llenergymeasure.reporting.serving import ServingView
 from llenergymeasure.reporting.summary import ConfigurationSummary
 from llenergymeasure.reporting.tables import (
     TableData,
+    attribution_tables,
     comparison_table,
+    denominator_table,
     serving_tables,
     summary_table,
 )
@@ -88,13 +91,16 @@ def print_report(
     comparison: Comparison | None,
     serving: ServingView | None,
     context: ReportContext,
+    attribution: Sequence[ConfigurationAttribution],
 ) -> None:
-    """Summary table, comparison (if any), the serving view's tables (if any configuration
-    ran under load), every warning's text, failed entries."""
+    """Summary table, every energy denominator, comparison (if any), the serving view's tables
+    (if any configuration ran under load), energy per request and per phase, every warning's
+    text, failed entries."""
     _print_table(console, summary_table(summaries), TEXT_COLUMNS)
+    _print_table(console, denominator_table(summaries))
     if comparison is not None:
         _print_table(console, comparison_table(comparison))
-    for table in serving_tables(serving):
+    for table in [*serving_tables(serving), *attribution_tables(attribution)]:
         _print_table(console, table)
     for code, message in sorted(context.warnings.items()):
         print_warning(console, code, message)

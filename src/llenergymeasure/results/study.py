@@ -89,9 +89,12 @@ class ExperimentAggregate(_Lenient):
     coefficient of variation of one per-cycle figure (in the unit its name ends with). The
     ``*_pooled`` latency distributions are computed from every raw sample of every completed
     request of every finished cycle together (failed requests count only in ``error_rate``,
-    failed / submitted per cycle). The serving figures (``steady_state_*``, ``achieved_rate_rps``,
-    ``goodput_rps``, ``good_fraction``) summarise the cycles that have them (serving runs;
-    goodput only with ``load.slo``).
+    failed / submitted per cycle). The energy per unit of work is summarised raw and
+    idle-adjusted (J per output token, per total token, per request; Wh per 1,000 requests);
+    ``energy_per_prompt_token_j`` and ``energy_per_decode_token_j`` summarise the cycles with
+    an energy attribution (``ExperimentResult.attribution``). The serving figures
+    (``steady_state_*``, ``achieved_rate_rps``, ``goodput_rps``, ``good_fraction``) summarise
+    the cycles that have them (serving runs; goodput only with ``load.slo``).
     """
 
     experiment_index: int
@@ -102,6 +105,14 @@ class ExperimentAggregate(_Lenient):
     energy_adjusted_j: Summary = Field(default_factory=Summary)
     energy_per_output_token_j: Summary = Field(default_factory=Summary)
     energy_per_output_token_adjusted_j: Summary = Field(default_factory=Summary)
+    energy_per_total_token_j: Summary = Field(default_factory=Summary)
+    energy_per_total_token_adjusted_j: Summary = Field(default_factory=Summary)
+    energy_per_request_j: Summary = Field(default_factory=Summary)
+    energy_per_request_adjusted_j: Summary = Field(default_factory=Summary)
+    energy_per_1k_requests_wh: Summary = Field(default_factory=Summary)
+    energy_per_1k_requests_adjusted_wh: Summary = Field(default_factory=Summary)
+    energy_per_prompt_token_j: Summary = Field(default_factory=Summary)
+    energy_per_decode_token_j: Summary = Field(default_factory=Summary)
     output_tokens_per_s: Summary = Field(default_factory=Summary)
     requests_per_s: Summary = Field(default_factory=Summary)
     error_rate: Summary = Field(default_factory=Summary)
@@ -170,12 +181,41 @@ def _goodput(result: ExperimentResult, name: str) -> float | None:
     return None if good is None else cast(float | None, getattr(good, name))
 
 
+def _attributed(result: ExperimentResult, name: str) -> float | None:
+    """A figure of the run's energy attribution (None without an energy timeline)."""
+    attribution = result.attribution
+    return None if attribution is None else cast(float | None, getattr(attribution, name))
+
+
+def _per_request(result: ExperimentResult, name: str) -> float | None:
+    """A statistic of the energy attributed per completed request (None without)."""
+    attribution = result.attribution
+    spread = None if attribution is None else attribution.per_request
+    return None if spread is None else cast(float | None, getattr(spread, name))
+
+
+# Energy per unit of work, raw and idle-adjusted: each a per-cycle column of results.parquet
+# and an ExperimentAggregate field of the same name.
+_DENOMINATORS = (
+    "energy_per_output_token_j", "energy_per_output_token_adjusted_j",
+    "energy_per_total_token_j", "energy_per_total_token_adjusted_j",
+    "energy_per_request_j", "energy_per_request_adjusted_j",
+    "energy_per_1k_requests_wh", "energy_per_1k_requests_adjusted_wh",
+)  # fmt: skip
+
+
+def _metric(name: str) -> Callable[[ExperimentResult], float | None]:
+    """Read ``name`` from a result's metrics."""
+    return lambda r: cast(float | None, getattr(r.metrics, name))
+
+
 # Per-cycle figures summarised over cycles; each field of ExperimentAggregate of that name.
 _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_total_j": lambda r: r.energy.energy_total_j,
     "energy_adjusted_j": lambda r: r.energy.energy_adjusted_j,
-    "energy_per_output_token_j": lambda r: r.metrics.energy_per_output_token_j,
-    "energy_per_output_token_adjusted_j": lambda r: r.metrics.energy_per_output_token_adjusted_j,
+    **{name: _metric(name) for name in _DENOMINATORS},
+    "energy_per_prompt_token_j": lambda r: _attributed(r, "energy_per_prompt_token_j"),
+    "energy_per_decode_token_j": lambda r: _attributed(r, "energy_per_decode_token_j"),
     "output_tokens_per_s": lambda r: r.metrics.output_tokens_per_s,
     "requests_per_s": lambda r: r.metrics.requests_per_s,
     "error_rate": lambda r: r.metrics.error_rate,
@@ -195,15 +235,19 @@ _SUMMARISED: dict[str, Callable[[ExperimentResult], float | None]] = {
 _ROW_METRICS: dict[str, tuple[str, Callable[[ExperimentResult], Any]]] = {
     "energy_total_j": ("float64", lambda r: r.energy.energy_total_j),
     "energy_adjusted_j": ("float64", lambda r: r.energy.energy_adjusted_j),
-    "energy_per_output_token_j": ("float64", lambda r: r.metrics.energy_per_output_token_j),
-    "energy_per_output_token_adjusted_j": (
-        "float64",
-        lambda r: r.metrics.energy_per_output_token_adjusted_j,
-    ),
+    **{name: ("float64", _metric(name)) for name in _DENOMINATORS},
+    # the energy attribution (null without an energy timeline)
+    "prefill_energy_j": ("float64", lambda r: _attributed(r, "prefill_energy_j")),
+    "decode_energy_j": ("float64", lambda r: _attributed(r, "decode_energy_j")),
+    "overhead_energy_j": ("float64", lambda r: _attributed(r, "overhead_energy_j")),
+    "energy_per_prompt_token_j": ("float64", lambda r: _attributed(r, "energy_per_prompt_token_j")),
+    "energy_per_decode_token_j": ("float64", lambda r: _attributed(r, "energy_per_decode_token_j")),
+    "request_energy_mean_j": ("float64", lambda r: _per_request(r, "mean_j")),
+    "request_energy_median_j": ("float64", lambda r: _per_request(r, "median_j")),
+    "request_energy_p95_j": ("float64", lambda r: _per_request(r, "p95_j")),
     "output_tokens_per_s": ("float64", lambda r: r.metrics.output_tokens_per_s),
     "input_tokens_per_s": ("float64", lambda r: r.metrics.input_tokens_per_s),
     "requests_per_s": ("float64", lambda r: r.metrics.requests_per_s),
-    "energy_per_total_token_j": ("float64", lambda r: r.metrics.energy_per_total_token_j),
     "ttft_mean_s": ("float64", lambda r: r.metrics.ttft.mean_s),
     "ttft_p95_s": ("float64", lambda r: r.metrics.ttft.p95_s),
     "itl_mean_s": ("float64", lambda r: r.metrics.itl.mean_s),
