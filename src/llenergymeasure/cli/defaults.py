@@ -5,16 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL
+from llenergymeasure.config.dotted import deep_copy, set_dotted
+
+EMBEDDED_BATCH = 8
+"""Requests the embedded default batches at a time, on every engine backend."""
+
+BATCH_FIELDS: dict[str, str] = {
+    "pytorch": "pytorch.batch_size",
+    "vllm": "vllm.max_num_seqs",
+    "tensorrt": "tensorrt.max_batch_size",
+}
+"""Each engine backend's field for the requests it batches at a time (a server batches as the
+command that started it says)."""
 
 EMBEDDED_DEFAULT: dict[str, Any] = {
     "model": DEFAULT_EMBEDDED_MODEL,
-    "backend": "pytorch",
-    "name": "smollm2-135m_default",
     "n": 24,
     "max_input_tokens": 256,
     "max_output_tokens": 48,
     "warmup": {"n_warmup": 2, "max_output_tokens": 8},
     "baseline": {"duration_s": 3.0},
-    "pytorch": {"batch_size": 8},
 }
-"""Small enough to finish in about a minute on 2 CPU cores, long enough for a >10 s window."""
+"""Small enough to finish in about a minute on 2 CPU cores, long enough for a >10 s window.
+Backend-neutral: :func:`embedded_default` adds the backend and its batch field."""
+
+
+def embedded_default(backend: str) -> dict[str, Any]:
+    """The embedded default for ``backend``: the same prompts and budgets on every backend,
+    each engine batching :data:`EMBEDDED_BATCH` requests through its own field
+    (:data:`BATCH_FIELDS`), named ``<model>_<backend>_default``."""
+    data = deep_copy(EMBEDDED_DEFAULT)
+    data["backend"] = backend
+    data["name"] = f"{DEFAULT_EMBEDDED_MODEL}_{backend}_default"
+    if backend in BATCH_FIELDS:
+        set_dotted(data, BATCH_FIELDS[backend], EMBEDDED_BATCH)
+    return data

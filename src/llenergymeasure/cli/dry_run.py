@@ -38,6 +38,7 @@ from llenergymeasure.datasets import source_lengths
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
+from llenergymeasure.harness.save import result_label
 from llenergymeasure.load import plan_load
 from llenergymeasure.results.io import check_out_dir
 
@@ -95,7 +96,7 @@ def build_plan(
         name, kind = config.name, "study"
     else:
         experiments, execution = [config], None
-        name, kind = config.name or config.model, "experiment"
+        name, kind = result_label(config), "experiment"
     sources = [  # checks each source as a run does first, and reads its lengths
         source_lengths(dataset).as_dict()
         for dataset in {e.dataset.model_dump_json(): e.dataset for e in experiments}.values()
@@ -142,31 +143,37 @@ def _library_problems(experiments: list[ExperimentConfig]) -> list[str]:
         if not untested_allowed():
             problems += untested_versions(backend, status.versions)
         if backend == "pytorch":
-            problems += _continuous_batching_problems(experiments, status.versions)
+            problems += _transformers_problems(experiments, status.versions)
     return problems
 
 
-def _continuous_batching_problems(
+def _transformers_problems(
     experiments: list[ExperimentConfig], versions: Mapping[str, str | None]
 ) -> list[str]:
-    """Why transformers' continuous batching cannot serve a pytorch experiment's load mode
-    (the refusal the run gives before loading), once per distinct reason."""
-    from llenergymeasure.backends.pytorch.continuous_settings import check_continuous_batching
+    """What the installed transformers would refuse in a pytorch experiment (the checks the
+    run makes before loading: removed fields, continuous batching under a serving load), once
+    per distinct reason."""
+    from llenergymeasure.backends.pytorch.version_checks import check_transformers_version
 
     installed = versions.get("transformers")
     problems: dict[str, None] = {}
     for experiment in experiments:
-        if experiment.backend != "pytorch" or not experiment.load.is_serving or not installed:
+        if experiment.backend != "pytorch" or not installed:
             continue
         try:
-            check_continuous_batching(experiment, installed)
+            check_transformers_version(experiment, installed)
         except ConfigError as exc:
-            problems[f"{experiment.name or experiment.model}: {exc}"] = None
+            problems[f"{result_label(experiment)}: {exc}"] = None
     return list(problems)
 
 
 def _headline(experiment: ExperimentConfig) -> dict[str, Any]:
-    return {"name": experiment.name, "model": experiment.model, "backend": experiment.backend}
+    """The name (what the run names its result directory), model and backend."""
+    return {
+        "name": result_label(experiment),
+        "model": experiment.model,
+        "backend": experiment.backend,
+    }
 
 
 def load_plan(experiment: ExperimentConfig) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from llenergymeasure.api import run
-from llenergymeasure.cli.defaults import EMBEDDED_DEFAULT
+from llenergymeasure.cli.defaults import BATCH_FIELDS, embedded_default
 from llenergymeasure.cli.display import RichObserver, print_result
 from llenergymeasure.cli.study_display import RichStudyObserver, print_study
+from llenergymeasure.config.base import BACKEND_NAMES
 from llenergymeasure.config.loader import apply_overrides, build_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import StudyConfig, build_study_config, is_study_data
@@ -37,17 +38,83 @@ class RunOptions:
     wait_for_device: bool = False
 
 
-def build_config_data(
-    config_file: Path | None, overrides: dict[str, Any]
-) -> tuple[dict[str, Any], str]:
-    """The raw config mapping: file (or the embedded default when neither file nor model)."""
+OPTION_NAMES: dict[str, str] = {
+    "model": "--model",
+    "backend": "--backend",
+    "dataset": "--dataset",
+    "n": "-n",
+    "max_input_tokens": "--max-input-tokens",
+    "max_output_tokens": "--max-output-tokens",
+    "pytorch.batch_size": "--batch-size",
+    "precision": "--precision",
+    "energy.sampler": "--sampler",
+    "random_seed": "--seed",
+    "baseline.enabled": "--fresh-baseline",
+    "baseline.cache_ttl_s": "--fresh-baseline",
+}
+"""The `llem run` option that sets each field it overrides, for errors that name the option."""
+
+
+@dataclass(frozen=True)
+class ConfigInput:
+    """The raw config mapping and where it came from, for error messages.
+
+    Attributes:
+        data: the file (or the embedded default) with the command-line options laid over it.
+        source: ``command line`` (no file), the file, or ``<file> and the command line``.
+        options: field path -> the option that set it (only the options given).
+    """
+
+    data: dict[str, Any]
+    source: str
+    options: dict[str, str]
+
+
+def build_config_data(config_file: Path | None, overrides: dict[str, Any]) -> ConfigInput:
+    """The raw config: the file, or the embedded default for the chosen backend when neither
+    file nor model is given, or the options alone; the options laid over it.
+
+    Raises:
+        ConfigError: the file cannot be read; ``--batch-size`` with a backend other than pytorch
+            (naming that backend's field).
+    """
+    given = {
+        key: OPTION_NAMES.get(key, key) for key, value in overrides.items() if value is not None
+    }
     if config_file is not None:
         base, source = read_yaml(config_file), str(config_file)
+        source += " and the command line" if given else ""
     elif overrides.get("model") is None:
-        base, source = EMBEDDED_DEFAULT, "embedded default"
+        base, source = embedded_default(overrides.get("backend") or "pytorch"), "command line"
     else:
         base, source = {}, "command line"
-    return apply_overrides(base, overrides), source
+    data = apply_overrides(base, overrides)
+    if "pytorch.batch_size" in given:
+        _check_batch_size_backend(data.get("backend", "pytorch"), overrides["pytorch.batch_size"])
+    return ConfigInput(data, source, given)
+
+
+def _check_batch_size_backend(backend: Any, batch_size: int) -> None:
+    """``--batch-size`` sets ``pytorch.batch_size``; name the field another backend batches by.
+
+    Raises:
+        ConfigError: ``backend`` is not pytorch.
+    """
+    if backend == "pytorch" or backend not in BACKEND_NAMES:
+        return  # not a backend name: validation reports it
+    message = f"--batch-size sets pytorch.batch_size (backend pytorch only); with backend {backend}"
+    if backend in BATCH_FIELDS:
+        section, field = BATCH_FIELDS[backend].split(".")
+        message += (
+            f" set {BATCH_FIELDS[backend]} (the requests it batches at a time) in an experiment "
+            f"file ({section}: {{{field}: {batch_size}}}); llem run has no option for it"
+        )
+    else:
+        message += (
+            " the server batches as the command that started it says (e.g. vllm serve "
+            f"--max-num-seqs {batch_size}); load.max_concurrency caps the requests in flight"
+        )
+    raise ConfigError(message)
 
 
 def execute_run(
@@ -59,7 +126,8 @@ def execute_run(
     console: Console,
 ) -> int:
     """Validate, run with progress, print the table; returns the exit code."""
-    data, source = build_config_data(config_file, overrides)
+    config_input = build_config_data(config_file, overrides)
+    data, source = config_input.data, config_input.source
     _quiet_libraries(options.verbose)
     _show_device_waits()
     if is_study_data(data):
@@ -72,7 +140,7 @@ def execute_run(
     if options.resume is not None or options.profile is not None:
         raise ConfigError("--resume and --profile apply to studies (a file with sweep: or "
                           "experiments:)")  # fmt: skip
-    config = build_experiment_config(data, source=source)
+    config = build_experiment_config(data, source=source, options=config_input.options)
     if options.dry_run:
         return _dry_run(config, out, options, console)
     _run_experiment(config, out, options, console)

@@ -69,13 +69,18 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
 
 
 def build_experiment_config(
-    data: Mapping[str, Any], *, source: str = "<config>"
+    data: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    options: Mapping[str, str] | None = None,
 ) -> ExperimentConfig:
     """Validate ``data`` into an ExperimentConfig.
 
     Args:
         data: the raw mapping (from YAML, a dict, or CLI options).
         source: what to call the origin in error messages (usually the file path).
+        options: field path -> the command-line option that set it (``{"n": "-n"}``), so a
+            problem with that field names the option.
 
     Raises:
         ConfigError: with every problem listed by field path, or a credential-looking key.
@@ -84,7 +89,8 @@ def build_experiment_config(
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
+        message = format_validation_error(exc, ExperimentConfig, source, options)
+        raise ConfigError(message) from None
 
 
 def load_experiment_config(
@@ -96,12 +102,20 @@ def load_experiment_config(
     return build_experiment_config(merged, source=str(path) if path else "command line")
 
 
-def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """Turn a pydantic ValidationError into lines of ``field.path: problem``."""
+def format_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: str,
+    options: Mapping[str, str] | None = None,
+) -> str:
+    """Turn a pydantic ValidationError into lines of ``field.path: problem``; a field a
+    command-line option set reads ``--option (field.path): problem`` (see ``options``)."""
     lines = [f"Invalid configuration in {source}:"]
     for error in exc.errors():
         loc = [part for part in error["loc"] if isinstance(part, (str, int))]
         path = ".".join(str(part) for part in loc) or "(top level)"
+        if options and path in options:
+            path = f"{options[path]} ({path})"
         lines.append(f"  {path}: {_describe(error, model, loc)}")
     return "\n".join(lines)
 
@@ -113,8 +127,8 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel], loc: Sequence[st
     message = str(error["msg"])
     if error["type"] == "missing":
         message = "required field is missing"
-    if "input" in error and error["type"] != "missing":
-        message += f" (got {error['input']!r})"
+    if "input" in error and error["type"] != "missing" and not isinstance(error["input"], Mapping):
+        message += f" (got {error['input']!r})"  # a whole section would bury the problem
     return message
 
 

@@ -293,7 +293,7 @@ class TensorRTConfig(_Strict):
                     "tensorrt.quant_config needs runtime: engine (the pytorch runtime takes "
                     "quantisation from a pre-quantised checkpoint: point model at one)"
                 )
-            if self.build_config.model_fields_set:
+            if self.build_config != TensorRTBuildConfig():  # a result's full dump sets all
                 raise ValueError("tensorrt.build_config needs runtime: engine")
             if not self.engine_cache:
                 raise ValueError("tensorrt.engine_cache applies to runtime: engine only")

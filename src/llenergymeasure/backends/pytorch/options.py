@@ -11,10 +11,9 @@ import importlib.util
 from typing import Any
 
 import torch
-from packaging.version import Version
 from transformers import BitsAndBytesConfig, GenerationConfig
 
-from llenergymeasure.backends.pytorch.continuous_settings import check_continuous_batching
+from llenergymeasure.backends.pytorch.version_checks import check_transformers_version
 from llenergymeasure.config.models import ExperimentConfig, PyTorchConfig
 from llenergymeasure.errors import ConfigError, DependencyError
 
@@ -44,12 +43,6 @@ BNB_FIELDS = (
     "bnb_4bit_use_double_quant",
 )
 """``pytorch:`` fields that are BitsAndBytesConfig arguments of the same name."""
-
-REMOVED_IN = {
-    "pytorch.low_cpu_mem_usage": "5.0",
-    "decoder.low_memory": "4.50",
-}
-"""Fields a transformers version at or above this one no longer acts on (refused there)."""
 
 
 def load_kwargs(config: ExperimentConfig, dtype: torch.dtype) -> dict[str, Any]:
@@ -119,10 +112,9 @@ def check_environment(config: ExperimentConfig, transformers_version: str, cuda:
     """Refuse, before loading, settings this machine or transformers version cannot honour.
 
     Raises:
-        ConfigError: bitsandbytes quantisation without a CUDA GPU; a field the installed
-            transformers removed (see ``REMOVED_IN``); under a serving load, transformers
-            without continuous batching or a setting it cannot honour (see
-            ``check_continuous_batching``).
+        ConfigError: bitsandbytes quantisation without a CUDA GPU; what
+            :func:`~.version_checks.check_transformers_version` refuses for the installed
+            transformers.
         DependencyError: bitsandbytes quantisation without the bitsandbytes package.
     """
     options = config.pytorch_options
@@ -137,18 +129,7 @@ def check_environment(config: ExperimentConfig, transformers_version: str, cuda:
             raise DependencyError(
                 f"pytorch.{name} needs the bitsandbytes package: pip install bitsandbytes"
             )
-    installed = Version(transformers_version)
-    for path, removed in REMOVED_IN.items():
-        section, name = path.split(".")
-        value = getattr(config.decoder if section == "decoder" else options, name)
-        if value is not None and installed >= Version(removed):
-            raise ConfigError(
-                f"{path} is not acted on by transformers >= {removed} (installed: "
-                f"{transformers_version}); remove it, or install an older transformers to "
-                "measure its effect"
-            )
-    if config.load.is_serving:
-        check_continuous_batching(config, transformers_version)
+    check_transformers_version(config, transformers_version)
 
 
 LOAD_ONLY = ("load_in_8bit", "load_in_4bit", "max_memory", "low_cpu_mem_usage")
