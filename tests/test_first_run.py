@@ -1,6 +1,6 @@
 """A new user's first commands (#18): the embedded default on every backend, errors that name
-the command-line option, did-you-mean for a model that is not found, and a dry run's name for a
-file without ``name:``."""
+the command-line option, did-you-mean for a model that is not found, the README's account of
+the default, and a dry run's name for a file without ``name:``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from llenergymeasure.config.loader import build_experiment_config
 from llenergymeasure.config.models import ExperimentConfig, TensorRTConfig
 from llenergymeasure.errors import ModelNotFoundError
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 runner = CliRunner()
 
 
@@ -203,6 +204,26 @@ def test_llem_run_with_an_unknown_model_offline(
     code, output = invoke("run", "--model", "smollm3-135m", "--out", str(tmp_path))
     assert code == 2, output
     assert "Did you mean 'smollm2-135m'" in " ".join(output.split())
+
+
+# ---- 5. the README says what the embedded default runs ----------------------------------------
+
+
+def test_readme_states_what_the_embedded_default_runs() -> None:
+    """The README's sentence, built from the validated default so it cannot drift."""
+    config = build_experiment_config(embedded_default("pytorch"))
+    batch_fields = ", ".join(f"`{field}`" for field in BATCH_FIELDS.values())
+    expected = (
+        f"measures `{config.model}`: n = {config.n} prompts of the {config.dataset.source} "
+        f"dataset (at most {config.max_input_tokens} input and {config.max_output_tokens} "
+        f"output tokens each), {config.pytorch_options.batch_size} at a time (the backend's "
+        f"batch field: {batch_fields}), after {config.warmup.n_warmup} warmup runs of "
+        f"{config.warmup.max_output_tokens} tokens and a {config.baseline.duration_s:g} s "
+        "idle-power baseline"
+    )
+    assert config.baseline.enabled
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert expected in readme, f"README should say: {expected}"
 
 
 # ---- 16. a dry run of a file without name: shows the name the run would use -------------------

@@ -26,8 +26,8 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
     "warmup": {"n_warmup": 2, "max_output_tokens": 8},
     "baseline": {"duration_s": 3.0},
 }
-"""Small enough to finish in about a minute on 2 CPU cores, long enough for a >10 s window.
-Backend-neutral: :func:`embedded_default` adds the backend and its batch field."""
+"""Small enough for a first run on 2 CPU cores (README: the time it took), long enough for a
+>10 s window. Backend-neutral: :func:`embedded_default` adds the backend and its batch field."""
 
 
 def embedded_default(backend: str) -> dict[str, Any]:
