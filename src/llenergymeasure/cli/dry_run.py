@@ -126,6 +126,8 @@ def build_plan(
         ],
         "prompt_sources": sources,
         "total_time_s": _total_time_s(estimates, execution),
+        "cycle_limit": execution.cycle_limit if execution is not None else None,
+        "max_total_time_s": _max_total_time_s(estimates, execution),
         "dropped_duplicates": config.dropped_duplicates if isinstance(config, StudyConfig) else [],
     }
 
@@ -230,6 +232,14 @@ def _total_time_s(estimates: list[Estimate], execution: ExecutionConfig | None) 
     return runs + gaps_s(schedule, execution.config_gap_s, execution.cycle_gap_s)
 
 
+def _max_total_time_s(estimates: list[Estimate], execution: ExecutionConfig | None) -> float | None:
+    """The time if ``execution.target_ci_pct`` adds every cycle it may (None without one)."""
+    if execution is None or execution.target_ci_pct is None:
+        return None
+    most = execution.model_copy(update={"n_cycles": execution.cycle_limit})
+    return _total_time_s(estimates, most)
+
+
 def _print_plan(plan: dict[str, Any], console: Console) -> None:
     console.print(_title(plan), soft_wrap=True, highlight=False)
     for dropped in plan["dropped_duplicates"]:
@@ -244,6 +254,11 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
         console.print(f"[bold]prompts[/]: {escape(source['summary'])}", soft_wrap=True)
     unknown = sum(e["estimate"]["time_s"] is None for e in plan["experiments"])
     caveat = f"; without the {unknown} of unknown size" if unknown else ""
+    if plan["max_total_time_s"] is not None:
+        caveat += (
+            f"; up to {_duration(plan['max_total_time_s'])} if the target adds all "
+            f"{plan['cycle_limit']} cycles"
+        )
     console.print(
         f"[bold]estimated time[/]: {_duration(plan['total_time_s'])} (rough, often off by 2x"
         f"{caveat})"
@@ -273,6 +288,11 @@ def _title(plan: dict[str, Any]) -> str:
             f"({execution['cycle_order']}, gaps {execution['config_gap_s']:g}/"
             f"{execution['cycle_gap_s']:g} s)"
         )
+        if execution["target_ci_pct"] is not None:
+            head += (
+                f", more until J/token is within ±{execution['target_ci_pct']:g} % "
+                f"(95% interval; at most {plan['cycle_limit']} cycles)"
+            )
     return f"{head} · runner {plan['runner']} · device {escape(where)}"
 
 

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results.stats import Summary
 from llenergymeasure.results.study import ExperimentAggregate, StudyEntry, StudyResult
 from llenergymeasure.study.live_power import PowerReader
@@ -82,7 +83,9 @@ class RichStudyObserver:
         self._describe(f"cooling down {seconds:g} s {reason}")
 
     def running(self, position: int, total: int, entry: StudyEntry, n_cycles: int) -> None:
-        """Show which run is measuring."""
+        """Show which run is measuring (the bar's total grows as a target adds cycles)."""
+        if self._task is not None:
+            self._progress.update(self._task, total=total)
         self._describe(
             f"[{position}/{total}] cycle {entry.cycle_index + 1}/{n_cycles} "
             f"{escape(entry.experiment_name)}"
@@ -155,6 +158,8 @@ def print_study(console: Console, study: StudyResult) -> None:
             f"{', '.join(study.mixed_execution)} (a resume changed it); each entry's "
             "execution in study_result.json says what it ran under"
         )
+    for warning in study.warnings:
+        print_warning(console, warning.code, warning.message)
     for entry in study.failed:
         console.print(
             f"[red]failed[/] {escape(entry.experiment_name)} cycle {entry.cycle_index + 1}: "

@@ -79,6 +79,40 @@ def summary_stats(values: Sequence[float | None]) -> Summary:
     )
 
 
+def combined_ci95_half_width(
+    values: Sequence[float], bounds: Sequence[float] | None = None
+) -> float | None:
+    """Half-width of the 95% interval of the mean of ``values``, widened by a sampler's bound.
+
+    ``t(0.975, n-1) * sqrt(s**2 / n + b**2 / (3 * n))``: ``s`` is the sample std of the
+    values (the run-to-run spread) and ``b`` the mean of ``bounds``, each repetition's
+    absolute bound on its own value. The bound is treated as a uniform error in ``[-b, b]``
+    (variance ``b**2 / 3``), independent from one repetition to the next, and its variance is
+    added to the spread's. Without ``bounds`` (a value measured by an estimate, or by a
+    sampler that states no bound) the interval covers only the spread: ``summary_stats``'s.
+
+    Args:
+        values: one value per repetition (e.g. J per output token per cycle).
+        bounds: the absolute bound on each value, in the values' unit; None for none.
+
+    Returns:
+        The half-width, in the values' unit; None for fewer than 2 values.
+
+    Raises:
+        ValueError: ``bounds`` does not hold one bound per value, or a bound is negative.
+    """
+    n = len(values)
+    if bounds is not None and len(bounds) != n:
+        raise ValueError(f"{len(bounds)} bounds for {n} values: give one bound per value")
+    if bounds is not None and any(b < 0 for b in bounds):
+        raise ValueError("a bound is negative: bounds are absolute half-widths")
+    std = summary_stats(values).std
+    if std is None:
+        return None
+    bound = math.fsum(bounds) / n if bounds else 0.0
+    return t_quantile(0.975, n - 1) * math.sqrt(std**2 / n + bound**2 / (3 * n))
+
+
 def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     """Welch's unequal-variances t-test of the means of ``a`` and ``b`` (two-sided).
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -29,9 +30,15 @@ from llenergymeasure.results.io import (
     load_requests,
     load_result,
 )
-from llenergymeasure.results.models import ExperimentResult, LatencyStats
+from llenergymeasure.results.models import ExperimentResult, LatencyStats, MeasurementWarning
 from llenergymeasure.results.records import RequestRecord
-from llenergymeasure.results.stats import Summary, request_latencies, summary_stats
+from llenergymeasure.results.stats import (
+    Summary,
+    combined_ci95_half_width,
+    request_latencies,
+    summary_stats,
+)
+from llenergymeasure.results.warning_codes import WarningCode
 
 if TYPE_CHECKING:  # pyarrow (a third of a second) loads only when results.parquet is written
     import pyarrow as pa
@@ -129,6 +136,16 @@ class ExperimentAggregate(_Lenient):
     itl_pooled: LatencyStats = Field(default_factory=LatencyStats)
     tpot_pooled: LatencyStats = Field(default_factory=LatencyStats)
     e2e_latency_pooled: LatencyStats = Field(default_factory=LatencyStats)
+    energy_per_output_token_ci95_half_width_j: float | None = None
+    """Half-width of the 95% interval of the mean J per output token that adds the sampler's
+    bound to the spread over cycles (:func:`token_energy_interval`); None for fewer than 2
+    cycles with an energy figure."""
+    energy_per_output_token_ci95_pct: float | None = None
+    """That half-width as a percentage of the mean (what ``execution.target_ci_pct`` bounds)."""
+    energy_per_output_token_ci_note: str | None = None
+    """Why the interval covers only the run-to-run spread (an estimate, or no sampler bound)."""
+    ci_converged: bool | None = None
+    """Whether the interval is within ``execution.target_ci_pct``; None without a target."""
 
 
 class StudyResult(_Lenient):
@@ -150,6 +167,12 @@ class StudyResult(_Lenient):
         failed: the entries that failed.
         skipped: the entries that were skipped.
         files: paths, relative to the study directory, of every result directory and file.
+        target_ci_pct: the target on the 95% interval of J per output token that decided
+            how many cycles ran (``execution.target_ci_pct``); None: ``n_cycles`` cycles.
+        n_cycles_run: how many cycles ran (an entry of each done or failed); None in files
+            written before it was recorded.
+        warnings: caveats about the study as a whole (``ci_not_converged``: the
+            configurations whose interval missed the target when the cycles ran out).
         output_dir: the study directory (set on load; not written to the file).
     """
 
@@ -166,6 +189,9 @@ class StudyResult(_Lenient):
     failed: list[StudyEntry] = Field(default_factory=list)
     skipped: list[StudyEntry] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
+    target_ci_pct: float | None = None
+    n_cycles_run: int | None = None
+    warnings: list[MeasurementWarning] = Field(default_factory=list)
     output_dir: str | None = Field(None, exclude=True)
 
 
@@ -315,13 +341,20 @@ def aggregate_study(
         started_at: when the study started.
         ended_at: when it ended.
 
+    With ``execution["target_ci_pct"]`` set, each aggregate says whether its interval of J
+    per output token is within the target, and the study warns ``ci_not_converged`` naming
+    those that are not (the cycles ran out first).
+
     Raises:
         ResultsError: a done entry's result or requests cannot be read.
     """
+    target = execution.get("target_ci_pct")
+    target_ci_pct = None if target is None else float(target)
     aggregates = [
-        _aggregate_experiment(study_dir, index, config, entries)
+        _aggregate_experiment(study_dir, index, config, entries, target_ci_pct)
         for index, config in enumerate(experiments)
     ]
+    n_cycles_run = len({e.cycle_index for e in entries if e.status in ("done", "failed")})
     return StudyResult(
         name=name,
         study_design_hash=design_hash,
@@ -334,22 +367,156 @@ def aggregate_study(
         failed=[e for e in entries if e.status == "failed"],
         skipped=[e for e in entries if e.status == "skipped"],
         files=_study_files(study_dir, entries),
+        target_ci_pct=target_ci_pct,
+        n_cycles_run=n_cycles_run,
+        warnings=_not_converged(aggregates, target_ci_pct, n_cycles_run),
     )
 
 
 def mixed_execution(execution: Mapping[str, Any], entries: Sequence[StudyEntry]) -> list[str]:
-    """The execution fields (``n_cycles`` aside) whose value differs between ``execution`` and
-    the settings any entry ran under, sorted."""
+    """The execution fields whose value differs between ``execution`` and the settings any
+    entry ran under, sorted; not those that decide how many cycles run (``n_cycles``,
+    ``target_ci_pct``, ``max_cycles``): they change no run's protocol."""
     ran = [e.execution for e in entries if e.execution is not None]
-    keys = {key for settings in ran for key in settings} - {"n_cycles"}
+    keys = {key for settings in ran for key in settings} - _CYCLE_COUNT_FIELDS
     return sorted(key for key in keys if any(s.get(key) != execution.get(key) for s in ran))
 
 
+_CYCLE_COUNT_FIELDS = {"n_cycles", "target_ci_pct", "max_cycles"}
+
+
+@dataclass(frozen=True)
+class TokenEnergyInterval:
+    """The 95% interval of a configuration's mean J per output token over its finished
+    cycles (:func:`token_energy_interval`).
+
+    Attributes:
+        n: the cycles with a J per output token (done, with an energy figure).
+        mean_j: their mean; None without any.
+        half_width_j: the half-width; None for fewer than 2 cycles.
+        note: why it covers only the run-to-run spread, when it does.
+    """
+
+    n: int
+    mean_j: float | None
+    half_width_j: float | None
+    note: str | None
+
+    @property
+    def pct(self) -> float | None:
+        """The half-width as a percentage of the mean; None without one (or a mean of 0)."""
+        if self.half_width_j is None or not self.mean_j:
+            return None
+        return 100.0 * self.half_width_j / abs(self.mean_j)
+
+    def within(self, target_pct: float) -> bool:
+        """Whether the half-width is at most ``target_pct`` % of the mean (never without an
+        interval: fewer than 2 cycles cannot converge)."""
+        pct = self.pct
+        return pct is not None and pct <= target_pct
+
+
+def token_energy_interval(results: Sequence[ExperimentResult]) -> TokenEnergyInterval:
+    """The 95% interval of the mean J per output token over ``results`` (one per cycle):
+    the spread over cycles and the sampler's own bound on each cycle's figure
+    (``energy.uncertainty_j / metrics.total_output_tokens``), combined by
+    :func:`~llenergymeasure.results.stats.combined_ci95_half_width`. Where a cycle's energy is
+    an estimate or its sampler states no bound, the interval covers only the spread, and
+    ``note`` says so. Cycles without a J per output token (no energy measured) are left out.
+    """
+    measured = [r for r in results if r.metrics.energy_per_output_token_j is not None]
+    values = [cast(float, r.metrics.energy_per_output_token_j) for r in measured]
+    bounds = [_token_bound_j(r) for r in measured]
+    note = _spread_only(measured)
+    kept = None if note is not None else [cast(float, b) for b in bounds]
+    return TokenEnergyInterval(
+        n=len(values),
+        mean_j=math.fsum(values) / len(values) if values else None,
+        half_width_j=combined_ci95_half_width(values, kept),
+        note=note,
+    )
+
+
+def _token_bound_j(result: ExperimentResult) -> float | None:
+    """The sampler's bound on the run's J per output token; None where it states none."""
+    bound_j, tokens = result.energy.uncertainty_j, result.metrics.total_output_tokens
+    return None if bound_j is None or tokens <= 0 else bound_j / tokens
+
+
+def _spread_only(results: Sequence[ExperimentResult]) -> str | None:
+    """Why the sampler's bound cannot widen these cycles' interval; None where it can."""
+    estimates = sorted({r.energy.method for r in results if r.energy.is_estimate})
+    if estimates:
+        return (
+            "covers only the run-to-run spread: the energy is an estimate "
+            f"({', '.join(estimates)}), with no measured bound"
+        )
+    unbounded = sorted({r.energy.method for r in results if _token_bound_j(r) is None})
+    if unbounded:
+        return (
+            "covers only the run-to-run spread: the sampler "
+            f"({', '.join(unbounded)}) states no uncertainty bound"
+        )
+    return None
+
+
+def token_energy_intervals(
+    study_dir: Path, entries: Sequence[StudyEntry], n_experiments: int
+) -> list[TokenEnergyInterval]:
+    """Each experiment's :func:`token_energy_interval`, in index order, from the
+    ``result.json`` of its done entries (a failed entry counts as missing).
+
+    Raises:
+        ResultsError: a done entry's result cannot be read.
+    """
+    return [
+        token_energy_interval([load_result(_run_dir(study_dir, e)) for e in _done(entries, i)])
+        for i in range(n_experiments)
+    ]
+
+
+def _done(entries: Sequence[StudyEntry], index: int) -> list[StudyEntry]:
+    """Experiment ``index``'s done entries, by cycle."""
+    mine = (e for e in entries if e.experiment_index == index and e.status == "done")
+    return sorted(mine, key=lambda e: e.cycle_index)
+
+
+def _not_converged(
+    aggregates: Sequence[ExperimentAggregate], target_ci_pct: float | None, n_cycles_run: int
+) -> list[MeasurementWarning]:
+    """The ``ci_not_converged`` warning naming the configurations whose interval missed the
+    target; none where every one is within it (or there is no target)."""
+    missed = [a for a in aggregates if a.ci_converged is False]
+    if target_ci_pct is None or not missed:
+        return []
+    named = ", ".join(_interval_text(a) for a in missed)
+    return [
+        MeasurementWarning.of(
+            WarningCode.CI_NOT_CONVERGED,
+            f"after {n_cycles_run} cycles (the execution.max_cycles limit) the 95% interval "
+            f"of J per output token is wider than ±{target_ci_pct:g} % of the mean for "
+            f"{len(missed)} of {len(aggregates)} configurations: {named}",
+        )
+    ]
+
+
+def _interval_text(aggregate: ExperimentAggregate) -> str:
+    pct = aggregate.energy_per_output_token_ci95_pct
+    if pct is not None:
+        return f"{aggregate.experiment_name} (±{pct:.3g} %)"
+    n = aggregate.energy_per_output_token_j.n
+    return f"{aggregate.experiment_name} (no interval: {n} cycles with a J per output token)"
+
+
 def _aggregate_experiment(
-    study_dir: Path, index: int, config: dict[str, Any], entries: Sequence[StudyEntry]
+    study_dir: Path,
+    index: int,
+    config: dict[str, Any],
+    entries: Sequence[StudyEntry],
+    target_ci_pct: float | None,
 ) -> ExperimentAggregate:
     mine = sorted((e for e in entries if e.experiment_index == index), key=lambda e: e.cycle_index)
-    done = [e for e in mine if e.status == "done"]
+    done = _done(entries, index)
     results: list[ExperimentResult] = []
     records: list[RequestRecord] = []
     for entry in done:
@@ -370,6 +537,11 @@ def _aggregate_experiment(
     )
     for field, value in _SUMMARISED.items():
         setattr(aggregate, field, summary_stats([value(r) for r in results]))
+    interval = token_energy_interval(results)
+    aggregate.energy_per_output_token_ci95_half_width_j = interval.half_width_j
+    aggregate.energy_per_output_token_ci95_pct = interval.pct
+    aggregate.energy_per_output_token_ci_note = interval.note
+    aggregate.ci_converged = None if target_ci_pct is None else interval.within(target_ci_pct)
     return aggregate
 
 

@@ -17,7 +17,9 @@ class StudyObserver(Protocol):
         """A cool-down gap of ``seconds`` begins."""
 
     def running(self, position: int, total: int, entry: StudyEntry, n_cycles: int) -> None:
-        """Run ``position`` of ``total`` starts."""
+        """Run ``position`` of ``total`` starts, in cycle ``entry.cycle_index + 1`` of the
+        ``n_cycles`` scheduled. With ``execution.target_ci_pct`` both grow as cycles are added
+        (a ``note`` says why each one is)."""
 
     def finished(self, entry: StudyEntry) -> None:
         """A run ended (done or failed)."""

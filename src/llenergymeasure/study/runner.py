@@ -4,6 +4,8 @@ The manifest is rewritten after every status change; finished results are never 
 again; a failed or timed-out experiment is recorded and the study goes on. Each entry records
 the execution settings it ran under, so a resume that changes them cannot rewrite history.
 A killed study's runs are settled on resume (:mod:`llenergymeasure.study.staging`).
+With ``execution.target_ci_pct`` the study adds cycles until every configuration's interval
+of J per output token is within the target, or ``execution.cycle_limit`` cycles have run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from llenergymeasure.results.study import (
     StudyEntry,
     StudyResult,
     aggregate_study,
+    token_energy_intervals,
     write_study_result,
 )
 from llenergymeasure.study.isolation import ChildTarget, Outcome, run_isolated
@@ -142,7 +145,6 @@ def _run_study(
 ) -> StudyResult:
     experiments = study.experiments_resolved
     design_hash = study_design_hash(experiments)
-    schedule = cycle_schedule(len(experiments), study.execution)
     configs = [e.model_dump(mode="json") for e in experiments]
     execution = study.execution.model_dump(mode="json")
     if resume is not None:
@@ -151,6 +153,7 @@ def _run_study(
     else:
         study_dir = _new_study_dir(out_dir, study.name)
         locks.enter_context(StudyDirLock(study_dir))  # held until the study ends
+        schedule = cycle_schedule(len(experiments), study.execution)
         manifest = new_manifest(study.name, design_hash, execution, configs, schedule, _now())
     for sub in (RUNS_DIR, LOGS_DIR):
         try:
@@ -159,7 +162,7 @@ def _run_study(
             where = describe_os_error(exc, study_dir / sub)
             raise ResultsError(f"cannot create a study directory: {where}") from None
     started_at = manifest.created_at
-    _run_schedule(manifest, schedule, study, study_dir, observer, target, sleep, execute)
+    _run_cycles(manifest, study, study_dir, observer, target, sleep, execute)
     result = aggregate_study(
         study_dir, study.name, design_hash, manifest.execution, configs, manifest.entries,
         started_at, _now(),
@@ -168,9 +171,8 @@ def _run_study(
     return result
 
 
-def _run_schedule(
+def _run_cycles(
     manifest: Manifest,
-    schedule: list[tuple[int, int]],
     study: StudyConfig,
     study_dir: Path,
     observer: StudyObserver,
@@ -178,28 +180,89 @@ def _run_schedule(
     sleep: Callable[[float], None],
     execute: Execute,
 ) -> None:
-    entries = [manifest.entry(e, c) for e, c in schedule]
+    """Run every pending entry of the manifest's cycles, in the study's cycle order; with
+    ``execution.target_ci_pct``, then add one cycle of every configuration at a time until
+    each one's interval is within the target or ``execution.cycle_limit`` cycles are
+    scheduled. Each added cycle is in the manifest (its entries pending, ``n_cycles`` raised)
+    before it runs, so a killed study resumes it and goes on."""
 
     def save() -> None:
         write_manifest(manifest, study_dir)
 
     for entry in manifest.entries:  # what a killed study left: adopt, set aside, or rerun
         settle(study_dir, entry, save, observer.note)
+    n_cycles = int(manifest.execution["n_cycles"])
+    order = _cycle_order(len(manifest.experiments), study, n_cycles)
+    entries = [manifest.entry(e, c) for e, c in order]
     save()
-    reserve_space(study_dir, len(manifest.entries))
     try:
+        reserve_space(study_dir, len(manifest.entries))
         observer.started(str(study_dir), len(entries), sum(e.status == "done" for e in entries))
         previous: StudyEntry | None = None
-        for position, entry in enumerate(entries, start=1):
-            if entry.status == "done":
-                continue
-            _cool_down(previous, entry, study, observer, sleep)
-            observer.running(position, len(entries), entry, study.execution.n_cycles)
-            _run_entry(entry, study, study_dir, target, execute, save, observer, manifest)
-            observer.finished(entry)
-            previous = entry
+        position = 0
+        while True:
+            for entry in entries[position:]:
+                position += 1
+                if entry.status == "done":
+                    continue
+                _cool_down(previous, entry, study, observer, sleep)
+                observer.running(position, len(entries), entry, n_cycles)
+                _run_entry(entry, study, study_dir, target, execute, save, observer, manifest)
+                observer.finished(entry)
+                previous = entry
+            if not _another_cycle(manifest, study, study_dir, n_cycles, observer):
+                return
+            n_cycles += 1
+            added = _cycle_order(len(manifest.experiments), study, n_cycles)
+            entries += [manifest.entry(e, c) for e, c in added if c == n_cycles - 1]
+            manifest.execution["n_cycles"] = n_cycles
+            save()
+            reserve_space(study_dir, len(manifest.entries))
     finally:
         release_reserve(study_dir)
+
+
+def _cycle_order(n_experiments: int, study: StudyConfig, n_cycles: int) -> list[tuple[int, int]]:
+    """(experiment, cycle) pairs of ``n_cycles`` cycles in the study's cycle order."""
+    execution = study.execution.model_copy(update={"n_cycles": n_cycles})
+    return cycle_schedule(n_experiments, execution)
+
+
+def _another_cycle(
+    manifest: Manifest,
+    study: StudyConfig,
+    study_dir: Path,
+    n_cycles: int,
+    observer: StudyObserver,
+) -> bool:
+    """Whether a target needs one more cycle: some configuration's interval of J per output
+    token is not within ``execution.target_ci_pct`` and fewer than ``cycle_limit`` cycles
+    are scheduled (the observer is told which, and why).
+
+    Raises:
+        ResultsError: a done entry's result cannot be read.
+    """
+    execution = study.execution
+    target_pct = execution.target_ci_pct
+    if target_pct is None or n_cycles >= execution.cycle_limit:
+        return False
+    intervals = token_energy_intervals(study_dir, manifest.entries, len(manifest.experiments))
+    missed = [
+        f"{manifest.experiments[index].get('name')} {_pct_text(interval.pct)}"
+        for index, interval in enumerate(intervals)
+        if not interval.within(target_pct)
+    ]
+    if not missed:
+        return False
+    observer.note(
+        f"cycle {n_cycles + 1} of at most {execution.cycle_limit} added (target ±"
+        f"{target_pct:g} % on J per output token): {', '.join(missed)}"
+    )
+    return True
+
+
+def _pct_text(pct: float | None) -> str:
+    return "(no interval yet)" if pct is None else f"±{pct:.3g} %"
 
 
 def _cool_down(
@@ -274,7 +337,10 @@ def _resumed_manifest(study_dir: Path, design_hash: str) -> Manifest:
 
 def _resumed_execution(manifest: Manifest, requested: dict[str, Any]) -> dict[str, Any]:
     """The study's execution after a resume: the settings it started with, ``n_cycles``
-    raised by a top-up (the requested settings if nothing has run yet).
+    raised by a top-up (the requested settings if nothing has run yet). ``n_cycles`` counts
+    the cycles scheduled, those a target added included, so a resume runs them; the target
+    (``target_ci_pct``, ``max_cycles``) is the requested one: it decides how many cycles
+    run, not how a run is measured.
 
     A resume that changes other settings (``cycle_order``, gaps) runs its entries under them
     and records them on those entries, never here: what ran before stays described as it
@@ -288,7 +354,8 @@ def _resumed_execution(manifest: Manifest, requested: dict[str, Any]) -> dict[st
     if not recorded or all(e.execution is None for e in manifest.entries):
         return requested
     n_cycles = max(int(recorded.get("n_cycles", 1)), int(requested["n_cycles"]))
-    return {**recorded, "n_cycles": n_cycles}
+    target = {key: requested.get(key) for key in ("target_ci_pct", "max_cycles")}
+    return {**recorded, "n_cycles": n_cycles, **target}
 
 
 def _new_study_dir(out_dir: Path, name: str) -> Path:
