@@ -67,7 +67,8 @@ def test_a_concurrency_pool_holds_and_reaches_its_cap(tiny_model_dir: Path) -> N
     finally:
         backend.unload()
 
-    assert [r.index for r in records] == list(range(8)) and done == [1] * 8
+    assert [r.index for r in records] == list(range(8))
+    assert sum(done) == 8 * 5 and len(done) > 8  # output tokens as they stream, of 8 x 5
     assert peak_in_flight(records) == 4
     for record in records:
         assert record.scheduled_s is None and 0 < record.output_tokens <= 5

@@ -30,7 +30,39 @@ DTYPE_NAMES: dict[Precision, str] = {
 """``precision`` as the dtype name vLLM and TensorRT-LLM take."""
 
 ProgressCallback = Callable[[int], None]
-"""Called with the number of requests just completed."""
+"""Called with the output tokens just generated: a run reports ``len(prompts) x
+max_output_tokens`` in all, each request's unused tokens as it ends (:class:`TokenProgress`)."""
+
+
+class TokenProgress:
+    """Reports one request's (or one static batch's) share of a run's progress.
+
+    Its share is ``budget_tokens`` (``max_output_tokens``, times the rows of a batch): the
+    tokens are reported as they are generated and the rest when it ends (at EOS, a stop
+    string or a failure), so progress moves within a long batch and a run's reports add up
+    to exactly ``len(prompts) x max_output_tokens``.
+
+    Args:
+        on_progress: the run's callback (None: nothing is reported).
+        budget_tokens: the share's output-token budget.
+    """
+
+    def __init__(self, on_progress: ProgressCallback | None, budget_tokens: int) -> None:
+        self._on_progress = on_progress
+        self._left_tokens = budget_tokens
+
+    def add(self, n_tokens: int) -> None:
+        """Report ``n_tokens`` more generated (never beyond the budget)."""
+        step = min(n_tokens, self._left_tokens)
+        if step <= 0:
+            return
+        self._left_tokens -= step
+        if self._on_progress is not None:
+            self._on_progress(step)
+
+    def finish(self) -> None:
+        """Report what is left of the budget: the share has ended."""
+        self.add(self._left_tokens)
 
 
 @dataclass(frozen=True)

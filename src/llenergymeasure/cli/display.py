@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from types import TracebackType
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +17,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from llenergymeasure.cli.live import LiveProgress
+from llenergymeasure.harness.observer import PHASE_UNITS
 from llenergymeasure.reporting.attribution import PHASES, missing_reason
 from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results import (
@@ -32,43 +33,36 @@ from llenergymeasure.results.models import EnergyAttribution
 from llenergymeasure.results.warning_codes import WarningCode, warning_meaning
 
 
-class RichObserver:
-    """Shows each harness phase as a progress bar (a RunObserver)."""
+class RichObserver(LiveProgress):
+    """Shows each harness phase as a progress bar with its unit, e.g. ``measuring 96/256
+    tokens`` (a RunObserver; a ``with`` block shows it)."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
+        super().__init__(
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
         )
         self._task: TaskID | None = None
-
-    def __enter__(self) -> RichObserver:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
 
     def phase(self, name: str, total: int | None = None) -> None:
         """Close the previous bar and open one for this phase."""
         if self._task is not None:
             task = self._progress.tasks[-1]
             self._progress.update(self._task, completed=task.total or 1, total=task.total or 1)
-        self._task = self._progress.add_task(name, total=total)
+        unit = PHASE_UNITS.get(name, "") if total is not None else ""
+        self._task = self._progress.add_task(name, total=total, unit=unit)
 
-    def advance(self, n_requests: int) -> None:
+    def advance(self, n: int) -> None:
         """Move the current bar on."""
         if self._task is not None:
-            self._progress.advance(self._task, n_requests)
+            self._progress.advance(self._task, n)
 
 
 def _num(value: float | None, unit: str = "", digits: int = 3) -> str:

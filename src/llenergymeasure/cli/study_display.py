@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from types import TracebackType
+import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,11 +16,11 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
+from llenergymeasure.cli.live import LiveProgress
 from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results.stats import Summary
 from llenergymeasure.results.study import ExperimentAggregate, StudyEntry, StudyResult
@@ -42,41 +43,98 @@ class LivePowerColumn(ProgressColumn):
         return Text(f"power {watts:.0f} W" if watts is not None else "power —", style="cyan")
 
 
-class RichStudyObserver:
-    """Experiment i/N, cycle c/C, the current label, elapsed time, ETA and, when a power
-    reader is given (a GPU machine), the devices' live power (a StudyObserver)."""
+class StudyEta:
+    """The time a study has left, from the runs finished since it started (or resumed).
 
-    def __init__(self, console: Console, power_reader: PowerReader | None = None) -> None:
+    A run's time is the study's wall time so far over the runs finished (cool-down gaps
+    included); what is left is that times the runs left, less what the current run has had
+    (never below the runs after it). Unknown until the first run ends.
+
+    Args:
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._started_s: float | None = None
+        self._last_end_s: float | None = None
+        self._n_finished = 0
+
+    def start(self) -> None:
+        """The study starts (or resumes) now."""
+        self._started_s = self._clock()
+
+    def run_finished(self) -> None:
+        """A run ended now (done or failed)."""
+        self._n_finished += 1
+        self._last_end_s = self._clock()
+
+    def remaining_s(self, runs_left: int) -> float | None:
+        """Seconds until ``runs_left`` more runs end, or None before any run has ended."""
+        if self._started_s is None or self._last_end_s is None:
+            return None
+        if runs_left <= 0:
+            return 0.0
+        per_run_s = (self._last_end_s - self._started_s) / self._n_finished
+        running_s = self._clock() - self._last_end_s
+        return max(per_run_s * (runs_left - 1), per_run_s * runs_left - running_s)
+
+
+class EtaColumn(ProgressColumn):
+    """``ETA 0:12:34`` from a :class:`StudyEta` (``ETA -:--:--`` until a run has ended)."""
+
+    def __init__(self, eta: StudyEta) -> None:
+        super().__init__()
+        self._eta = eta
+
+    def render(self, task: Task) -> Text:
+        """The estimate for the runs the bar has left."""
+        left = int(task.remaining) if task.remaining is not None else 0
+        seconds = self._eta.remaining_s(left)
+        if seconds is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        minutes, secs = divmod(int(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"ETA {hours:d}:{minutes:02d}:{secs:02d}", style="progress.remaining")
+
+
+class RichStudyObserver(LiveProgress):
+    """Experiment i/N, cycle c/C, the current label and its experiment's phase, elapsed time,
+    ETA and, when a power reader is given (a GPU machine), the devices' live power (a
+    StudyObserver; a ``with`` block shows it).
+
+    Attributes:
+        study_dir: the study directory, once the study has started.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        power_reader: PowerReader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._console = console
+        self._eta = StudyEta(clock)
         columns: list[ProgressColumn] = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            EtaColumn(self._eta),
         ]
         if power_reader is not None:
             columns.append(LivePowerColumn(power_reader))
-        self._progress = Progress(*columns, console=console)
+        super().__init__(Progress(*columns, console=console))
         self._task: TaskID | None = None
-
-    def __enter__(self) -> RichStudyObserver:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
+        self._label = ""
+        self.study_dir: str | None = None
 
     def started(self, study_dir: str, total: int, already_done: int) -> None:
         """Open the bar (a resumed study starts with its finished runs counted)."""
+        self.study_dir = study_dir
         self._console.print(f"study directory: [bold]{escape(study_dir)}[/]", soft_wrap=True)
         self._task = self._progress.add_task("study", total=total, completed=already_done)
+        self._eta.start()
 
     def waiting(self, seconds: float, reason: str) -> None:
         """Say that a cool-down gap is running."""
@@ -98,14 +156,21 @@ class RichStudyObserver:
                 f"[red]failed[/] {escape(entry.experiment_name)} cycle "
                 f"{entry.cycle_index + 1}: {escape(entry.error or '')}"
             )
+        self._eta.run_finished()
         if self._task is not None:
             self._progress.advance(self._task)
+
+    def phase(self, name: str) -> None:
+        """Show the running experiment's phase after its label."""
+        if self._task is not None:
+            self._progress.update(self._task, description=f"{self._label} · {escape(name)}")
 
     def note(self, message: str) -> None:
         """Print it above the bar."""
         self._console.print(f"[yellow]note[/]: {escape(message)}", soft_wrap=True)
 
     def _describe(self, text: str) -> None:
+        self._label = text
         if self._task is not None:
             self._progress.update(self._task, description=text)
 

@@ -280,7 +280,7 @@ def _measure(
     Records are timed from ``t_start``, read right after ``sampler.start()`` returns; the
     sampler's timeline starts inside that call, at most ``t_start - t_before`` earlier.
     """
-    observer.phase("measuring", total=len(prompts))
+    observer.phase("measuring", total=len(prompts) * config.max_output_tokens)  # output tokens
     plan = plan_load(config.load, len(prompts), config.random_seed)
     backend.reset_peak_memory()
     t_before = clock()

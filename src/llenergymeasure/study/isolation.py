@@ -1,6 +1,7 @@
 """Run one experiment in a fresh `spawn` subprocess with a timeout.
 
-The result comes back over a Pipe; a child that exceeds its timeout is terminated, then
+The result comes back over a Pipe, after the experiment's phases (``("phase", name)``, passed
+to ``on_phase`` as they arrive); a child that exceeds its timeout is terminated, then
 killed; a child that crashes (exception, segfault, out-of-memory kill) becomes a failed
 outcome with its exit code and the tail of its output. The study goes on either way.
 """
@@ -42,6 +43,7 @@ def run_isolated(
     log_path: Path,
     timeout_s: float,
     target: ChildTarget = run_child,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Run ``config`` in a spawned child; never raises for the child's failures.
 
@@ -52,6 +54,7 @@ def run_isolated(
         timeout_s: wall-clock limit for the child, start-up included.
         target: the child's entry point (a module-level function, importable by `spawn`);
             tests use the fakes in :mod:`llenergymeasure.testing.study_targets`.
+        on_phase: called with each phase the child's experiment enters.
 
     Raises:
         KeyboardInterrupt: after stopping the child, so the caller can record and exit 130.
@@ -66,7 +69,7 @@ def run_isolated(
     child.start()
     sender.close()  # the child holds the only writer: EOF means it is gone
     try:
-        message = _wait_for_message(receiver, child, timeout_s)
+        message = _wait_for_message(receiver, child, timeout_s, on_phase)
     except KeyboardInterrupt:
         _stop(child)
         raise
@@ -87,8 +90,11 @@ def run_isolated(
     return Outcome("failed", error=payload, exit_code=child.exitcode, stderr_tail=tail)
 
 
-def _wait_for_message(receiver: Any, child: Any, timeout_s: float) -> Any:
-    """The child's message, None if it died without one, or "timeout"."""
+def _wait_for_message(
+    receiver: Any, child: Any, timeout_s: float, on_phase: Callable[[str], None] | None
+) -> Any:
+    """The child's final message, None if it died without one, or "timeout"; its phase
+    messages go to ``on_phase`` on the way."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
@@ -96,10 +102,14 @@ def _wait_for_message(receiver: Any, child: Any, timeout_s: float) -> Any:
             return "timeout"
         if receiver.poll(min(remaining, 0.5)):
             try:
-                return receiver.recv()
+                message = receiver.recv()
             except EOFError:
                 return None
-        if not child.is_alive() and not receiver.poll(0):
+            if message[0] != "phase":
+                return message
+            if on_phase is not None:
+                on_phase(message[1])
+        elif not child.is_alive() and not receiver.poll(0):
             return None
 
 

@@ -24,6 +24,11 @@ class StudyObserver(Protocol):
     def finished(self, entry: StudyEntry) -> None:
         """A run ended (done or failed)."""
 
+    def phase(self, name: str) -> None:
+        """The running experiment entered phase ``name`` (``loading model``, ``warmup``,
+        ``idle baseline (<s> s)``, ``measuring``: :mod:`llenergymeasure.harness.observer`).
+        The local runner reports them from its child; Ray and Docker runs do not."""
+
     def note(self, message: str) -> None:
         """Something the user should know (a killed run's result adopted or set aside)."""
 
@@ -41,6 +46,9 @@ class SilentStudyObserver:
         """Ignore."""
 
     def finished(self, entry: StudyEntry) -> None:
+        """Ignore."""
+
+    def phase(self, name: str) -> None:
         """Ignore."""
 
     def note(self, message: str) -> None:

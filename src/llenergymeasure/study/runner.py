@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def run_study(
     check_out_dir(resume or out_dir)  # an unusable --out fails before anything starts
     try:
         # connects / preflights first: no study dir on failure
-        with _executor(study) as execute, ExitStack() as locks:
+        with _executor(study, observer) as execute, ExitStack() as locks:
             if resume is not None:  # before its manifest is read: a second resume is refused
                 locks.enter_context(StudyDirLock(resume))
             locks.enter_context(DeviceLock(*devices_in_use(), wait=wait_for_device))
@@ -119,8 +120,9 @@ def with_user_defaults(study: StudyConfig) -> StudyConfig:
     return study.model_copy(update={"execution": execution})
 
 
-def _executor(study: StudyConfig) -> AbstractContextManager[Execute]:
-    """Local isolated children, Ray tasks for ``runner: ray``, containers for ``docker``."""
+def _executor(study: StudyConfig, observer: StudyObserver) -> AbstractContextManager[Execute]:
+    """Local isolated children (their phases go to ``observer``), Ray tasks for ``runner:
+    ray``, containers for ``docker``."""
     execution = study.execution
     if execution.runner == "ray":
         from llenergymeasure.study.ray_executor import RayExecutor
@@ -130,7 +132,7 @@ def _executor(study: StudyConfig) -> AbstractContextManager[Execute]:
         from llenergymeasure.study.docker_executor import DockerExecutor
 
         return DockerExecutor(e.backend for e in study.experiments_resolved)
-    return nullcontext(run_isolated)
+    return nullcontext(partial(run_isolated, on_phase=observer.phase))
 
 
 def _run_study(

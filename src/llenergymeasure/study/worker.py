@@ -73,10 +73,26 @@ def _redirect_output(log_path: str) -> None:
     os.close(fd)
 
 
+class PhaseSender:
+    """A run observer that sends ``("phase", name)`` to the study process as each phase of
+    the experiment begins (the study's display shows it); counts stay here."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """Send the phase's name."""
+        self._conn.send(("phase", name))
+
+    def advance(self, n: int) -> None:
+        """Not sent: a message per token would cost the measured window."""
+
+
 def run_child(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection) -> None:
-    """Run one experiment, send ``("done", result_dir)`` or ``("failed", message)``, exit."""
+    """Run one experiment, sending ``("phase", name)`` as each phase begins, then
+    ``("done", result_dir)`` or ``("failed", message)``; exit."""
     _redirect_output(log_path)
-    conn.send(_experiment(config, out_dir))
+    conn.send(_experiment(config, out_dir, PhaseSender(conn)))
     conn.close()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -85,14 +101,16 @@ def run_child(config: dict[str, Any], out_dir: str, log_path: str, conn: Connect
     os._exit(0)
 
 
-def _experiment(config: dict[str, Any], out_dir: str) -> tuple[str, str | None]:
+def _experiment(
+    config: dict[str, Any], out_dir: str, observer: PhaseSender
+) -> tuple[str, str | None]:
     from llenergymeasure.config.loader import build_experiment_config
     from llenergymeasure.errors import LLEMError
     from llenergymeasure.harness import run_and_save
 
     try:
         experiment = build_experiment_config(config, source="study experiment")
-        result = run_and_save(experiment, out_dir)
+        result = run_and_save(experiment, out_dir, observer=observer)
     except LLEMError as exc:
         return ("failed", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # anything else still becomes a failed entry, not a lost study

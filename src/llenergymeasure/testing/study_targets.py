@@ -37,6 +37,17 @@ def crash(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection)
     os._exit(139)
 
 
+HARNESS_PHASES = ("loading model", "warmup", "idle baseline (30 s)", "measuring")
+"""The phases a real experiment reports, in order (``llenergymeasure.harness.observer``)."""
+
+
+def report_phases(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection) -> None:
+    """Send each harness phase as a real child does, then fail (no result to adopt)."""
+    for name in HARNESS_PHASES:
+        conn.send(("phase", name))
+    conn.send(("failed", "BackendError: stopped after its phases (test target)"))
+
+
 def by_name(config: dict[str, Any], out_dir: str, log_path: str, conn: Connection) -> None:
     """Dispatch on the experiment name: names containing raise/hang/crash behave so."""
     name = str(config.get("name", ""))

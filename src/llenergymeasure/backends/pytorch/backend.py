@@ -17,7 +17,12 @@ from transformers import (
     LogitsProcessorList,
 )
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenizedBackend
+from llenergymeasure.backends.base import (
+    MemoryReading,
+    ProgressCallback,
+    TokenizedBackend,
+    TokenProgress,
+)
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
 from llenergymeasure.backends.pytorch.continuous import ContinuousBatcher, continuous_generation
@@ -248,9 +253,9 @@ class PyTorchBackend(TokenizedBackend):
         for start in range(0, len(prompts), size):
             batch = list(prompts[start : start + size])
             indices = range(start, start + len(batch))
-            records += self._run_batch(indices, batch, generation, dict(extra))
-            if on_progress is not None:
-                on_progress(len(batch))
+            progress = TokenProgress(on_progress, len(batch) * max_output_tokens)
+            records += self._run_batch(indices, batch, generation, dict(extra), progress)
+            progress.finish()
         return records
 
     def _serve(
@@ -275,16 +280,22 @@ class PyTorchBackend(TokenizedBackend):
         batch: list[list[int]],
         generation: GenerationConfig,
         extra: dict[str, Any],
+        progress: TokenProgress,
     ) -> list[RequestRecord]:
+        """Generate one batch; every decoding step reports one token per row to ``progress``."""
         padded = self._tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
         padded = padded.to(self._model.device)
+
+        def step() -> None:
+            progress.add(len(batch))
+
         timer: StepTimer | LogitsStepTimer
         if (generation.num_beams or 1) > 1:  # beam search cannot stream: time via the logits
-            timer = LogitsStepTimer(self._clock)
+            timer = LogitsStepTimer(self._clock, step)
             processors = [*extra.pop("logits_processor", []), timer]
             hook: dict[str, Any] = {"logits_processor": LogitsProcessorList(processors)}
         else:
-            timer = StepTimer(self._clock)
+            timer = StepTimer(self._clock, step)
             hook = {"streamer": timer}
         submit_s = self._clock()
         try:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from llenergymeasure.backends.base import ProgressCallback
+from llenergymeasure.backends.base import ProgressCallback, TokenProgress
 from llenergymeasure.backends.pytorch.continuous_settings import (
     requests_in_flight,
     requests_per_step,
@@ -66,6 +66,7 @@ class RequestStream:
         eos_ids: token ids not counted as output (nothing after the first one is).
         clock: the backend's clock; each delivery is stamped with it on arrival.
         finished: resolved with None when the request finishes, or with the failure.
+        progress: told of each delivery's new tokens (None: nothing is reported).
     """
 
     def __init__(
@@ -74,11 +75,13 @@ class RequestStream:
         eos_ids: Collection[int],
         clock: Callable[[], float],
         finished: asyncio.Future[None],
+        progress: TokenProgress | None = None,
     ) -> None:
         self.record = record
         self._eos_ids = eos_ids
         self._clock = clock
         self.finished = finished
+        self._progress = progress
 
     def receive(self, output: Any) -> None:
         """Record one delivered ``GenerationOutput`` (its ``generated_tokens`` so far)."""
@@ -99,6 +102,8 @@ class RequestStream:
             self.record.chunk_times_s.append(now)
             self.record.chunk_tokens.append(new)
             self.record.output_tokens = counted
+            if self._progress is not None:
+                self._progress.add(new)
         if output.is_finished():
             self.record.end_s = now
             self.finished.set_result(None)
@@ -196,9 +201,9 @@ class ContinuousBatcher:
         """Submit prompt ``index`` and return its record once it finishes."""
         prompt = prompts[index]
         record = RequestRecord(index=index, input_tokens=len(prompt), output_tokens=0, submit_s=0.0)
-        stream = RequestStream(
-            record, self._eos_ids, self._clock, asyncio.get_running_loop().create_future()
-        )
+        progress = TokenProgress(on_progress, max_output_tokens)
+        finished = asyncio.get_running_loop().create_future()
+        stream = RequestStream(record, self._eos_ids, self._clock, finished, progress)
         request_id = f"{prefix}-{index}"
         manager.register_result_handler(request_id, stream.receive)
         record.submit_s = self._clock()
@@ -219,8 +224,7 @@ class ContinuousBatcher:
         except asyncio.CancelledError:
             manager.cancel_request(request_id)
             raise
-        if on_progress is not None:
-            on_progress(1)
+        progress.finish()
         return record
 
 

@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenizedBackend
+from llenergymeasure.backends.base import (
+    MemoryReading,
+    ProgressCallback,
+    TokenizedBackend,
+    TokenProgress,
+)
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
 from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
@@ -222,10 +227,13 @@ class ServerBackend(TokenizedBackend):
         async def submit(index: int) -> RequestRecord:
             body = request_body(options.api, model, self._text(prompts[index]), fields)
             request = http.build_request("POST", API_PATHS[options.api], json=body)
-            streamed = await stream_request(http, request, clock, options.timeout_s)
+            # a chunk is about one token; its count is known only once the stream has ended
+            progress = TokenProgress(on_progress, max_output_tokens)
+            streamed = await stream_request(
+                http, request, clock, options.timeout_s, on_chunk=lambda: progress.add(1)
+            )
             counted.append(to_record(index, len(prompts[index]), streamed, self._count_text))
-            if on_progress is not None:
-                on_progress(1)
+            progress.finish()
             return counted[-1].record
 
         records = _run_to_end(self._loop, drive(load or OFFLINE, len(prompts), submit, clock))

@@ -76,10 +76,15 @@ class Streamed:
 
 
 async def stream_request(
-    http: httpx.AsyncClient, request: httpx.Request, clock: Callable[[], float], timeout_s: float
+    http: httpx.AsyncClient,
+    request: httpx.Request,
+    clock: Callable[[], float],
+    timeout_s: float,
+    on_chunk: Callable[[], None] | None = None,
 ) -> Streamed:
     """Send ``request`` (built, so its encoding is done) and read its stream to the end;
-    ``timeout_s`` is the client's timeout (for the reason of a timeout).
+    ``timeout_s`` is the client's timeout (for the reason of a timeout); ``on_chunk`` is
+    called as each chunk arrives (the run's progress).
 
     ``submit_s`` is stamped right before the request is sent, ``end_s`` when the stream ended
     or failed.
@@ -92,7 +97,7 @@ async def stream_request(
             if response.status_code >= 400:
                 streamed.error = http_error(response.status_code, await response.aread())
             else:
-                await _read_events(response, streamed, clock)
+                await _read_events(response, streamed, clock, on_chunk)
         finally:
             await response.aclose()
     except httpx.TimeoutException as exc:
@@ -133,20 +138,31 @@ def error_message(event: dict[str, Any]) -> str | None:
 
 
 async def _read_events(
-    response: httpx.Response, streamed: Streamed, clock: Callable[[], float]
+    response: httpx.Response,
+    streamed: Streamed,
+    clock: Callable[[], float],
+    on_chunk: Callable[[], None] | None,
 ) -> None:
     """Dispatch each event as its blank line arrives (comment and ``event:`` lines carry
     nothing used); stops at ``[DONE]``."""
+
+    def take(data: list[str]) -> bool:
+        n_chunks = len(streamed.chunks)
+        done = _dispatch("\n".join(data), streamed, clock())
+        if on_chunk is not None and len(streamed.chunks) > n_chunks:
+            on_chunk()
+        return done
+
     data: list[str] = []
     async for line in response.aiter_lines():
         if line.startswith("data:"):
             data.append(line.removeprefix("data:").removeprefix(" "))
         elif not line and data:
-            if _dispatch("\n".join(data), streamed, clock()):
+            if take(data):
                 return
             data = []
     if data:
-        _dispatch("\n".join(data), streamed, clock())
+        take(data)
 
 
 def _dispatch(data: str, streamed: Streamed, now_s: float) -> bool:

@@ -23,6 +23,7 @@ from llenergymeasure.backends.base import (
     MemoryReading,
     ProgressCallback,
     TokenizedBackend,
+    TokenProgress,
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
@@ -275,6 +276,7 @@ class TensorRTBackend(TokenizedBackend):
         async def one(index: int) -> RequestRecord:
             ids = prompts[index]
             record = RequestRecord(index, len(ids), 0, self._clock())
+            progress = TokenProgress(on_progress, max_output_tokens)
             result = self._llm.generate_async(ids, sampling_params=params, streaming=True)
             output: Any = None
             async for update in result:
@@ -284,11 +286,11 @@ class TensorRTBackend(TokenizedBackend):
                 if new:
                     record.chunk_times_s.append(now)
                     record.chunk_tokens.append(new)
+                    progress.add(new)
             record.end_s = self._clock()
             record.output_tokens = sum(record.chunk_tokens)
             engine_ttft[index] = _engine_ttft_s(output)
-            if on_progress is not None:
-                on_progress(1)
+            progress.finish()
             return record
 
         try:

@@ -243,6 +243,7 @@ class VllmBackend(TokenizedBackend):
                     [api.tokens_prompt(prompt_token_ids=list(ids)) for ids in prompts],
                     [len(ids) for ids in prompts],
                     params,
+                    max_output_tokens,
                     load or OFFLINE,
                     self._clock,
                     f"run{self._runs}",

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llenergymeasure.backends.base import ProgressCallback
+from llenergymeasure.backends.base import ProgressCallback, TokenProgress
 from llenergymeasure.load import LoadPlan, drive
 from llenergymeasure.results.records import RequestRecord
 
@@ -50,6 +50,7 @@ async def stream_all(
     prompts: Sequence[Any],
     input_lengths: Sequence[int],
     sampling_params: Any,
+    max_output_tokens: int,
     plan: LoadPlan,
     clock: Callable[[], float],
     request_prefix: str,
@@ -60,7 +61,8 @@ async def stream_all(
 
     Each record's ``submit_s`` is stamped as its request is handed to the engine; the driver
     adds ``scheduled_s`` and ``slot_wait_s``. The first failed request cancels the others and
-    is raised as it was.
+    is raised as it was. ``on_progress`` hears each delta's tokens, of ``max_output_tokens``
+    (the limit in ``sampling_params``) per request (:class:`TokenProgress`).
     """
     engine_timings: list[EngineTiming] = []
 
@@ -68,6 +70,7 @@ async def stream_all(
         record = RequestRecord(
             index=index, input_tokens=input_lengths[index], output_tokens=0, submit_s=clock()
         )
+        progress = TokenProgress(on_progress, max_output_tokens)
         stream = engine.generate(
             prompts[index], sampling_params, f"{request_prefix}-{index}", **(generate_kwargs or {})
         )
@@ -78,6 +81,7 @@ async def stream_all(
                 record.chunk_times_s.append(now)
                 record.chunk_tokens.append(n_new)
                 record.output_tokens += n_new
+                progress.add(n_new)
             if output.finished:
                 record.end_s = now
                 latency = _engine_first_token_latency(output)
@@ -85,8 +89,7 @@ async def stream_all(
                     engine_timings.append(EngineTiming(index, latency))
         if record.end_s == 0.0:
             record.end_s = record.chunk_times_s[-1] if record.chunk_times_s else record.submit_s
-        if on_progress is not None:
-            on_progress(1)
+        progress.finish()
         return record
 
     records = await drive(plan, len(prompts), one, clock)
