@@ -1,17 +1,22 @@
 """Progress while a run or a study runs (#18): the measuring bar moves within a batch, in
-output tokens; a study shows its running experiment's phase and an ETA once a run has ended."""
+output tokens; a study shows its running experiment's phase and an ETA once a run has ended;
+an interrupted study says how to continue it."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from rich.console import Console
 from rich.progress import Progress
+from typer.testing import CliRunner
 
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenProgress
+from llenergymeasure.cli import app
 from llenergymeasure.cli.display import RichObserver
 from llenergymeasure.cli.study_display import RichStudyObserver, StudyEta
 from llenergymeasure.config import ExperimentConfig
@@ -84,7 +89,9 @@ class OneBatchBackend:
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
+        assert output_lengths is None, "this fake generates fixed lengths only"
         self.batch_ended = False
         progress = TokenProgress(on_progress, len(prompts) * max_output_tokens)
         for _ in range(max_output_tokens):
@@ -245,3 +252,47 @@ def test_the_eta_is_the_mean_run_time_times_the_runs_left_less_the_current_run()
     now[0] = 400.0  # the current run overran: the runs after it are still to come
     assert eta.remaining_s(3) == 200.0
     assert eta.remaining_s(0) == 0.0
+
+
+# --- Ctrl-C: how to continue ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "kept"),
+    [([], []), (["-q"], []), (["--json"], []), (["--profile", "quick"], ["--profile", "quick"])],
+)
+def test_an_interrupted_study_prints_the_command_that_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], kept: list[str]
+) -> None:
+    study_file = tmp_path / "my studies" / "sweep.yaml"  # a space: quoted for the shell
+    study_file.parent.mkdir()
+    study_file.write_text(yaml.safe_dump({"model": "m", "sweep": {"n": [2, 3]}}))
+    study_dir = str(tmp_path / "out" / "sweep_20261202T000000")
+
+    def interrupted(study: Any, **kwargs: Any) -> Any:
+        kwargs["study_observer"].started(study_dir, 2, 0)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("llenergymeasure.cli.run_command.run", interrupted)
+    done = CliRunner().invoke(app, ["run", str(study_file), *flags])
+    assert done.exit_code == 130
+    (line,) = [x for x in done.output.splitlines() if x.startswith("to continue the study: ")]
+    command = line.removeprefix("to continue the study: ")
+    assert shlex.split(command) == ["llem", "run", str(study_file), "--resume", study_dir, *kept]
+
+
+def test_an_interrupted_resume_names_the_directory_it_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_file = tmp_path / "sweep.yaml"
+    study_file.write_text(yaml.safe_dump({"model": "m", "sweep": {"n": [2, 3]}}))
+
+    def interrupted_before_it_started(study: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # e.g. while --wait-for-device waits
+
+    monkeypatch.setattr("llenergymeasure.cli.run_command.run", interrupted_before_it_started)
+    done = CliRunner().invoke(app, ["run", str(study_file), "--resume", str(tmp_path / "s")])
+    assert done.exit_code == 130
+    assert f"--resume {tmp_path / 's'}" in done.output
+    fresh = CliRunner().invoke(app, ["run", str(study_file)])
+    assert fresh.exit_code == 130 and "to continue" not in fresh.output  # no directory yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from llenergymeasure.config.study import StudyConfig, build_study_config, is_stu
 from llenergymeasure.config.user_config import load_user_config
 from llenergymeasure.errors import EXIT_FAILURE, EXIT_OK, ConfigError
 from llenergymeasure.study.live_power import gpu_power_reader
+from llenergymeasure.study.observer import SilentStudyObserver
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def execute_run(
         study = build_study_config(data, source=source, profile=options.profile)
         if options.dry_run:
             return _dry_run(study, out, options, console)
-        return _run_study(study, out, options, console)
+        return _run_study(study, config_file, out, options, console)
     if options.resume is not None or options.profile is not None:
         raise ConfigError("--resume and --profile apply to studies (a file with sweep: or "
                           "experiments:)")  # fmt: skip
@@ -156,28 +158,70 @@ def _dry_run(
     return EXIT_OK
 
 
-def _run_study(study: StudyConfig, out: Path | None, options: RunOptions, console: Console) -> int:
+class _StudyDirectory(SilentStudyObserver):
+    """Shows nothing; remembers the study directory (for the resume command after Ctrl-C)."""
+
+    study_dir: str | None = None
+
+    def started(self, study_dir: str, total: int, already_done: int) -> None:
+        """Remember where the study runs."""
+        self.study_dir = study_dir
+
+
+def _run_study(
+    study: StudyConfig,
+    config_file: Path | None,
+    out: Path | None,
+    options: RunOptions,
+    console: Console,
+) -> int:
     for dropped in study.dropped_duplicates:
         console.print(f"[yellow]note[/]: dropped duplicate {escape(dropped)}")
-    if options.quiet or options.json:
-        result = run(
-            study, out_dir=out, resume=options.resume, wait_for_device=options.wait_for_device
-        )
-    else:
-        execution = study.execution
-        console.print(
-            f"[bold]llem run[/] · study {escape(study.name)} · "
-            f"{len(study.experiments_resolved)} experiments × {execution.n_cycles} cycles "
-            f"({execution.cycle_order})"
-        )
-        with RichStudyObserver(console, power_reader=gpu_power_reader()) as observer:
-            result = run(
-                study, out_dir=out, resume=options.resume, study_observer=observer,
-                wait_for_device=options.wait_for_device,
-            )  # fmt: skip
+    observer: RichStudyObserver | _StudyDirectory = _StudyDirectory()
+    try:
+        if options.quiet or options.json:
+            result = run(study, out_dir=out, resume=options.resume, study_observer=observer,
+                         wait_for_device=options.wait_for_device)  # fmt: skip
+        else:
+            execution = study.execution
+            console.print(
+                f"[bold]llem run[/] · study {escape(study.name)} · "
+                f"{len(study.experiments_resolved)} experiments × {execution.n_cycles} cycles "
+                f"({execution.cycle_order})"
+            )
+            observer = RichStudyObserver(console, power_reader=gpu_power_reader())
+            with observer:
+                result = run(
+                    study, out_dir=out, resume=options.resume, study_observer=observer,
+                    wait_for_device=options.wait_for_device,
+                )  # fmt: skip
+    except KeyboardInterrupt:
+        _print_resume_command(config_file, observer.study_dir, options)
+        raise
     _report(console, options, result.output_dir, result.model_dump_json(indent=2),
             lambda: print_study(console, result))  # fmt: skip
     return EXIT_FAILURE if result.failed else EXIT_OK
+
+
+def _resume_command(config_file: Path, study_dir: str, profile: str | None) -> str:
+    """The shell command that continues a study (paths as given, quoted for the shell)."""
+    words = ["llem", "run", str(config_file), "--resume", study_dir]
+    if profile is not None:
+        words += ["--profile", profile]
+    return shlex.join(words)
+
+
+def _print_resume_command(
+    config_file: Path | None, study_dir: str | None, options: RunOptions
+) -> None:
+    """After Ctrl-C, say (on stderr) how to continue the study, once it has a directory."""
+    directory = study_dir or (str(options.resume) if options.resume is not None else None)
+    if config_file is None or directory is None:
+        return
+    command = _resume_command(config_file, directory, options.profile)
+    Console(stderr=True).print(
+        f"to continue the study: [bold]{escape(command)}[/]", soft_wrap=True, highlight=False
+    )
 
 
 def _run_experiment(
