@@ -16,7 +16,12 @@ from typer.testing import CliRunner
 from llenergymeasure.backends.model_source import check_hub_model, resolve_model
 from llenergymeasure.cli import app
 from llenergymeasure.cli import run_command as run_command_module
-from llenergymeasure.cli.defaults import BATCH_FIELDS, EMBEDDED_BATCH, embedded_default
+from llenergymeasure.cli.defaults import (
+    BATCH_FIELDS,
+    EMBEDDED_BATCH,
+    EMBEDDED_MEMORY,
+    embedded_default,
+)
 from llenergymeasure.cli.run_command import OPTION_NAMES, build_config_data
 from llenergymeasure.config.base import BACKEND_NAMES
 from llenergymeasure.config.dotted import get_dotted
@@ -51,6 +56,8 @@ def test_embedded_default_validates_with_every_backend(backend: str) -> None:
     dumped = config.model_dump()
     if backend in BATCH_FIELDS:
         assert get_dotted(dumped, BATCH_FIELDS[backend]) == EMBEDDED_BATCH
+    for field, value in EMBEDDED_MEMORY.get(backend, {}).items():
+        assert dumped[backend][field] == value
     other_sections = [name for name in BACKEND_NAMES if name != backend]
     assert all(dumped[name] is None for name in other_sections)
 
@@ -224,6 +231,8 @@ def test_readme_states_what_the_embedded_default_runs() -> None:
     assert config.baseline.enabled
     readme = " ".join(README.read_text(encoding="utf-8").split())
     assert expected in readme, f"README should say: {expected}"
+    memory = EMBEDDED_MEMORY["vllm"]["gpu_memory_utilization"]
+    assert f"vLLM gets `gpu_memory_utilization: {memory:g}`" in readme
 
 
 # ---- 16. a dry run of a file without name: shows the name the run would use -------------------

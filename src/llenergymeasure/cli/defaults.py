@@ -18,6 +18,11 @@ BATCH_FIELDS: dict[str, str] = {
 """Each engine backend's field for the requests it batches at a time (a server batches as the
 command that started it says)."""
 
+EMBEDDED_MEMORY: dict[str, dict[str, Any]] = {"vllm": {"gpu_memory_utilization": 0.3}}
+"""Backend settings beyond the batch: vLLM reserves 30 % of device memory (on a CPU machine, of
+RAM), plenty for this model's KV cache, where its own 0.9 fails to start whenever other
+processes hold more than a tenth of it."""
+
 EMBEDDED_DEFAULT: dict[str, Any] = {
     "model": DEFAULT_EMBEDDED_MODEL,
     "n": 24,
@@ -33,10 +38,12 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 def embedded_default(backend: str) -> dict[str, Any]:
     """The embedded default for ``backend``: the same prompts and budgets on every backend,
     each engine batching :data:`EMBEDDED_BATCH` requests through its own field
-    (:data:`BATCH_FIELDS`), named ``<model>_<backend>_default``."""
+    (:data:`BATCH_FIELDS`) with :data:`EMBEDDED_MEMORY`, named ``<model>_<backend>_default``."""
     data = deep_copy(EMBEDDED_DEFAULT)
     data["backend"] = backend
     data["name"] = f"{DEFAULT_EMBEDDED_MODEL}_{backend}_default"
+    if backend in EMBEDDED_MEMORY:
+        data[backend] = dict(EMBEDDED_MEMORY[backend])
     if backend in BATCH_FIELDS:
         set_dotted(data, BATCH_FIELDS[backend], EMBEDDED_BATCH)
     return data
