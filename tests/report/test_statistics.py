@@ -94,16 +94,17 @@ def test_phase_spans_run_to_the_next_phase() -> None:
     ]
 
 
-@pytest.mark.parametrize(("width", "transposed"), [(200, False), (60, True)])
-def test_terminal_table_transposes_when_the_figures_do_not_fit(
-    written: Written, width: int, transposed: bool
+@pytest.mark.parametrize(("width", "split"), [(200, False), (60, True)])
+def test_terminal_table_splits_when_the_figures_do_not_fit(
+    written: Written, width: int, split: bool
 ) -> None:
     from rich.console import Console
 
     console = Console(width=width, record=True)
     llem.report(written.study, console=console)
     lines = console.export_text().splitlines()
-    header = next(line for line in lines if "configuration" in line)
-    assert ("cycles" in header) is not transposed  # transposed: metrics are row labels
-    assert any(line.startswith("│ cycles ") for line in lines) is transposed
+    summary = lines[: next(i for i, line in enumerate(lines) if line.startswith("└")) + 1]
+    header = " ".join(line for line in summary if line.startswith("┃"))
+    assert ("warnings" in header) is not split  # split: later columns in a second table
+    assert "configuration" in header and "cycles" in header  # the first columns first
     assert all(len(line) <= width for line in lines if line.startswith(("┃", "│")))

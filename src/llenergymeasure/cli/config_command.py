@@ -9,7 +9,6 @@ from rich.markup import escape
 
 from llenergymeasure.backends import BACKENDS, backend_status
 from llenergymeasure.backends.model_source import DEFAULT_EMBEDDED_MODEL, resolve_model
-from llenergymeasure.cli.layout import Column, fitted
 from llenergymeasure.cli.user_config_view import print_user_config
 from llenergymeasure.devices import gpu_snapshot
 from llenergymeasure.devices import probe as probe_gpus
@@ -17,6 +16,7 @@ from llenergymeasure.energy import probe_samplers, resolve_sampler_name
 from llenergymeasure.errors import LLEMError
 from llenergymeasure.harness.environment import cpu_model
 from llenergymeasure.paths import cache_dir
+from llenergymeasure.reporting.layout import Column, FittedTable
 
 
 def print_machine_report(console: Console) -> None:
@@ -27,8 +27,8 @@ def print_machine_report(console: Console) -> None:
     )
     console.print(f"[bold]machine[/]: {escape(machine)}")
     console.print(f"[bold]GPUs[/]: {escape(_gpus())}", soft_wrap=True, highlight=False)
-    console.print(_backends_table(console.width))
-    console.print(_samplers_table(console.width))
+    console.print(_backends_table())
+    console.print(_samplers_table())
     console.print(f"[bold]embedded model[/]: {escape(_embedded_status())}", soft_wrap=True)
     console.print(f"[bold]cache dir[/]: {escape(str(cache_dir()))}", soft_wrap=True)
     print_user_config(console)
@@ -47,14 +47,14 @@ def _gpus() -> str:
     return "; ".join(described)
 
 
-def _backends_table(width: int) -> RenderableType:
+def _backends_table() -> RenderableType:
     rows = []
     for name in BACKENDS:
         status = backend_status(name)
         versions = ", ".join(f"{k} {v or '—'}" for k, v in status.versions.items())
         install = "" if status.installed else status.install_hint
         rows.append([name, "yes" if status.installed else "no", versions, install])
-    return fitted("backends", _BACKEND_COLUMNS, rows, width)
+    return FittedTable("backends", _BACKEND_COLUMNS, rows)
 
 
 _BACKEND_COLUMNS = (
@@ -65,13 +65,13 @@ _BACKEND_COLUMNS = (
 )
 
 
-def _samplers_table(width: int) -> RenderableType:
+def _samplers_table() -> RenderableType:
     auto = resolve_sampler_name("auto")
     rows = [
         [name, "yes" if availability.available else "no", availability.reason]
         for name, availability in probe_samplers().items()
     ]
-    return fitted(f"energy samplers (auto → {auto})", _SAMPLER_COLUMNS, rows, width)
+    return FittedTable(f"energy samplers (auto → {auto})", _SAMPLER_COLUMNS, rows)
 
 
 _SAMPLER_COLUMNS = (Column("sampler"), Column("available"), Column("why not", wrap=True))

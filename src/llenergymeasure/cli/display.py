@@ -14,12 +14,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.cli.live import LiveProgress
 from llenergymeasure.harness.observer import PHASE_UNITS
 from llenergymeasure.reporting.attribution import PHASES, missing_reason
+from llenergymeasure.reporting.layout import Column, FittedTable
 from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results import (
     EnergyMetrics,
@@ -261,15 +261,15 @@ def _serving(result: ExperimentResult) -> list[tuple[str, str]]:
     return rows
 
 
-def result_table(result: ExperimentResult) -> Table:
-    """The headline figures of one experiment."""
+_RESULT_COLUMNS = (Column("metric", wrap=True), Column("value", wrap=True, own_line=True))
+
+
+def result_table(result: ExperimentResult) -> FittedTable:
+    """The headline figures of one experiment, laid out for the console's width."""
     energy, metrics = result.energy, result.metrics
     kind = "estimate" if energy.is_estimate else "measured"
     if energy.energy_total_j is None:
         kind = "not measured"
-    table = Table(title=f"{result.config.model} · {result.config.backend}", show_header=False)
-    table.add_column("metric", style="bold")
-    table.add_column("value")
     rows = [
         ("energy", _energy(energy, kind)),
         ("energy, idle-adjusted", _adjusted(energy)),
@@ -302,9 +302,8 @@ def result_table(result: ExperimentResult) -> Table:
         ("device telemetry", _telemetry(result)),
         ("measurement method", f"{result.measurement_method} [{', '.join(energy.scope)}]"),
     ]  # fmt: skip
-    for name, value in rows:
-        table.add_row(name, Text(value))
-    return table
+    title = f"{result.config.model} · {result.config.backend}"
+    return FittedTable(title, _RESULT_COLUMNS, rows, show_header=False)
 
 
 def print_result(console: Console, result: ExperimentResult, *, verbose: bool = False) -> None:

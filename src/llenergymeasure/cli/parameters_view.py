@@ -6,12 +6,12 @@ import json
 
 from rich.console import Console
 
-from llenergymeasure.cli.layout import Column, fitted
 from llenergymeasure.config.loader import did_you_mean
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.parameters import introspection
 from llenergymeasure.parameters.docs import format_constraints, format_value
 from llenergymeasure.parameters.schema import schema
+from llenergymeasure.reporting.layout import Column, FittedTable
 
 
 def print_parameters(console: Console, backend: str | None) -> None:
@@ -26,7 +26,7 @@ def print_parameters(console: Console, backend: str | None) -> None:
         )
     title = f"parameters for backend {backend}" if backend else "all parameters"
     rows = [_parameter_row(info) for info in introspection.parameters(backend)]
-    console.print(fitted(title, _PARAMETER_COLUMNS, rows, console.width), highlight=False)
+    console.print(FittedTable(title, _PARAMETER_COLUMNS, rows), highlight=False)
 
 
 _PARAMETER_COLUMNS = (

@@ -17,10 +17,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.cli.live import LiveProgress
+from llenergymeasure.reporting.layout import Column, FittedTable
 from llenergymeasure.reporting.terminal import print_warning
 from llenergymeasure.results.stats import Summary
 from llenergymeasure.results.study import ExperimentAggregate, StudyEntry, StudyResult
@@ -188,25 +188,31 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value * 1e3:.1f}"
 
 
-def study_table(study: StudyResult) -> Table:
-    """One row per configuration, ranked by mean J/token (95 % CI over cycles)."""
-    table = Table(
-        title=f"study {study.name}: ranked by J/token (mean ± 95% CI over cycles; "
-        "latency in ms, p50/p95 pooled over cycles)"
+_STUDY_COLUMNS = tuple(
+    Column(header)
+    for header in ("experiment", "cycles", "J/token", "tokens/s", "TTFT p50/p95", "ITL p50/p95")
+)
+
+
+def study_table(study: StudyResult) -> FittedTable:
+    """One row per configuration, ranked by mean J/token (95 % CI over cycles), laid out for
+    the console's width."""
+    title = (
+        f"study {study.name}: ranked by J/token (mean ± 95% CI over cycles; latency in ms, "
+        "p50/p95 over every request of every cycle, pooled)"
     )
-    table.add_column("experiment", no_wrap=True)
-    for column in ("cycles", "J/token", "tokens/s", "TTFT", "ITL"):
-        table.add_column(column)
-    for aggregate in sorted(study.experiments, key=_rank):
-        table.add_row(
-            escape(aggregate.experiment_name),
+    rows = [
+        [
+            aggregate.experiment_name,
             str(aggregate.n_cycles_done),
             _mean_ci(aggregate.energy_per_output_token_j),
             _mean_ci(aggregate.output_tokens_per_s),
             f"{_ms(aggregate.ttft_pooled.median_s)}/{_ms(aggregate.ttft_pooled.p95_s)}",
             f"{_ms(aggregate.itl_pooled.median_s)}/{_ms(aggregate.itl_pooled.p95_s)}",
-        )
-    return table
+        ]
+        for aggregate in sorted(study.experiments, key=_rank)
+    ]
+    return FittedTable(title, _STUDY_COLUMNS, rows)
 
 
 def _rank(aggregate: ExperimentAggregate) -> float:

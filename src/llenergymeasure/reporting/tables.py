@@ -28,12 +28,16 @@ SUMMARY_TITLE = (
 
 @dataclass(frozen=True)
 class TableData:
-    """A titled table of text cells, with notes printed under it."""
+    """A titled table of text cells, with notes printed under it; the columns headed by one
+    of ``prose`` hold text that may wrap between words (the others, figures and names, keep
+    each cell on one line); the first ``keys`` columns name a row."""
 
     title: str
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    prose: tuple[str, ...] = ()
+    keys: int = 1
 
 
 def number(value: float | None, digits: int = 4) -> str:
@@ -122,7 +126,7 @@ def summary_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
         "mean power = energy ÷ the energy sampler's window, per cycle; a warning marked (k/n) "
         "applies to k of n cycles, unmarked to all"
     )
-    return TableData(SUMMARY_TITLE, headers, rows, notes)
+    return TableData(SUMMARY_TITLE, headers, rows, notes, ("energy method", "warnings"))
 
 
 DENOMINATOR_TITLE = (
@@ -150,7 +154,7 @@ def denominator_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
         "per 1,000 requests in Wh (J per request × 1000 / 3600, AIEnergyScore's unit). Only "
         "completed requests count"
     ]
-    return TableData(DENOMINATOR_TITLE, headers, rows, notes)
+    return TableData(DENOMINATOR_TITLE, headers, rows, notes, keys=2)
 
 
 def _spread(view: ConfigurationAttribution) -> list[str]:
@@ -215,7 +219,7 @@ def attribution_tables(views: Sequence[ConfigurationAttribution]) -> list[TableD
         return [request_energy_table(views), phase_table(views)]
     rows = [[v.configuration.label, v.missing or "—"] for v in views]
     title = "energy per request and per phase: no configuration has an energy attribution"
-    return [TableData(title, ["configuration", "attribution"], rows)]
+    return [TableData(title, ["configuration", "attribution"], rows, prose=("attribution",))]
 
 
 def _signed(value: float | None, unit: str) -> str:
@@ -265,7 +269,7 @@ def comparison_table(comparison: Comparison) -> TableData:
         f"A = {comparison.a} ({comparison.n_a} cycles) against B = {comparison.b} "
         f"({comparison.n_b} cycles): difference of the means over cycles"
     )
-    return TableData(title, headers, rows, notes)
+    return TableData(title, headers, rows, notes, ("metric",))
 
 
 SERVING_TITLE = (
@@ -287,7 +291,7 @@ def serving_table(view: ServingView) -> TableData:
         "achieved req/s: arrivals per second from the submit times; a rate of inf submits "
         "every request at once"
     )
-    return TableData(SERVING_TITLE, headers, rows, notes)
+    return TableData(SERVING_TITLE, headers, rows, notes, ("load", "window", "SLO targets ms"))
 
 
 def _serving_row(point: ServingPoint, slo: bool) -> list[str]:
@@ -357,7 +361,7 @@ def knee_table(view: ServingView) -> TableData | None:
         f"target, mean over cycles) is at least {view.attainment:g} (--slo-attainment)"
     )
     notes = ["none: no load of the line reaches it"] if any(r[2] == "none" for r in rows) else []
-    return TableData(title, headers, rows, notes)
+    return TableData(title, headers, rows, notes, ("group", "line", "J/request there"))
 
 
 def serving_tables(view: ServingView | None) -> list[TableData]:
