@@ -240,7 +240,9 @@ class SequentialBackend:
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
+        assert output_lengths is None, "this fake generates fixed lengths only"
         self.started_s = self.clock()
         offsets = load.offsets_s if load is not None else None
         records = []

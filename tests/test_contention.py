@@ -370,7 +370,9 @@ class SleepingBackend:
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
+        assert output_lengths is None, "this fake generates fixed lengths only"
         submit = time.perf_counter()
         time.sleep(self.window_s)
         end = time.perf_counter()

@@ -255,7 +255,9 @@ class FailingBackend:
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
+        assert output_lengths is None, "this fake generates fixed lengths only"
         records = []
         for index, _ in enumerate(prompts):
             submit = self.clock()

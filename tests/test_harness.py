@@ -110,7 +110,9 @@ class FakeBackend:
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
+        assert output_lengths is None, "this fake generates fixed lengths only"
         self.events.append(f"run:{len(prompts)}x{max_output_tokens}")
         if self.fail_on_measure and len(prompts) > 2:
             raise BackendError("boom")
@@ -487,9 +489,12 @@ def test_an_offline_result_is_unchanged_apart_from_the_new_null_fields(tmp_path:
     data = json.loads((folder / "result.json").read_text())
 
     new_fields = {"serving", "energy_timeline_file", "attribution", "contention"}
-    assert set(data) == FIELDS_BEFORE_SERVING | new_fields | {"dataset"}
+    assert set(data) == FIELDS_BEFORE_SERVING | new_fields | {"dataset", "lengths"}
     assert all(data[name] is None for name in new_fields)
     assert data["dataset"]["source"] == "builtin"  # where the prompts came from (#19)
+    lengths = data["lengths"]  # the requests' lengths (#19): fixed, as before
+    assert lengths["output_lengths"] == "fixed" and lengths["requested_output_tokens"] is None
+    assert lengths["output_tokens"]["n"] == 6 and lengths["output_tokens"]["mean"] == 4.0
     assert not (folder / ENERGY_TIMELINE_FILE).exists()
     assert data["config"]["load"]["mode"] == "offline"
     assert "run:6x4" in events  # the backend's own batch run, not the load generator

@@ -99,12 +99,17 @@ class Backend(Protocol):
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Generate for every prepared prompt; one record per prompt, in prompt order.
 
         ``load`` says how requests are submitted (:func:`llenergymeasure.load.drive`): None or
         an offline plan is the backend's batch run; a schedule or a concurrency cap submits
         each request at its time, with ``scheduled_s``/``slot_wait_s`` on its record.
+        ``output_lengths`` (one per prompt, each at most ``max_output_tokens``) makes request
+        ``i`` generate exactly ``output_lengths[i]`` tokens, EOS ignored
+        (``dataset.output_lengths`` from_dataset or distribution); None: each generates up to
+        ``max_output_tokens`` and may stop earlier.
         """
 
     def reset_peak_memory(self) -> None:
@@ -160,3 +165,32 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def forced_lengths(
+    n_prompts: int, output_lengths: Sequence[int] | None, max_output_tokens: int
+) -> list[int] | None:
+    """``output_lengths`` of :meth:`Backend.run` as a list, checked: one per prompt, each
+    between 1 and ``max_output_tokens`` (None stays None).
+
+    Raises:
+        BackendError: a count or a length out of range.
+    """
+    if output_lengths is None:
+        return None
+    lengths = [int(length) for length in output_lengths]
+    if len(lengths) != n_prompts:
+        raise BackendError(f"{len(lengths)} output lengths for {n_prompts} prompts")
+    if any(not 1 <= length <= max_output_tokens for length in lengths):
+        raise BackendError(
+            f"an output length outside [1, max_output_tokens = {max_output_tokens}]: {lengths}"
+        )
+    return lengths
+
+
+def forced_length_fields(length: int) -> dict[str, int | bool]:
+    """The fields that make one request generate exactly ``length`` tokens, named alike in
+    vLLM's and TensorRT-LLM's ``SamplingParams`` and in the request body of vLLM's (and
+    SGLang's) OpenAI-compatible server: ``max_tokens = min_tokens = length`` and
+    ``ignore_eos`` (superseding ``decoder.min_new_tokens`` and ``decoder.ignore_eos``)."""
+    return {"max_tokens": length, "min_tokens": length, "ignore_eos": True}

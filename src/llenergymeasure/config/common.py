@@ -170,9 +170,11 @@ class DatasetConfig(_Strict):
         "fixed",
         description="Output length per request. 'fixed': up to max_output_tokens (the model "
         "may stop earlier). 'from_dataset': each prompt's reference answer length in tokens "
-        "(source 'sharegpt', or a hub dataset with output_column), generated exactly. "
-        "'distribution': drawn from output_length_distribution, seeded by random_seed. Output "
-        "length drives decode energy, so runs compare only at equal length distributions.",
+        "(source 'sharegpt', or a hub dataset with output_column), cut to max_output_tokens. "
+        "'distribution': drawn from output_length_distribution, seeded by random_seed. With "
+        "both, every backend generates exactly that length, EOS ignored (not with decoder.stop; "
+        "supersedes decoder.min_new_tokens and ignore_eos). Output length drives decode "
+        "energy, so runs compare only at equal length distributions (result.lengths).",
         # what 'distribution' needs; 'from_dataset' needs a source with reference answers
         json_schema_extra=FieldMeta(
             requires={

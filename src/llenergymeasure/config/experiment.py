@@ -203,6 +203,25 @@ class ExperimentConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _forced_lengths_honoured(self) -> ExperimentConfig:
+        mode = self.dataset.output_lengths
+        if mode == "fixed":
+            return self
+        if self.decoder.stop is not None:
+            raise ValueError(
+                f"decoder.stop cannot be set with dataset.output_lengths: {mode}: a stop "
+                "sequence would end a request before its length; remove it or use "
+                "output_lengths: fixed"
+            )
+        if self.backend == "pytorch" and (self.decoder.num_beams or 1) > 1:
+            raise ValueError(
+                f"dataset.output_lengths: {mode} is not supported with decoder.num_beams > 1 on "
+                "backend pytorch (llem forces each request's length in greedy and sampled "
+                "generation only); use num_beams: 1 or output_lengths: fixed"
+            )
+        return self
+
     def config_warnings(self) -> list[tuple[str, str]]:
         """``(code, message)`` for accepted settings that will not act (recorded on results)."""
         return self.decoder.warnings()

@@ -16,7 +16,12 @@ from datetime import datetime, timezone
 from llenergymeasure._version import __version__
 from llenergymeasure.backends import Backend, create_backend
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.datasets import load_prompt_set, validate_source
+from llenergymeasure.datasets import (
+    OutputLengthPlan,
+    load_prompt_set,
+    plan_output_lengths,
+    validate_source,
+)
 from llenergymeasure.devices import get_gpus, gpu_snapshot
 from llenergymeasure.energy import (
     EnergyReading,
@@ -46,6 +51,7 @@ from llenergymeasure.harness.checks import (
 )
 from llenergymeasure.harness.contention import contention_warnings, summarise_contention
 from llenergymeasure.harness.environment import snapshot_environment
+from llenergymeasure.harness.lengths import request_lengths
 from llenergymeasure.harness.metrics import compute_metrics
 from llenergymeasure.harness.observer import RunObserver, SilentObserver
 from llenergymeasure.harness.server import (
@@ -125,6 +131,7 @@ class _Phases:
     baseline: Baseline | None
     window: _Window
     dataset: DatasetInfo
+    output_lengths: OutputLengthPlan
 
 
 def run_experiment(
@@ -213,6 +220,9 @@ def _run_phases(
     model_load_s = clock() - t0
     prompt_set = load_prompt_set(config.dataset, config.n, config.random_seed, backend.codec)
     prepared = backend.prepare(prompt_set.prompts)
+    lengths = plan_output_lengths(
+        config.dataset, prompt_set.prompts, config.max_output_tokens, config.random_seed
+    )
     poller.set_phase("warmup")
     warmup_s = _warmup(backend, config, prepared, clock, observer)
     sleep(config.warmup.thermal_floor_s)
@@ -220,9 +230,11 @@ def _run_phases(
     poller.set_phase("baseline")
     baseline = _baseline(config, window_sampler.name, new_sampler, baseline_cache, sleep, observer)
     poller.set_phase("window")
-    window = _measure(backend, window_sampler, prepared, config, clock, observer)
+    window = _measure(backend, window_sampler, prepared, lengths, config, clock, observer)
     poller.set_phase("after")
-    return _Phases(model_info, model_load_s, warmup_s, stable, baseline, window, prompt_set.info)
+    return _Phases(
+        model_info, model_load_s, warmup_s, stable, baseline, window, prompt_set.info, lengths
+    )
 
 
 def _warmup(
@@ -271,11 +283,13 @@ def _measure(
     backend: Backend,
     sampler: EnergySampler,
     prompts: list[list[int]],
+    lengths: OutputLengthPlan,
     config: ExperimentConfig,
     clock: Clock,
     observer: RunObserver,
 ) -> _Window:
-    """The measured window: the sampler brackets inference and nothing else.
+    """The measured window: the sampler brackets inference and nothing else; each request
+    generates the length ``lengths`` gives it (``fixed``: up to ``max_output_tokens``).
 
     Records are timed from ``t_start``, read right after ``sampler.start()`` returns; the
     sampler's timeline starts inside that call, at most ``t_start - t_before`` earlier.
@@ -292,6 +306,7 @@ def _measure(
             config.max_output_tokens,
             on_progress=observer.advance,
             load=plan,
+            output_lengths=lengths.lengths,
         )
     except BaseException:
         with contextlib.suppress(LLEMError):  # the inference error is the one to report
@@ -370,6 +385,7 @@ def _build_result(
             window_s=window.duration_s,
         ),
         dataset=phases.dataset,
+        lengths=request_lengths(phases.output_lengths, window.records),
         energy=energy,
         attribution=window.attributed.summary,
         metrics=metrics,

@@ -296,6 +296,27 @@ class DatasetInfo(_Lenient):
     bench serve: prompt or reply under 4 tokens, prompt over 1024, both over 2048)."""
 
 
+class RequestLengths(_Lenient):
+    """How long the measured requests were: two runs' energy per request and per token compare
+    only where these match (``llem report`` flags a comparison where they do not)."""
+
+    output_lengths: str
+    """``dataset.output_lengths``: ``fixed`` (up to max_output_tokens, the model may stop
+    earlier), ``from_dataset`` or ``distribution`` (each request generates exactly its
+    length)."""
+    input_tokens: LengthStats
+    """Prompt tokens of the completed requests, as the engine received them."""
+    output_tokens: LengthStats
+    """Output tokens the completed requests generated."""
+    requested_output_tokens: LengthStats | None = None
+    """The lengths asked of every request (``from_dataset``, ``distribution``); None for
+    ``fixed``."""
+    n_clipped: int = 0
+    """Requested lengths moved into their bounds (a reference answer longer than
+    max_output_tokens, a draw outside [min_tokens, max_output_tokens])."""
+    notes: list[str] = Field(default_factory=list)
+
+
 class ModelInfo(_Lenient):
     """What the backend actually loaded."""
 
@@ -370,6 +391,9 @@ class ExperimentResult(_Lenient):
     timings: PhaseTimings
     dataset: DatasetInfo | None = None
     """Where the prompts came from (None in results written before it was recorded)."""
+    lengths: RequestLengths | None = None
+    """Input and output lengths of the measured requests (None in results written before
+    they were recorded)."""
     energy: EnergyMetrics
     metrics: PerformanceMetrics
     telemetry: TelemetrySummary | None = None

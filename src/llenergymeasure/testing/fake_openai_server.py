@@ -59,7 +59,9 @@ class FakeOpenAIServer:
         models: the served model names ``/v1/models`` lists.
         token_delay_s: pause before each chunk.
         tokens_per_chunk: generated tokens per streamed chunk.
-        output_tokens: tokens each request generates (default: its ``max_tokens``).
+        output_tokens: where each request's EOS comes (default: none, so its
+            ``max_tokens``); a request with ``ignore_eos`` runs on to ``max_tokens``, one
+            with ``min_tokens`` at least to those (vLLM's extensions).
         usage: which of ``stream_options`` it honours: "per_chunk" both (as vLLM, SGLang),
             "final" only ``include_usage`` (as the OpenAI API), "none" neither.
         fault: what goes wrong with every generation request (None: nothing).
@@ -241,9 +243,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def _output_tokens(fake: FakeOpenAIServer, body: dict[str, Any]) -> int:
+    """Tokens one request generates, as vLLM's server: up to ``max_tokens``, ending at the
+    fake's EOS (``output_tokens``) unless ``ignore_eos``, and not before ``min_tokens``."""
+    limit = int(body["max_tokens"])
+    if fake.output_tokens is None or body.get("ignore_eos"):
+        return limit
+    return min(limit, max(fake.output_tokens, int(body.get("min_tokens") or 0)))
+
+
 def _events(fake: FakeOpenAIServer, api: str, body: dict[str, Any]) -> Iterator[bytes]:
     """The SSE events of one streamed generation, paced by ``token_delay_s``."""
-    total = fake.output_tokens if fake.output_tokens is not None else int(body["max_tokens"])
+    total = _output_tokens(fake, body)
     options = body.get("stream_options") or {}
     include_usage = fake.usage != "none" and bool(options.get("include_usage"))
     continuous = (

@@ -62,7 +62,9 @@ class FakeTrtLlmSpec:
         version: ``tensorrt_llm.__version__``.
         token_delay_s: seconds of (asyncio) sleep per generated token.
         chunk_pattern: tokens per streamed chunk, cycled (e.g. (1, 3) = 1, 3, 1, 3, ...).
-        output_tokens: tokens generated per request (None = ``max_tokens``).
+        output_tokens: where each request's EOS comes (None = never: ``max_tokens``); a
+            request with ``ignore_eos`` runs on to ``max_tokens``, one with ``min_tokens``
+            at least to those, as in TensorRT-LLM.
         perf_metrics: fill ``request_perf_metrics`` when asked for.
         build_delay_s: seconds an engine build takes (engine runtime, cache miss).
         kv_cache_tokens_per_block: whether KvCacheConfig has ``tokens_per_block`` (1.1+).
@@ -362,8 +364,14 @@ class RequestOutput:
         self._arrival = _steady_now()
 
     def _plan(self) -> list[int]:
-        limit = self._params.max_tokens
-        count = limit if self._spec.output_tokens is None else min(limit, self._spec.output_tokens)
+        """The tokens generated: up to ``max_tokens``, ending at the spec's EOS
+        (``output_tokens``) unless ``ignore_eos``, and not before ``min_tokens``."""
+        limit, params = self._params.max_tokens, self._params
+        eos_at = self._spec.output_tokens
+        if eos_at is None or params.ignore_eos:
+            count = limit
+        else:
+            count = min(limit, max(eos_at, params.min_tokens or 0))
         base = sum(self.prompt_token_ids)
         return [(base + 7 * i) % self._spec.vocab_size for i in range(count)]
 

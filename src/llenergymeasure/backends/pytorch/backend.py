@@ -22,12 +22,14 @@ from llenergymeasure.backends.base import (
     ProgressCallback,
     TokenizedBackend,
     TokenProgress,
+    forced_lengths,
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
 from llenergymeasure.backends.pytorch.continuous import ContinuousBatcher, continuous_generation
 from llenergymeasure.backends.pytorch.continuous_settings import requests_per_step
 from llenergymeasure.backends.pytorch.failures import generate_error, load_error
+from llenergymeasure.backends.pytorch.forced_lengths import forced_length_kwargs
 from llenergymeasure.backends.pytorch.gguf_cache import converted_folder
 from llenergymeasure.backends.pytorch.lora import apply_lora
 from llenergymeasure.backends.pytorch.no_weights import build_random_model, wants_random_weights
@@ -222,12 +224,15 @@ class PyTorchBackend(TokenizedBackend):
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Generate for every prepared prompt, in batches of ``batch_size``, in order.
 
         With a rate or concurrency ``load:`` in the config, every run (warmup too) goes
         through continuous batching instead, each prompt submitted by the shared load
-        generator on ``load`` (None: all at once).
+        generator on ``load`` (None: all at once). ``output_lengths`` forces each request's
+        length: per row of a batch (:mod:`.forced_lengths`), or per continuous-batching
+        request (its own ``max_new_tokens``, EOS off).
 
         Raises:
             BackendError: a serving ``load`` plan for a model loaded with ``load.mode:
@@ -235,8 +240,11 @@ class PyTorchBackend(TokenizedBackend):
         """
         config = self._require_config()
         transformers.set_seed(config.random_seed)
+        lengths = forced_lengths(len(prompts), output_lengths, max_output_tokens)
         if self._batcher is not None:
-            return self._serve(self._batcher, prompts, max_output_tokens, on_progress, load)
+            return self._serve(
+                self._batcher, prompts, max_output_tokens, on_progress, load, lengths
+            )
         if load is not None and load.mode != "offline":
             raise BackendError(
                 f"a load.mode: {load.mode} plan needs the model loaded with that load.mode "
@@ -253,8 +261,9 @@ class PyTorchBackend(TokenizedBackend):
         for start in range(0, len(prompts), size):
             batch = list(prompts[start : start + size])
             indices = range(start, start + len(batch))
+            rows = lengths[start : start + len(batch)] if lengths is not None else None
             progress = TokenProgress(on_progress, len(batch) * max_output_tokens)
-            records += self._run_batch(indices, batch, generation, dict(extra), progress)
+            records += self._run_batch(indices, batch, generation, dict(extra), progress, rows)
             progress.finish()
         return records
 
@@ -265,10 +274,11 @@ class PyTorchBackend(TokenizedBackend):
         max_output_tokens: int,
         on_progress: ProgressCallback | None,
         load: LoadPlan | None,
+        lengths: list[int] | None,
     ) -> list[RequestRecord]:
         config = self._require_config()
         try:
-            return batcher.run(prompts, max_output_tokens, load or OFFLINE, on_progress)
+            return batcher.run(prompts, max_output_tokens, load or OFFLINE, on_progress, lengths)
         except LLEMError:
             raise
         except Exception as exc:  # out of memory, shape or dtype errors in the loop
@@ -281,10 +291,15 @@ class PyTorchBackend(TokenizedBackend):
         generation: GenerationConfig,
         extra: dict[str, Any],
         progress: TokenProgress,
+        lengths: list[int] | None,
     ) -> list[RequestRecord]:
-        """Generate one batch; every decoding step reports one token per row to ``progress``."""
+        """Generate one batch; every decoding step reports one token per row to ``progress``.
+        ``lengths``: each row's forced output length (None: up to the generation config's)."""
         padded = self._tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
         padded = padded.to(self._model.device)
+        if lengths is not None:
+            prompt_length = padded["input_ids"].shape[1]
+            extra.update(forced_length_kwargs(extra, lengths, prompt_length, self._eos_ids()))
 
         def step() -> None:
             progress.add(len(batch))
@@ -317,6 +332,7 @@ class PyTorchBackend(TokenizedBackend):
             self._eos_ids(),
             submit_s,
             timer.step_times_s,
+            lengths,
         )
 
     def _eos_ids(self) -> set[int]:

@@ -162,8 +162,13 @@ class ContinuousBatcher:
         max_output_tokens: int,
         plan: LoadPlan,
         on_progress: ProgressCallback | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Submit every prompt on ``plan``; one record per prompt, in prompt order.
+
+        ``output_lengths`` forces request ``i`` to exactly ``output_lengths[i]`` tokens: its own
+        ``max_new_tokens``, with EOS off (as ``decoder.ignore_eos``); None: each request
+        generates up to ``max_output_tokens``.
 
         Raises:
             BackendError: a request failed, or the generation loop stopped.
@@ -172,7 +177,10 @@ class ContinuousBatcher:
         prefix = f"llem-{next(self._runs)}"
 
         def submit(index: int) -> Coroutine[Any, Any, RequestRecord]:
-            return self._request(manager, prompts, index, max_output_tokens, prefix, on_progress)
+            forced = output_lengths[index] if output_lengths is not None else None
+            return self._request(
+                manager, prompts, index, max_output_tokens, forced, prefix, on_progress
+            )
 
         try:
             return asyncio.run(drive(plan, len(prompts), submit, self._clock))
@@ -195,24 +203,28 @@ class ContinuousBatcher:
         prompts: Sequence[list[int]],
         index: int,
         max_output_tokens: int,
+        forced_length: int | None,
         prefix: str,
         on_progress: ProgressCallback | None,
     ) -> RequestRecord:
-        """Submit prompt ``index`` and return its record once it finishes."""
+        """Submit prompt ``index`` and return its record once it finishes; with a
+        ``forced_length`` it generates exactly that many tokens, EOS off."""
+        forced = forced_length is not None
         prompt = prompts[index]
         record = RequestRecord(index=index, input_tokens=len(prompt), output_tokens=0, submit_s=0.0)
         progress = TokenProgress(on_progress, max_output_tokens)
         finished = asyncio.get_running_loop().create_future()
-        stream = RequestStream(record, self._eos_ids, self._clock, finished, progress)
+        eos_ids = frozenset() if forced else self._eos_ids
+        stream = RequestStream(record, eos_ids, self._clock, finished, progress)
         request_id = f"{prefix}-{index}"
         manager.register_result_handler(request_id, stream.receive)
         record.submit_s = self._clock()
         added = manager.add_request(
             prompt,
             request_id=request_id,
-            max_new_tokens=max_output_tokens,
+            max_new_tokens=forced_length if forced_length is not None else max_output_tokens,
             streaming=True,
-            eos_token_id=NO_EOS if self._ignore_eos else None,  # None: the generation config's
+            eos_token_id=NO_EOS if forced or self._ignore_eos else None,  # None: the config's
         )
         if added is None:
             raise BackendError(

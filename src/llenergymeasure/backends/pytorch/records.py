@@ -26,11 +26,17 @@ def batch_records(
     eos_ids: Collection[int],
     submit_s: float,
     step_times_s: Sequence[float],
+    output_lengths: Sequence[int] | None = None,
 ) -> list[RequestRecord]:
-    """One record per row of a batch: step ``k``'s timestamp is when token ``k`` existed."""
+    """One record per row of a batch: step ``k``'s timestamp is when token ``k`` existed.
+
+    With ``output_lengths`` (forced, see ``forced_lengths``) row ``i`` counts its first
+    ``output_lengths[i]`` tokens, whatever they are; what follows is padding.
+    """
     records = []
-    for index, n_input, row in zip(indices, input_lengths, generated, strict=True):
-        n_output, hit_eos = count_generated(row, eos_ids)
+    limits = output_lengths if output_lengths is not None else [None] * len(generated)
+    for index, n_input, row, limit in zip(indices, input_lengths, generated, limits, strict=True):
+        n_output, hit_eos = _counted(row, eos_ids, limit)
         times = list(step_times_s[:n_output])
         if hit_eos and n_output < len(step_times_s):
             end_s = step_times_s[n_output]
@@ -48,3 +54,10 @@ def batch_records(
             )
         )
     return records
+
+
+def _counted(row: Sequence[int], eos_ids: Collection[int], limit: int | None) -> tuple[int, bool]:
+    """:func:`count_generated`, or with a forced ``limit`` the row's first ``limit`` tokens."""
+    if limit is None:
+        return count_generated(row, eos_ids)
+    return min(limit, len(row)), False

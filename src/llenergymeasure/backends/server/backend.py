@@ -32,6 +32,8 @@ from llenergymeasure.backends.base import (
     ProgressCallback,
     TokenizedBackend,
     TokenProgress,
+    forced_length_fields,
+    forced_lengths,
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
@@ -209,9 +211,13 @@ class ServerBackend(TokenizedBackend):
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Stream every prompt to the server on ``load`` (None: all at once); one record per
-        prompt, in order, failed requests included.
+        prompt, in order, failed requests included. With ``output_lengths``, each request's
+        body forces its length: ``max_tokens = min_tokens`` and ``ignore_eos`` (vLLM's and
+        SGLang's extensions: a server that ignores them may stop earlier, one that refuses
+        unknown fields fails every request).
 
         Raises:
             BackendError: every request failed (the first reasons quoted).
@@ -221,11 +227,13 @@ class ServerBackend(TokenizedBackend):
             raise self._not_loaded()
         options = config.server_options
         fields = sampling_fields(config, max_output_tokens)
+        lengths = forced_lengths(len(prompts), output_lengths, max_output_tokens)
         http, model, clock = self._http, self._identity.served_model, self._clock
         counted: list[Counted] = []
 
         async def submit(index: int) -> RequestRecord:
-            body = request_body(options.api, model, self._text(prompts[index]), fields)
+            own = fields if lengths is None else {**fields, **forced_length_fields(lengths[index])}
+            body = request_body(options.api, model, self._text(prompts[index]), own)
             request = http.build_request("POST", API_PATHS[options.api], json=body)
             # a chunk is about one token; its count is known only once the stream has ended
             progress = TokenProgress(on_progress, max_output_tokens)

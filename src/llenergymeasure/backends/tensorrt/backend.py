@@ -24,6 +24,8 @@ from llenergymeasure.backends.base import (
     ProgressCallback,
     TokenizedBackend,
     TokenProgress,
+    forced_length_fields,
+    forced_lengths,
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
@@ -262,22 +264,29 @@ class TensorRTBackend(TokenizedBackend):
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Submit each prompt with ``generate_async(streaming=True)`` on ``load`` (None: all at
-        once), stamping each streamed chunk with the clock and recording its token count.
+        once), stamping each streamed chunk with the clock and recording its token count;
+        with ``output_lengths``, each request's SamplingParams force its length
+        (``max_tokens = min_tokens``, ``ignore_eos``).
 
         Raises:
             BackendError: TensorRT-LLM failed while generating.
         """
         config = self._require_config()
-        params = self._trtllm.llmapi.SamplingParams(**sampling_kwargs(config, max_output_tokens))
+        params = self._request_params(
+            sampling_kwargs(config, max_output_tokens),
+            forced_lengths(len(prompts), output_lengths, max_output_tokens),
+            len(prompts),
+        )
         engine_ttft: list[float | None] = [None] * len(prompts)
 
         async def one(index: int) -> RequestRecord:
             ids = prompts[index]
             record = RequestRecord(index, len(ids), 0, self._clock())
             progress = TokenProgress(on_progress, max_output_tokens)
-            result = self._llm.generate_async(ids, sampling_params=params, streaming=True)
+            result = self._llm.generate_async(ids, sampling_params=params[index], streaming=True)
             output: Any = None
             async for update in result:
                 now = self._clock()
@@ -299,6 +308,19 @@ class TensorRTBackend(TokenizedBackend):
             raise BackendError(f"TensorRT-LLM generation failed: {exc}") from None
         self._note_ttft_cross_check(records, engine_ttft)
         return records
+
+    def _request_params(
+        self, kwargs: dict[str, Any], lengths: list[int] | None, n: int
+    ) -> list[Any]:
+        """SamplingParams per request: one shared by all, or with forced ``lengths`` one per
+        distinct length."""
+        make = self._trtllm.llmapi.SamplingParams
+        if lengths is None:
+            return [make(**kwargs)] * n
+        made = {
+            length: make(**{**kwargs, **forced_length_fields(length)}) for length in set(lengths)
+        }
+        return [made[length] for length in lengths]
 
     def _note_ttft_cross_check(
         self, records: list[RequestRecord], engine_ttft: list[float | None]

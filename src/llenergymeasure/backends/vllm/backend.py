@@ -30,6 +30,8 @@ from llenergymeasure.backends.base import (
     ProgressCallback,
     TokenizedBackend,
     first_line,
+    forced_length_fields,
+    forced_lengths,
 )
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
@@ -215,9 +217,11 @@ class VllmBackend(TokenizedBackend):
         max_output_tokens: int,
         on_progress: ProgressCallback | None = None,
         load: LoadPlan | None = None,
+        output_lengths: Sequence[int] | None = None,
     ) -> list[RequestRecord]:
         """Submit the prompts on ``load`` (None: all at once) and return one record per
-        prompt, in order.
+        prompt, in order; with ``output_lengths``, each request's SamplingParams force its
+        length (``max_tokens = min_tokens``, ``ignore_eos``).
 
         Raises:
             ConfigError: vLLM rejected the sampling parameters built from ``decoder``.
@@ -225,13 +229,12 @@ class VllmBackend(TokenizedBackend):
         """
         config, api = self._require_config(), self._require_api()
         assert self._loop is not None
+        kwargs = sampling_kwargs(
+            config, max_output_tokens, api.sampling_param_names(), **self._sampling_flags
+        )
+        lengths = forced_lengths(len(prompts), output_lengths, max_output_tokens)
         try:
-            params = api.sampling_params(
-                **sampling_kwargs(
-                    config, max_output_tokens, api.sampling_param_names(), **self._sampling_flags
-                ),
-                output_kind=api.delta_output_kind,
-            )
+            params = _request_params(api, kwargs, lengths, len(prompts))
         except ValueError as exc:  # vLLM's validation errors subclass ValueError
             raise ConfigError(f"decoder: vLLM rejected the sampling parameters: {exc}") from None
         self._runs += 1
@@ -318,6 +321,26 @@ class VllmBackend(TokenizedBackend):
         if self._api is None or self._engine is None:
             raise BackendError("the vllm backend has no engine running; call load() first")
         return self._api
+
+
+def _request_params(
+    api: VllmApi, kwargs: dict[str, Any], lengths: list[int] | None, n: int
+) -> list[Any]:
+    """SamplingParams per request: one shared by all, or with forced ``lengths`` one per
+    distinct length (shared by the requests of that length).
+
+    Raises:
+        ValueError: vLLM rejected them.
+    """
+    if lengths is None:
+        return [api.sampling_params(**kwargs, output_kind=api.delta_output_kind)] * n
+    made = {
+        length: api.sampling_params(
+            **{**kwargs, **forced_length_fields(length)}, output_kind=api.delta_output_kind
+        )
+        for length in set(lengths)
+    }
+    return [made[length] for length in lengths]
 
 
 def _shut_down(engine: Any) -> None:

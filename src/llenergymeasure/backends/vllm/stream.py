@@ -49,7 +49,7 @@ async def stream_all(
     engine: StreamingEngine,
     prompts: Sequence[Any],
     input_lengths: Sequence[int],
-    sampling_params: Any,
+    sampling_params: Sequence[Any],
     max_output_tokens: int,
     plan: LoadPlan,
     clock: Callable[[], float],
@@ -57,7 +57,8 @@ async def stream_all(
     generate_kwargs: dict[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> StreamResult:
-    """Submit the prompts on ``plan``; the engine's scheduler decides the batches.
+    """Submit the prompts on ``plan`` (prompt ``i`` with ``sampling_params[i]``); the engine's
+    scheduler decides the batches.
 
     Each record's ``submit_s`` is stamped as its request is handed to the engine; the driver
     adds ``scheduled_s`` and ``slot_wait_s``. The first failed request cancels the others and
@@ -72,7 +73,10 @@ async def stream_all(
         )
         progress = TokenProgress(on_progress, max_output_tokens)
         stream = engine.generate(
-            prompts[index], sampling_params, f"{request_prefix}-{index}", **(generate_kwargs or {})
+            prompts[index],
+            sampling_params[index],
+            f"{request_prefix}-{index}",
+            **(generate_kwargs or {}),
         )
         async for output in stream:
             now = clock()
