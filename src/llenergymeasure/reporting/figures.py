@@ -6,7 +6,7 @@ and the warnings that apply."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -21,7 +21,7 @@ from llenergymeasure.reporting.serving import (
     load_text,
 )
 from llenergymeasure.reporting.summary import ConfigurationSummary, line_label, value_text
-from llenergymeasure.results.stats import Summary
+from llenergymeasure.results.stats import Summary, t_quantile
 
 J_PER_TOKEN = "energy per output token (J)"
 CI_TEXT = (
@@ -41,36 +41,37 @@ class Figure:
 
 @dataclass(frozen=True)
 class Axis:
-    """One Pareto x axis: its label, how to read a configuration's value and interval, and
+    """One Pareto x axis: its label, a configuration's value (with its interval, if any), and
     whether more is better."""
 
     label: str
-    value: Callable[[ConfigurationSummary], float | None]
-    half_width: Callable[[ConfigurationSummary], float | None]
+    summary: Callable[[ConfigurationSummary], Summary]
     higher_is_better: bool
     note: str
+
+
+def _ms(value_s: float | None) -> Summary:
+    """A pooled percentile in ms: a value without an interval."""
+    return Summary(n=1, mean=None if value_s is None else value_s * 1e3)
 
 
 PARETO_AXES = (
     Axis(
         "output tokens/s",
-        lambda s: s.tokens_per_s.mean,
-        lambda s: s.tokens_per_s.ci95_half_width,
+        lambda s: s.tokens_per_s,
         True,
         "x: mean output tokens/s over cycles, with its 95% CI.",
     ),
     Axis(
         "TTFT p95 (ms)",
-        lambda s: None if s.ttft.p95_s is None else s.ttft.p95_s * 1e3,
-        lambda s: None,
+        lambda s: _ms(s.ttft.p95_s),
         False,
         "x: 95th percentile of time to first token over every request of every cycle "
         "(pooled raw samples; a percentile has no interval here).",
     ),
     Axis(
         "ITL p95 (ms)",
-        lambda s: None if s.itl.p95_s is None else s.itl.p95_s * 1e3,
-        lambda s: None,
+        lambda s: _ms(s.itl.p95_s),
         False,
         "x: 95th percentile of inter-token latency over every token gap of every cycle "
         "(pooled raw samples).",
@@ -96,10 +97,12 @@ def pareto_figure(
     """J/token against ``axis``, each point a configuration, the Pareto front marked; None
     when no configuration has both figures."""
     go = require("plotly.graph_objects")
-    shown = [s for s in summaries if s.j_per_token.mean is not None and axis.value(s) is not None]
+    shown = [
+        s for s in summaries if s.j_per_token.mean is not None and axis.summary(s).mean is not None
+    ]
     if not shown:
         return None
-    points = [(float(axis.value(s) or 0), float(s.j_per_token.mean or 0)) for s in shown]
+    points = [(float(axis.summary(s).mean or 0), float(s.j_per_token.mean or 0)) for s in shown]
     optimal = pareto_optimal(points, axis.higher_is_better)
     figure = go.Figure()
     for is_optimal in (True, False):
@@ -121,10 +124,12 @@ def pareto_figure(
     better = "right" if axis.higher_is_better else "left"
     title = f"Energy per output token vs {axis.label}"
     figure.update_layout(**_layout(title, axis.label, J_PER_TOKEN))
+    mark_cuts(go, figure)
+    cut = cut_cycles([s.j_per_token for s in shown] + [axis.summary(s) for s in shown])
     caption = (
         f"Each point is a configuration; ★ marks the Pareto-optimal ones (no other is both "
         f"cheaper and better on x). Better is down and to the {better}. {axis.note} "
-        f"y: mean J/token over cycles. {CI_TEXT} {context}"
+        f"y: mean J/token over cycles. {CI_TEXT}{cut_note(cut)} {context}"
     )
     return Figure(title, caption, figure)
 
@@ -141,11 +146,12 @@ def _pareto_trace(
     return go.Scatter(
         x=[points[i][0] for i in chosen],
         y=[points[i][1] for i in chosen],
-        error_y=_whiskers([shown[i].j_per_token.ci95_half_width for i in chosen]),
-        error_x=_whiskers([axis.half_width(shown[i]) for i in chosen]),
+        error_y=_whiskers([shown[i].j_per_token for i in chosen]),
+        error_x=_whiskers([axis.summary(shown[i]) for i in chosen]),
         mode="markers+text" if len(shown) <= 12 else "markers",
         text=labels,
-        textposition=[_POSITIONS[i % len(_POSITIONS)] for i in chosen],
+        textposition=[label_position(points[i], points) for i in chosen],
+        cliponaxis=False,
         marker={
             "symbol": "star" if is_optimal else "circle",
             "size": 14 if is_optimal else 9,
@@ -156,19 +162,87 @@ def _pareto_trace(
     )
 
 
-_POSITIONS = ("top right", "bottom left", "top left", "bottom right")  # fewer overlaps
+def label_position(point: tuple[float, float], points: Sequence[tuple[float, float]]) -> str:
+    """Where a point's label goes: towards the middle of the plot (left of a point in the right
+    half, below one in the top half), so no label runs past the plot's edge."""
+    x_mid = max(p[0] for p in points) / 2  # both axes start at zero
+    y_mid = max(p[1] for p in points) / 2
+    vertical = "bottom" if point[1] > y_mid else "top"
+    return f"{vertical} {'left' if point[0] > x_mid else 'right'}"
 
 
-def _whiskers(half_widths: Sequence[float | None]) -> dict[str, Any]:
-    values = [w if w is not None else 0.0 for w in half_widths]
-    return {"type": "data", "array": values, "visible": any(values), "thickness": 1.2}
+def _crosses_zero(summary: Summary) -> bool:
+    half_width = summary.ci95_half_width
+    return summary.mean is not None and half_width is not None and half_width > summary.mean
+
+
+def _whiskers(summaries: Sequence[Summary]) -> dict[str, Any]:
+    """95% CI whiskers of the means, the lower one cut at zero where it would cross it: none of
+    the quantities plotted can be negative (:func:`mark_cuts` marks the cuts)."""
+    up = [s.ci95_half_width or 0.0 for s in summaries]
+    down = [min(w, s.mean) if _crosses_zero(s) and s.mean is not None else w
+            for s, w in zip(summaries, up, strict=True)]  # fmt: skip
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down,
+            "visible": any(up), "thickness": 1.2}  # fmt: skip
+
+
+CUT_NAME = "95% CI cut at 0"
+_CUT_SYMBOLS = {"error_y": "triangle-down-open", "error_x": "triangle-left-open"}
+
+
+def mark_cuts(go: Any, figure: Any) -> None:
+    """A marker (▽, or ◁ on x) at zero under every whisker :func:`_whiskers` cut there, in the
+    subplot of its trace; one legend entry for them all."""
+    first = True
+    for trace in list(figure.data):
+        for key, symbol in _CUT_SYMBOLS.items():
+            error = getattr(trace, key, None)
+            if error is None or error.arrayminus is None:
+                continue
+            cut = [i for i, (down, up) in enumerate(zip(error.arrayminus, error.array,
+                   strict=True)) if down < up]  # fmt: skip
+            if not cut:
+                continue
+            x = [0.0 if key == "error_x" else trace.x[i] for i in cut]
+            y = [0.0 if key == "error_y" else trace.y[i] for i in cut]
+            figure.add_trace(_cut_trace(go, trace, x, y, symbol, first))
+            first = False
+
+
+def _cut_trace(go: Any, trace: Any, x: list[Any], y: list[Any], symbol: str, legend: bool) -> Any:
+    return go.Scatter(
+        x=x, y=y, xaxis=trace.xaxis, yaxis=trace.yaxis, mode="markers", name=CUT_NAME,
+        legendgroup=CUT_NAME, showlegend=legend, cliponaxis=False,
+        marker={"symbol": symbol, "size": 11, "color": "#c0392b"},
+        hovertemplate="the 95% CI runs below 0 (too few cycles): cut at 0<extra></extra>",
+    )  # fmt: skip
+
+
+def cut_cycles(summaries: Iterable[Summary]) -> list[int]:
+    """The numbers of cycles behind the intervals that cross zero (sorted, each once)."""
+    return sorted({s.n for s in summaries if _crosses_zero(s)})
+
+
+def cut_note(cycles: Sequence[int]) -> str:
+    """What the caption says where whiskers were cut at zero (nothing where none was)."""
+    if not cycles:
+        return ""
+    fewest = cycles[0]
+    counts = ", ".join(map(str, cycles))
+    return (
+        f" A 95% CI that would run below zero is cut at zero and marked ▽ (◁ on x): the "
+        f"quantity cannot be negative; the interval is that wide because there are too few "
+        f"cycles (n={counts}: with n={fewest} the half-width is t(0.975, {fewest - 1}) = "
+        f"{t_quantile(0.975, fewest - 1):.3g} standard errors; run more cycles)."
+    )
 
 
 def _layout(title: str, x_label: str, y_label: str) -> dict[str, Any]:
+    """Both axes start at zero (every quantity plotted is a non-negative amount)."""
     return {
         "title": {"text": title},
-        "xaxis": {"title": {"text": x_label}},
-        "yaxis": {"title": {"text": y_label}},
+        "xaxis": {"title": {"text": x_label}, "rangemode": "tozero"},
+        "yaxis": {"title": {"text": y_label}, "rangemode": "tozero"},
         "template": "plotly_white",
         "height": 460,
         "margin": {"l": 70, "r": 30, "t": 60, "b": 60},
@@ -204,6 +278,7 @@ def sweep_figure(
                 col=col,
             )
     figure.update_xaxes(title_text=name, type="category")
+    figure.update_yaxes(rangemode="tozero")
     figure.update_layout(
         title={"text": f"Effect of {name}{suffix}"},
         template="plotly_white",
@@ -211,9 +286,11 @@ def sweep_figure(
         margin={"l": 70, "r": 30, "t": 80, "b": 60},
         legend={"orientation": "h", "y": -0.2, "title": {"text": "other parameters: "}},
     )
+    mark_cuts(go, figure)
+    cut = cut_cycles(pick(s) for s in summaries for pick in (_j_per_token, _tokens_per_s))
     caption = (
         f"Mean over cycles against {name}; one line per combination of the other swept "
-        f"parameters. {CI_TEXT} {context}"
+        f"parameters. {CI_TEXT}{cut_note(cut)} {context}"
     )
     return Figure(f"Effect of {name}{suffix}", caption, figure)
 
@@ -238,7 +315,7 @@ def _sweep_trace(
     return go.Scatter(
         x=x,
         y=[v.mean for v in values],
-        error_y=_whiskers([v.ci95_half_width for v in values]),
+        error_y=_whiskers(values),
         mode="lines+markers",
         name=line,
         legendgroup=line,
@@ -252,15 +329,15 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 class _Value(NamedTuple):
-    """A point's value in one panel, its CI half-width, and the window it covers."""
+    """A point's value in one panel (with its interval, if any), and the window it covers."""
 
-    mean: float | None
-    half_width: float | None = None
+    summary: Summary
     window: Window | None = None
 
 
-def _of(summary: Summary, window: Window | None = None) -> _Value:
-    return _Value(summary.mean, summary.ci95_half_width, window)
+def _one(value: float | None) -> _Value:
+    """A value without an interval (a pooled percentile)."""
+    return _Value(Summary(n=1, mean=value))
 
 
 @dataclass(frozen=True)
@@ -274,14 +351,14 @@ class _Panel:
 
 
 SERVING_PANELS = (
-    _Panel("J/request", lambda p: _of(p.j_per_request.summary, p.j_per_request.window)),
-    _Panel("output tokens/s", lambda p: _of(p.tokens_per_s.summary, p.tokens_per_s.window)),
-    _Panel("TTFT p95 (ms)", lambda p: _Value(p.ttft_p95_ms), legend=True),
-    _Panel("ITL p95 (ms)", lambda p: _Value(p.itl_p95_ms)),
+    _Panel("J/request", lambda p: _Value(p.j_per_request.summary, p.j_per_request.window)),
+    _Panel("output tokens/s", lambda p: _Value(p.tokens_per_s.summary, p.tokens_per_s.window)),
+    _Panel("TTFT p95 (ms)", lambda p: _one(p.ttft_p95_ms), legend=True),
+    _Panel("ITL p95 (ms)", lambda p: _one(p.itl_p95_ms)),
 )
 SLO_PANELS = (
-    _Panel("good fraction (met every SLO)", lambda p: _of(p.good_fraction)),
-    _Panel("goodput (good requests/s)", lambda p: _of(p.goodput_rps)),
+    _Panel("good fraction (met every SLO)", lambda p: _Value(p.good_fraction)),
+    _Panel("goodput (good requests/s)", lambda p: _Value(p.goodput_rps)),
 )
 _SYMBOLS: dict[Window | None, str] = {
     "steady state": "circle",
@@ -316,13 +393,17 @@ def serving_figure(group: ServingGroup, attainment: float, context: str) -> Figu
         categoryarray=[load_text(group.load_key, v) for v in loads],
     )  # fmt: skip
     figure.update_xaxes(title_text=group.load_label, row=rows)
+    figure.update_yaxes(rangemode="tozero")
     title = f"Serving under load: {group.title}"
     figure.update_layout(
         title={"text": title}, template="plotly_white", height=300 * rows + 140,
         margin={"l": 70, "r": 30, "t": 80, "b": 60},
         legend={"orientation": "h", "y": -0.08, "title": {"text": "other parameters: "}},
     )  # fmt: skip
-    return Figure(title, _serving_caption(group, slo, attainment, context), figure)
+    mark_cuts(go, figure)
+    values = [panel.value(p).summary for panel in panels for ln in group.lines for p in ln.points]
+    caption = _serving_caption(group, slo, attainment, context, cut_note(cut_cycles(values)))
+    return Figure(title, caption, figure)
 
 
 def _add_line(
@@ -338,7 +419,8 @@ def _add_line(
     for number, panel in enumerate(panels):
         values = [panel.value(p) for p in line.points]
         trace = go.Scatter(
-            x=x, y=[v.mean for v in values], error_y=_whiskers([v.half_width for v in values]),
+            x=x, y=[v.summary.mean for v in values],
+            error_y=_whiskers([v.summary for v in values]),
             mode="lines+markers", name=line.label, legendgroup=line.label,
             showlegend=panel.legend, line={"color": color},
             marker={"color": color, "size": 9, "symbol": [_SYMBOLS[v.window] for v in values]},
@@ -354,14 +436,16 @@ def _add_line(
 def _knee_trace(go: Any, x: str, j_per_request: float, label: str, color: str) -> Any:
     return go.Scatter(
         x=[x], y=[j_per_request], mode="markers+text", text=[f"knee: {j_per_request:.3g} J"],
-        textposition="top center", legendgroup=label, name=f"knee of {label}",
+        textposition="top center", cliponaxis=False, legendgroup=label, name=f"knee of {label}",
         showlegend=False, hoverinfo="name+y",
         marker={"symbol": "star", "size": 18, "color": color,
                 "line": {"color": "#222", "width": 1}},
     )  # fmt: skip
 
 
-def _serving_caption(group: ServingGroup, slo: bool, attainment: float, context: str) -> str:
+def _serving_caption(
+    group: ServingGroup, slo: bool, attainment: float, context: str, cut: str
+) -> str:
     text = (
         f"Mean over cycles against {group.load_label}; one line per combination of the other "
         "swept parameters. J/request and output tokens/s: filled markers are the steady-state "
@@ -377,7 +461,7 @@ def _serving_caption(group: ServingGroup, slo: bool, attainment: float, context:
             f"attainment threshold {attainment:g}. ★ marks each line's knee, the highest load "
             "whose good fraction reaches it (a line with no ★ has none, or lacks J/request)."
         )
-    return f"{text} {CI_TEXT} {context}"
+    return f"{text} {CI_TEXT}{cut} {context}"
 
 
 ATTRIBUTION_TEXT = (
@@ -477,17 +561,18 @@ def phase_token_figure(views: Sequence[ConfigurationAttribution], context: str) 
         figure.add_trace(
             go.Bar(
                 x=[v.configuration.label for v in shown], y=[s.mean for s in summaries],
-                error_y=_whiskers([s.ci95_half_width for s in summaries]), name=name,
-                marker={"color": colour},
+                error_y=_whiskers(summaries), name=name, marker={"color": colour},
             )
         )  # fmt: skip
     title = "Energy per prompt token and per decode token"
     figure.update_layout(**_layout(title, "configuration", "energy per token (J)"))
     figure.update_layout(barmode="group")
+    mark_cuts(go, figure)
+    cut = cut_note(cut_cycles(p(v) for v in shown for p in pick.values()))
     caption = (
         "J per prompt token: the energy of the steps that ran a prefill ÷ the prompt tokens "
         "prefilled; J per decode token: the energy of the decode-only steps ÷ the tokens they "
-        f"produced; mean over cycles. {CI_TEXT} {ATTRIBUTION_TEXT}{_not_attributed(views)} "
-        f"{context}"
+        f"produced; mean over cycles. {CI_TEXT}{cut} {ATTRIBUTION_TEXT}"
+        f"{_not_attributed(views)} {context}"
     )
     return Figure(title, caption, figure)

@@ -126,9 +126,29 @@ def _panels_figure(frame: Any, panels: list[str], estimate: dict[str, Any] | Non
                     row=row,
                     col=1,
                 )
+        values = list(frame[column].dropna())
         if column == "power_w" and estimate is not None:
             figure.add_trace(go.Scatter(**estimate), row=row, col=1)
+            values += estimate["y"]
+        figure.update_yaxes(**y_axis(values), row=row, col=1)
     return figure
+
+
+NEAR_CONSTANT = 0.05
+"""A series whose spread is at most this share of its largest value is drawn from zero."""
+
+
+def y_axis(values: Sequence[float]) -> dict[str, Any]:
+    """A panel's y-axis settings. A constant or near-constant series is drawn from zero to 10 %
+    above its largest value (a clock steady at 2,596 MHz is a flat line, not noise across a
+    1.5 MHz axis); any other is fitted to the data but never below zero (every panel's
+    quantity is non-negative)."""
+    largest = max((abs(v) for v in values), default=0.0)
+    if not largest:
+        return {"range": [0.0, 1.0]}
+    if max(values) - min(values) <= NEAR_CONSTANT * largest:
+        return {"range": [0.0, largest * 1.1]}
+    return {"rangemode": "nonnegative"}
 
 
 def _energy_line(result: ExperimentResult) -> dict[str, Any] | None:
