@@ -34,7 +34,7 @@ from llenergymeasure.config.user_config import (
     load_user_config,
     study_execution_defaults,
 )
-from llenergymeasure.datasets import source_lengths
+from llenergymeasure.datasets import expected_output_lengths, source_lengths
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, probe_device
 from llenergymeasure.estimate.model_facts import model_facts
@@ -72,7 +72,8 @@ def build_plan(
     out_dir: Path | None = None,
     resume: Path | None = None,
 ) -> dict[str, Any]:
-    """The dry-run plan as JSON-ready data: experiments (each with its load plan and
+    """The dry-run plan as JSON-ready data: experiments (each with its load plan, its
+    ``output_lengths`` (:func:`llenergymeasure.datasets.expected_output_lengths`) and its
     estimate), ``prompt_sources`` (per distinct dataset section its description and length
     statistics, :meth:`llenergymeasure.datasets.SourceLengths.as_dict`), device, runner,
     total time, and ``problems``: the backend libraries a local
@@ -120,6 +121,9 @@ def build_plan(
                 **_headline(e),
                 "settings": settings,
                 "load": load_plan(e),
+                "output_lengths": expected_output_lengths(
+                    e.dataset, e.n, e.random_seed, e.max_output_tokens
+                ),
                 "estimate": estimate.as_dict(),
             }
             for e, settings, estimate in zip(experiments, varying, estimates, strict=True)
@@ -252,6 +256,7 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
     console.print(table)
     for source in plan["prompt_sources"]:
         console.print(f"[bold]prompts[/]: {escape(source['summary'])}", soft_wrap=True)
+    _print_output_lengths(plan["experiments"], console)
     unknown = sum(e["estimate"]["time_s"] is None for e in plan["experiments"])
     caveat = f"; without the {unknown} of unknown size" if unknown else ""
     if plan["max_total_time_s"] is not None:
@@ -272,6 +277,18 @@ def _print_plan(plan: dict[str, Any], console: Console) -> None:
     for problem in plan["problems"]:
         console.print(f"[bold red]a run here would stop[/]: {escape(problem)}", soft_wrap=True)
     console.print("[dim]dry run: nothing was loaded or run[/]")
+
+
+def _print_output_lengths(experiments: list[dict[str, Any]], console: Console) -> None:
+    """One line per distinct output-length plan, naming its experiments when they differ."""
+    by_summary: dict[str, list[str]] = {}
+    for experiment in experiments:
+        by_summary.setdefault(experiment["output_lengths"]["summary"], []).append(
+            str(experiment["name"])
+        )
+    for summary, names in by_summary.items():
+        which = f" ({', '.join(names)})" if len(by_summary) > 1 else ""
+        console.print(f"[bold]output lengths{escape(which)}[/]: {escape(summary)}", soft_wrap=True)
 
 
 def _title(plan: dict[str, Any]) -> str:

@@ -277,11 +277,13 @@ def _show_device_waits() -> None:
 
 
 def _quiet_libraries(verbose: bool) -> None:
-    """Library chatter (transformers' progress bars, codecarbon's logs) hides our output."""
+    """Library chatter (transformers' and datasets' progress bars, codecarbon's logs) hides
+    our output."""
     if verbose:
         return
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Generating train split"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for name in ("transformers", "codecarbon", "accelerate", "huggingface_hub"):
+    for name in ("transformers", "codecarbon", "accelerate", "huggingface_hub", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -28,6 +28,7 @@ from llenergymeasure.reporting.figures import (
     sweep_figure,
 )
 from llenergymeasure.reporting.html import Page, render
+from llenergymeasure.reporting.lengths import flag_length_difference
 from llenergymeasure.reporting.loading import UNREADABLE, load_results
 from llenergymeasure.reporting.serving import DEFAULT_SLO_ATTAINMENT, ServingView, serving_view
 from llenergymeasure.reporting.summary import ConfigurationSummary, summarise, swept_parameters
@@ -104,6 +105,8 @@ def report(
     serving = serving_view(summaries, slo_attainment)
     context = gather_context(summaries)
     context.unreadable[:0] = frame.attrs.get(UNREADABLE, [])  # skipped while loading
+    if comparison is not None:
+        comparison = flag_length_difference(comparison, context.results)
     attribution = attribution_view(summaries, context.results)
     print_report(console or Console(), summaries, comparison, serving, context, attribution)
     outcome = Report(frame, summaries, comparison, serving, attribution)

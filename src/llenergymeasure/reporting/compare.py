@@ -65,7 +65,8 @@ class MetricDifference:
 @dataclass(frozen=True)
 class Comparison:
     """B against A, every metric both have; ``note`` says why there is no test, if there is
-    none."""
+    none; ``lengths_warning`` that their requests' lengths differ, if they do
+    (:mod:`llenergymeasure.reporting.lengths`)."""
 
     a: str
     b: str
@@ -73,6 +74,7 @@ class Comparison:
     n_b: int
     metrics: list[MetricDifference] = field(default_factory=list)
     note: str | None = None
+    lengths_warning: str | None = None
 
 
 def compare(a: ConfigurationSummary, b: ConfigurationSummary) -> Comparison:

@@ -260,7 +260,7 @@ def comparison_table(comparison: Comparison) -> TableData:
         ]
         for d in comparison.metrics
     ]
-    notes = [comparison.note] if comparison.note else []
+    notes = [text for text in (comparison.lengths_warning, comparison.note) if text]
     notes.append(
         "significant: Welch's t-test over cycles, two-sided, α = 0.05; latency rows compare "
         "each cycle's own percentile; mean power = energy ÷ window"

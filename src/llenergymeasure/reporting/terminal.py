@@ -36,7 +36,8 @@ def _print_table(console: Console, data: TableData) -> None:
     """The table, then its notes."""
     console.print(fitted_table(data))
     for note in data.notes:
-        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
+        style = "yellow" if note.startswith("warning") else "dim"
+        console.print(f"[{style}]{escape(note)}[/]", soft_wrap=True)
 
 
 def print_warning(console: Console, code: str, message: str) -> None:

@@ -63,8 +63,10 @@ CONTAINER_LLEM_CACHE = "/cache/llenergymeasure"
 CONTAINER_LOCK_DIR = "/tmp/llem-locks"
 CONTAINER_HOME = "/tmp"
 CONTAINER_INPUTS_DIR = "/inputs"
-PASSED_ENV = ("HF_TOKEN",)
-"""Variables passed by name only (``-e NAME``): Docker copies the value from our environment."""
+PASSED_ENV = ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+"""Variables passed by name only (``-e NAME``): Docker copies the value from our environment
+(an unset one stays unset; the offline switches let a cached hub dataset load without the
+network inside the container, as on the host)."""
 CDI_SPEC_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
 KILL_GRACE_S = 30.0
 PROBE_TIMEOUT_S = 30.0
@@ -109,10 +111,10 @@ Mount = tuple[Path, str]
 def container_inputs(config: dict[str, Any], cwd: Path) -> tuple[dict[str, Any], list[Mount]]:
     """The config with local input paths rewritten to their container paths, and the mounts.
 
-    A local model (folder, ``.gguf`` or ``config.json``), a dataset JSONL file and a LoRA
-    adapter folder are mounted read-only under ``/inputs``; embedded aliases, shipped
-    architectures, hub ids and built-in datasets need nothing. Relative paths are relative to
-    ``cwd``, as they are for a local run.
+    A local model (folder, ``.gguf`` or ``config.json``), a dataset JSONL file or ShareGPT
+    file (``dataset.path``) and a LoRA adapter folder are mounted read-only under ``/inputs``;
+    embedded aliases, shipped architectures, hub ids and built-in datasets need nothing.
+    Relative paths are relative to ``cwd``, as they are for a local run.
     """
     rewritten = copy.deepcopy(config)
     if isinstance(rewritten.get("dataset"), str):  # the `dataset: file.jsonl` shorthand
@@ -135,6 +137,7 @@ def container_inputs(config: dict[str, Any], cwd: Path) -> tuple[dict[str, Any],
 _INPUT_FIELDS = (
     ("", "model", "model"),
     ("dataset", "source", "dataset"),
+    ("dataset", "path", "dataset"),  # a ShareGPT file (source: sharegpt)
     ("lora", "adapter", "lora"),
 )
 
