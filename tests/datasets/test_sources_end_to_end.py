@@ -2,8 +2,9 @@
 dataset from an offline cache, ShareGPT from a file and from the hub; the result records where
 the prompts came from. An unreachable hub dataset stops the run (exit 2) before a model loads.
 
-(The real vLLM engine runs these sources in the output-length tests, which also force each
-request's length; here every run uses fixed lengths.)"""
+(The real vLLM engine runs these sources in test_sources_vllm.py, which also forces each
+request's length; here every run uses fixed lengths, and test_output_lengths_end_to_end.py
+forces them on pytorch.)"""
 
 from __future__ import annotations
 
