@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from llenergymeasure.reporting.summary import (
     ConfigurationSummary,
@@ -19,19 +20,37 @@ from llenergymeasure.results.stats import summary_stats, t_quantile, welch_t_tes
 
 ALPHA = 0.05
 
-# Per-cycle metrics compared: column -> (label, unit).
-COMPARED: dict[str, tuple[str, str]] = {
-    "energy_per_output_token_j": ("J/token", "J"),
-    "energy_per_output_token_adjusted_j": ("J/token idle-adjusted", "J"),
-    "energy_per_total_token_j": ("J/token in+out", "J"),
-    "energy_per_request_j": ("J/request", "J"),
-    "energy_total_j": ("energy", "J"),
-    "mean_power_w": ("mean power", "W"),
-    "output_tokens_per_s": ("output tokens/s", "1/s"),
-    "ttft_median_s": ("TTFT p50", "s"),
-    "ttft_p95_s": ("TTFT p95", "s"),
-    "itl_median_s": ("ITL p50", "s"),
-    "itl_p95_s": ("ITL p95", "s"),
+
+class Compared(NamedTuple):
+    """How a per-cycle metric is shown: its label, its unit, and the factor from the results
+    column's unit to it (latencies are recorded in s and shown in ms, as everywhere else)."""
+
+    label: str
+    unit: str
+    scale: float = 1.0
+
+
+def _cycle_percentile(name: str, percentile: str) -> Compared:
+    # Not the summary's pooled percentile: each cycle's own, averaged (the t-test needs one
+    # value per cycle); the label says so, because the two can rank configurations apart.
+    return Compared(
+        f"{name} {percentile}, mean over cycles of each cycle's {percentile}", "ms", 1e3
+    )
+
+
+# Per-cycle metrics compared, by results column.
+COMPARED: dict[str, Compared] = {
+    "energy_per_output_token_j": Compared("J/token", "J"),
+    "energy_per_output_token_adjusted_j": Compared("J/token idle-adjusted", "J"),
+    "energy_per_total_token_j": Compared("J/token in+out", "J"),
+    "energy_per_request_j": Compared("J/request", "J"),
+    "energy_total_j": Compared("energy", "J"),
+    "mean_power_w": Compared("mean power", "W"),
+    "output_tokens_per_s": Compared("output tokens/s", "tokens/s"),
+    "ttft_median_s": _cycle_percentile("TTFT", "p50"),
+    "ttft_p95_s": _cycle_percentile("TTFT", "p95"),
+    "itl_median_s": _cycle_percentile("ITL", "p50"),
+    "itl_p95_s": _cycle_percentile("ITL", "p95"),
 }
 
 
@@ -91,9 +110,11 @@ def compare(a: ConfigurationSummary, b: ConfigurationSummary) -> Comparison:
 
 
 def _values(summary: ConfigurationSummary, column: str) -> list[float]:
+    """Per done cycle, the metric in the unit it is shown in."""
     if column == "mean_power_w":
         return mean_power_values(summary.done)
-    return cycle_values(summary.done, column)
+    scale = COMPARED[column].scale
+    return [value * scale for value in cycle_values(summary.done, column)]
 
 
 def _difference(
@@ -102,7 +123,7 @@ def _difference(
     values_a, values_b = _values(a, column), _values(b, column)
     if not values_a or not values_b:
         return None
-    label, unit = COMPARED[column]
+    label, unit, _ = COMPARED[column]
     mean_a = math.fsum(values_a) / len(values_a)
     mean_b = math.fsum(values_b) / len(values_b)
     base = MetricDifference(

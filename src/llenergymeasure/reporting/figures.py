@@ -63,14 +63,14 @@ PARETO_AXES = (
         "x: mean output tokens/s over cycles, with its 95% CI.",
     ),
     Axis(
-        "TTFT p95 (ms)",
+        "TTFT p95 over all requests, pooled (ms)",
         lambda s: _ms(s.ttft.p95_s),
         False,
         "x: 95th percentile of time to first token over every request of every cycle "
         "(pooled raw samples; a percentile has no interval here).",
     ),
     Axis(
-        "ITL p95 (ms)",
+        "ITL p95 over all requests, pooled (ms)",
         lambda s: _ms(s.itl.p95_s),
         False,
         "x: 95th percentile of inter-token latency over every token gap of every cycle "
@@ -353,8 +353,8 @@ class _Panel:
 SERVING_PANELS = (
     _Panel("J/request", lambda p: _Value(p.j_per_request.summary, p.j_per_request.window)),
     _Panel("output tokens/s", lambda p: _Value(p.tokens_per_s.summary, p.tokens_per_s.window)),
-    _Panel("TTFT p95 (ms)", lambda p: _one(p.ttft_p95_ms), legend=True),
-    _Panel("ITL p95 (ms)", lambda p: _one(p.itl_p95_ms)),
+    _Panel("TTFT p95, pooled (ms)", lambda p: _one(p.ttft_p95_ms), legend=True),
+    _Panel("ITL p95, pooled (ms)", lambda p: _one(p.itl_p95_ms)),
 )
 SLO_PANELS = (
     _Panel("good fraction (met every SLO)", lambda p: _Value(p.good_fraction)),

@@ -20,6 +20,9 @@ from llenergymeasure.reporting.summary import DENOMINATORS, ConfigurationSummary
 from llenergymeasure.results.models import LatencyStats
 from llenergymeasure.results.stats import Summary
 
+POOLED = "pooled over all requests"
+"""How the summary and serving tables' latency percentiles are taken (the comparison's are not:
+see :data:`~llenergymeasure.reporting.compare.COMPARED`)."""
 SUMMARY_TITLE = (
     "ranked by energy per output token: mean ± 95% CI half-width over cycles (Student t); "
     "latency p50/p95 pooled over every request of every cycle"
@@ -95,8 +98,8 @@ def summary_table(summaries: Sequence[ConfigurationSummary]) -> TableData:
     headers += ["J/token idle-adj."] if adjusted else []
     headers += [
         "output tokens/s",
-        "TTFT p50/p95 ms",
-        "ITL p50/p95 ms",
+        f"TTFT p50/p95 ms, {POOLED}",
+        f"ITL p50/p95 ms, {POOLED}",
         "mean power W",
         "energy method",
         "warnings",
@@ -262,8 +265,10 @@ def comparison_table(comparison: Comparison) -> TableData:
     ]
     notes = [text for text in (comparison.lengths_warning, comparison.note) if text]
     notes.append(
-        "significant: Welch's t-test over cycles, two-sided, α = 0.05; latency rows compare "
-        "each cycle's own percentile; mean power = energy ÷ window"
+        "significant: Welch's t-test over cycles, two-sided, α = 0.05; latency rows (ms) are "
+        "the mean over cycles of each cycle's own percentile, not the percentile pooled over "
+        "all requests of the summary table (the two can even rank configurations apart); mean "
+        "power = energy ÷ window"
     )
     title = (
         f"A = {comparison.a} ({comparison.n_a} cycles) against B = {comparison.b} "
@@ -282,7 +287,7 @@ SERVING_TITLE = (
 def serving_table(view: ServingView) -> TableData:
     """One row per configuration run under load, by group, line and load."""
     headers = ["configuration", "load", "achieved req/s", "J/request", "output tokens/s"]
-    headers += ["window", "TTFT p95 ms", "ITL p95 ms"]
+    headers += ["window", f"TTFT p95 ms, {POOLED}", f"ITL p95 ms, {POOLED}"]
     slo = view.has_slo
     headers += ["SLO targets ms", "good fraction", "goodput req/s", "J/good request"] if slo else []
     rows = [_serving_row(point, slo) for point in view.points]
