@@ -328,8 +328,8 @@ def load_requests(path: str | os.PathLike[str]) -> list[RequestRecord]:
     """Read the raw per-request records of a run directory (or a requests.parquet file).
 
     Files written before a column existed load with its default (``scheduled_s``,
-    ``slo_met``, ``error`` and the attributed energies None, ``slot_wait_s`` 0); ``submit_lag_s`` is derived, so it is
-    not read.
+    ``slo_met``, ``error`` and the attributed energies None, ``slot_wait_s`` 0);
+    ``submit_lag_s`` is derived, so it is not read.
 
     Raises:
         ResultsError: the file is missing, unreadable or not a requests table.
