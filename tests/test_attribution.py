@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback
+from llenergymeasure.backends.base import ProgressCallback
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt
+from llenergymeasure.datasets import Prompt
 from llenergymeasure.devices import get_gpus
 from llenergymeasure.energy import EnergyReading, EnergyTimeline, NullSampler
 from llenergymeasure.energy.nvml import NvmlSampler
@@ -21,9 +21,9 @@ from llenergymeasure.harness.attribution import MODEL, attribute_energy
 from llenergymeasure.harness.baseline import BaselineCache
 from llenergymeasure.load import LoadPlan
 from llenergymeasure.results.io import load_requests, write_experiment
-from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.testing import FakeGpuSpec, install_fake_pynvml
+from llenergymeasure.testing.fake_backend import ScriptedBackend
 from llenergymeasure.testing.fake_energy import FakeClock
 
 POWER_W = 100.0
@@ -208,7 +208,7 @@ class Plan:
         return schedule
 
 
-class SequentialBackend:
+class SequentialBackend(ScriptedBackend):
     """Runs one request after another on the shared fake clock (in rate mode each waits for
     its scheduled arrival, so the engine idles between requests), reading the energy sampler
     after every ``poll_every`` steps."""
@@ -219,17 +219,6 @@ class SequentialBackend:
         self.clock, self.plan, self.poll, self.poll_every = clock, plan, poll, poll_every
         self.steps = 0
         self.started_s: float | None = None
-
-    def load(self, config: ExperimentConfig) -> ModelInfo:
-        return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu")
-
-    @property
-    def codec(self) -> Any:
-        return HFTokenizerCodec(None)
-
-    @property
-    def concurrency(self) -> int:
-        return 1
 
     def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
         return [[p.index] * (5 + p.index) for p in prompts]
@@ -268,15 +257,6 @@ class SequentialBackend:
         if self.steps % self.poll_every == 0:
             self.poll()
         return now
-
-    def reset_peak_memory(self) -> None:
-        pass
-
-    def peak_memory(self) -> MemoryReading:
-        return MemoryReading(1.0, "fake")
-
-    def unload(self) -> None:
-        pass
 
 
 @pytest.fixture(autouse=True)

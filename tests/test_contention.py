@@ -16,9 +16,8 @@ from typing import Any
 import psutil
 import pytest
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback
+from llenergymeasure.backends.base import ProgressCallback
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt
 from llenergymeasure.devices import GpuLostError, get_gpus
 from llenergymeasure.devices.nvidia import close_shared_session
 from llenergymeasure.energy import EnergyReading, NullSampler
@@ -31,7 +30,7 @@ from llenergymeasure.harness.contention import (
     summarise_contention,
 )
 from llenergymeasure.load import LoadPlan
-from llenergymeasure.results.models import Contention, ModelInfo
+from llenergymeasure.results.models import Contention
 from llenergymeasure.results.records import RequestRecord, TelemetrySample
 from llenergymeasure.telemetry import (
     ContentionSource,
@@ -47,6 +46,7 @@ from llenergymeasure.telemetry.contention import (
     default_root_pids,
     own_tree,
 )
+from llenergymeasure.testing.fake_backend import ScriptedBackend
 from llenergymeasure.testing.fake_energy import FakeClock
 from llenergymeasure.testing.fake_pynvml import FakeGpuSpec, install_fake_pynvml
 
@@ -342,27 +342,11 @@ def busy_process_outside_the_tree(seconds: float = 30.0) -> Iterator[int]:
             busy.kill()
 
 
-class SleepingBackend:
+class SleepingBackend(ScriptedBackend):
     """Answers every prompt at once after ``window_s`` of real time."""
-
-    name = "fake"
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-
-    def load(self, config: ExperimentConfig) -> ModelInfo:
-        return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu")
-
-    @property
-    def codec(self) -> Any:
-        return HFTokenizerCodec(None)
-
-    @property
-    def concurrency(self) -> int:
-        return 1
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        return [[p.index] for p in prompts]
 
     def run(
         self,
@@ -377,15 +361,6 @@ class SleepingBackend:
         time.sleep(self.window_s)
         end = time.perf_counter()
         return [RequestRecord(p[0], 10, 1, submit, [end], [1], end) for p in prompts]
-
-    def reset_peak_memory(self) -> None:
-        pass
-
-    def peak_memory(self) -> MemoryReading:
-        return MemoryReading(None, "fake")
-
-    def unload(self) -> None:
-        pass
 
 
 def quick_config(**fields: Any) -> ExperimentConfig:

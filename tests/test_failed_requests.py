@@ -5,11 +5,11 @@ per unit and FLOPs count only the completed requests."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from rich.console import Console
@@ -17,7 +17,6 @@ from rich.console import Console
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.cli.display import result_table
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt
 from llenergymeasure.energy import EnergyReading
 from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness import run_experiment
@@ -37,6 +36,7 @@ from llenergymeasure.results.models import (
     PhaseTimings,
 )
 from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.testing.fake_backend import ScriptedBackend
 from llenergymeasure.testing.fake_energy import FakeClock
 
 MEMORY = MemoryReading(None, "test")
@@ -225,29 +225,14 @@ ARCHITECTURE = {
 }  # fmt: skip
 
 
-class FailingBackend:
+class FailingBackend(ScriptedBackend):
     """Serves prompts one after another, one token per 0.5 s of the fake clock; every
     request whose index is odd fails with HTTP 500 after its first token."""
 
-    name = "fake"
+    details: ClassVar[Mapping[str, Any]] = {"architecture": ARCHITECTURE}
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
-
-    def load(self, config: ExperimentConfig) -> ModelInfo:
-        return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu",
-                         details={"architecture": ARCHITECTURE})  # fmt: skip
-
-    @property
-    def codec(self) -> Any:
-        return HFTokenizerCodec(None)
-
-    @property
-    def concurrency(self) -> int:
-        return 1
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        return [[p.index] for p in prompts]
 
     def run(
         self,
@@ -266,15 +251,6 @@ class FailingBackend:
             record = RequestRecord(index, 10, n, submit, times, [1] * n, times[-1])
             records.append(replace(record, error="HTTP 500") if index % 2 else record)
         return records
-
-    def reset_peak_memory(self) -> None:
-        pass
-
-    def peak_memory(self) -> MemoryReading:
-        return MemoryReading(None, "fake")
-
-    def unload(self) -> None:
-        pass
 
 
 class ConstantSampler:

@@ -16,7 +16,7 @@ import pytest
 
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt
+from llenergymeasure.datasets import Prompt
 from llenergymeasure.energy import EnergyReading, EnergyTimeline
 from llenergymeasure.errors import BackendError
 from llenergymeasure.harness import ExperimentRun, run_experiment
@@ -34,6 +34,7 @@ from llenergymeasure.results.io import (
 )
 from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
+from llenergymeasure.testing.fake_backend import ScriptedBackend
 from llenergymeasure.testing.fake_energy import FakeClock
 
 
@@ -64,7 +65,7 @@ class VirtualTime:
                 woken.set_result(None)
 
 
-class FakeBackend:
+class FakeBackend(ScriptedBackend):
     """Generates `tokens` tokens per prompt, one per `step_s` of the shared fake clock.
 
     Offline, prompts run one after another; with a load plan, through the shared load
@@ -91,10 +92,6 @@ class FakeBackend:
         self.events.append("load")
         self.clock.advance(3.0)
         return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu")
-
-    @property
-    def codec(self) -> Any:
-        return HFTokenizerCodec(None)
 
     @property
     def concurrency(self) -> int:

@@ -15,20 +15,19 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from llenergymeasure.backends.base import MemoryReading, ProgressCallback, TokenProgress
+from llenergymeasure.backends.base import ProgressCallback, TokenProgress
 from llenergymeasure.cli import app
 from llenergymeasure.cli.display import RichObserver
 from llenergymeasure.cli.study_display import RichStudyObserver, StudyEta
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.config.study import build_study_config
-from llenergymeasure.datasets import HFTokenizerCodec, Prompt
 from llenergymeasure.harness import run_experiment
 from llenergymeasure.load import LoadPlan
-from llenergymeasure.results.models import ModelInfo
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.results.study import StudyEntry
 from llenergymeasure.study import run_study
 from llenergymeasure.study.isolation import run_isolated
+from llenergymeasure.testing.fake_backend import ScriptedBackend
 from llenergymeasure.testing.study_targets import HARNESS_PHASES, report_phases
 
 # --- the token budget --------------------------------------------------------------------
@@ -60,7 +59,7 @@ def test_no_callback_reports_nothing() -> None:
 # --- the harness: the measuring counter moves within one batch ----------------------------
 
 
-class OneBatchBackend:
+class OneBatchBackend(ScriptedBackend):
     """Runs every prompt in one static batch, ``max_output_tokens`` steps long, reporting
     each step's tokens as the pytorch backend does; notes when the batch has ended."""
 
@@ -69,19 +68,9 @@ class OneBatchBackend:
     def __init__(self) -> None:
         self.batch_ended = False
 
-    def load(self, config: ExperimentConfig) -> ModelInfo:
-        return ModelInfo(model_id=config.model, source_kind="fake", dtype="fp32", device="cpu")
-
-    @property
-    def codec(self) -> Any:
-        return HFTokenizerCodec(None)
-
     @property
     def concurrency(self) -> int:
         return 64
-
-    def prepare(self, prompts: Sequence[Prompt]) -> list[list[int]]:
-        return [[p.index] for p in prompts]
 
     def run(
         self,
@@ -103,15 +92,6 @@ class OneBatchBackend:
                           [1] * max_output_tokens, 1.0)
             for p in prompts
         ]  # fmt: skip
-
-    def reset_peak_memory(self) -> None:
-        """Nothing to reset."""
-
-    def peak_memory(self) -> MemoryReading:
-        return MemoryReading(None, "fake")
-
-    def unload(self) -> None:
-        """Nothing to free."""
 
 
 class Counts:
