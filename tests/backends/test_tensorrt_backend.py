@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 import llenergymeasure as llem
+from llenergymeasure.backends.model_shape import model_architecture
 from llenergymeasure.backends.tensorrt.args import (
     LLM_FIELDS,
     engine_cache_key,
@@ -444,6 +445,14 @@ def test_versions_in_range_load(version: str, tiny_model_dir: Path, engine_root:
     with install_fake_tensorrt_llm(FakeTrtLlmSpec(version=version)):
         _, info = load(tiny_model_dir, engine_root, {})
     assert info.details["tensorrt_llm"] == version
+
+
+def test_the_model_records_its_architecture_for_the_flop_counts(
+    fake: FakeTrtLlm, tiny_model_dir: Path, engine_root: Path
+) -> None:
+    _, info = load(tiny_model_dir, engine_root, {})
+    assert info.details["architecture"] == model_architecture(str(tiny_model_dir))
+    assert info.details["architecture"]["num_hidden_layers"] == 2
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 pytest.importorskip("transformers")
 
+from llenergymeasure.backends.model_shape import model_architecture
 from llenergymeasure.backends.vllm.api import VllmApi
 from llenergymeasure.backends.vllm.backend import ENGINE_SHUTDOWN_GRACE_S, VllmBackend
 from llenergymeasure.config import ExperimentConfig
@@ -485,6 +486,17 @@ def test_an_architecture_forces_full_length_and_records_random_weights() -> None
     assert info.details["weights"].startswith("random")
     assert info.details["location"].endswith("config.json")
     assert info.details["architecture"]["num_hidden_layers"] == 30
+    backend.unload()
+
+
+def test_the_embedded_model_records_its_architecture_for_the_flop_counts(
+    embedded_folder: Path,
+) -> None:
+    backend, _ = make_backend()  # loads the GGUF's converted folder, as pytorch does
+    embedded = {"model": "smollm2-135m", "backend": "vllm", "chat_template": False}
+    info = backend.load(ExperimentConfig.model_validate(embedded))
+    assert info.details["architecture"] == model_architecture(str(embedded_folder))
+    assert info.details["architecture"]["hidden_size"] == 576  # #18: was missing under vLLM
     backend.unload()
 
 

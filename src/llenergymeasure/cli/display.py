@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.text import Text
 
 from llenergymeasure.cli.live import LiveProgress
+from llenergymeasure.flops import FlopsMetrics
 from llenergymeasure.harness.observer import PHASE_UNITS
 from llenergymeasure.reporting.attribution import PHASES, missing_reason
 from llenergymeasure.reporting.layout import Column, FittedTable
@@ -147,16 +148,36 @@ def _facility(energy: EnergyMetrics) -> list[tuple[str, str]]:
 
 def _flops(result: ExperimentResult) -> str:
     flops = result.flops
-    if flops is None or flops.flops_total is None:
-        return "—"
-    return f"{flops.flops_total:.3g} · {_num(flops.energy_per_flop_j, ' J', 3)}"
+    if flops is None:
+        return _NO_FLOPS
+    shown = f"{_num(flops.flops_total)} · {_num(flops.energy_per_flop_j, ' J', 3)}"
+    return _with_reason(shown, flops, {"flops_total": flops.flops_total,
+                                       "energy_per_flop_j": flops.energy_per_flop_j})  # fmt: skip
 
 
 def _utilisation(result: ExperimentResult) -> str:
     flops = result.flops
-    if flops is None or (flops.mfu is None and flops.mbu is None):
-        return "— (no GPU spec for this device)"
-    return f"{_pct(flops.mfu)} · {_pct(flops.mbu)}"
+    if flops is None:
+        return _NO_FLOPS
+    shown = f"{_pct(flops.mfu)} · {_pct(flops.mbu)}"
+    return _with_reason(shown, flops, {"mfu": flops.mfu, "mbu": flops.mbu})
+
+
+_NO_FLOPS = "— (this result has no FLOP figures)"
+
+
+def _with_reason(shown: str, flops: FlopsMetrics, figures: dict[str, float | None]) -> str:
+    """The figures as shown, and where one is missing the result's reason for it: the clauses
+    of ``flops.reason`` (``names: why; ...``) that name it or all figures."""
+    if all(value is not None for value in figures.values()):
+        return shown
+    wanted = {"all figures", *figures}
+    clauses = [
+        clause
+        for clause in (flops.reason or "").split("; ")
+        if wanted & {name.strip() for name in clause.partition(":")[0].split(",")}
+    ]
+    return f"{shown} ({'; '.join(clauses) or flops.reason or 'no reason recorded'})"
 
 
 def _pct(value: float | None) -> str:

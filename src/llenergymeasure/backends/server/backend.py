@@ -35,6 +35,7 @@ from llenergymeasure.backends.base import (
     forced_length_fields,
     forced_lengths,
 )
+from llenergymeasure.backends.model_shape import model_shape
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.prompts import wants_chat_template
 from llenergymeasure.backends.registry import BACKENDS, check_tested_versions
@@ -53,7 +54,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.server import ServerConfig
 from llenergymeasure.datasets import Prompt
 from llenergymeasure.errors import BackendError, ConfigError
-from llenergymeasure.flops import ArchitectureError, TransformerShape
+from llenergymeasure.flops import TransformerShape
 from llenergymeasure.load import LoadPlan, drive
 from llenergymeasure.load.schedule import OFFLINE
 from llenergymeasure.results.models import ModelInfo
@@ -145,7 +146,7 @@ class ServerBackend(TokenizedBackend):
             base_url=url, headers=headers, timeout=timeout, limits=limits
         )
         self._config = config
-        shape = _shape(location)
+        shape = model_shape(location)
         self._info = ModelInfo(
             model_id=config.model,
             source_kind=source.kind,
@@ -357,13 +358,3 @@ def _tokenizer_location(source: ModelSource) -> str:
 
         return str(converted_folder(source.gguf_path))
     return source.location
-
-
-def _shape(location: str) -> TransformerShape | None:
-    """The served model's shape (parameters, FLOPs) from its config; None when unreadable."""
-    from transformers import AutoConfig
-
-    try:
-        return TransformerShape.from_config(AutoConfig.from_pretrained(location))
-    except (OSError, ValueError, ArchitectureError):
-        return None

@@ -27,6 +27,7 @@ from llenergymeasure.backends.base import (
     forced_length_fields,
     forced_lengths,
 )
+from llenergymeasure.backends.model_shape import model_architecture
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.prompts import wants_chat_template
@@ -114,6 +115,7 @@ class TensorRTBackend(TokenizedBackend):
             "tensorrt_llm": self.version,
             "runtime": options.runtime,
             "location": location,
+            "architecture": model_architecture(location),  # for the FLOP counts
         }
         kwargs = self._llm_kwargs(config)
         try:

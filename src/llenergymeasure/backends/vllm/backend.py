@@ -33,6 +33,7 @@ from llenergymeasure.backends.base import (
     forced_length_fields,
     forced_lengths,
 )
+from llenergymeasure.backends.model_shape import model_architecture
 from llenergymeasure.backends.model_source import ModelSource, check_hub_model, resolve_model
 from llenergymeasure.backends.parallel import check_parallel_fits
 from llenergymeasure.backends.prompts import wants_chat_template
@@ -188,6 +189,8 @@ class VllmBackend(TokenizedBackend):
         }
         if self._architecture is not None:
             details.update(self._architecture.details)
+        else:  # the shape of the folder (or hub id) vLLM loads, as pytorch reads it
+            details["architecture"] = model_architecture(kwargs["model"])
         return details
 
     @staticmethod
