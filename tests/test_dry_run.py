@@ -276,3 +276,27 @@ def test_the_time_estimate_covers_the_arrivals_and_the_concurrency_cap() -> None
     assert window_s(n=20, pytorch={"batch_size": 8}, load=capped) > window_s(
         n=20, pytorch={"batch_size": 8}
     )
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_the_dry_run_table_shows_every_name_whole_at_any_width(
+    tmp_path: Path, columns: int
+) -> None:
+    result = CliRunner().invoke(
+        app, ["run", str(_study_file(tmp_path)), "--dry-run"], env={"COLUMNS": str(columns)}
+    )
+    assert result.exit_code == 0, result.output
+    words = set(result.output.split())
+    names = ("s12_fp32_bs1", "s12_bf16_bs8", "custom", "s12_vllm_max-num-seqs16")
+    assert all(name in words for name in names), result.output  # never folded mid-name
+    assert "…" not in result.output
+
+
+def test_a_single_experiment_dry_run_fits_60_columns(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["run", "--model", "smollm2-135m", "--dry-run"], env={"COLUMNS": "60"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "smollm2-135m_pytorch" in result.output.split()
+    table = [line for line in result.output.splitlines() if line[:1] in "┌│├└"]
+    assert table and all(len(line) <= 60 for line in table)

@@ -22,7 +22,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from llenergymeasure.backends import backend_status
 from llenergymeasure.backends.registry import untested_allowed, untested_versions
@@ -40,6 +39,7 @@ from llenergymeasure.estimate import Estimate, estimate_experiment, gaps_s, prob
 from llenergymeasure.estimate.model_facts import model_facts
 from llenergymeasure.harness.save import result_label
 from llenergymeasure.load import plan_load
+from llenergymeasure.reporting.layout import Column, FittedTable
 from llenergymeasure.results.io import check_out_dir
 
 _HEADLINE = ("name", "model", "backend")
@@ -318,7 +318,7 @@ _COLUMNS = ("#", "experiment", "backend", "model", "settings", "load", "params",
 _ALWAYS_SHOWN = {"#", "experiment", "settings"}
 
 
-def _table(plan: dict[str, Any]) -> tuple[Table, str]:
+def _table(plan: dict[str, Any]) -> tuple[FittedTable, str]:
     """The per-experiment table, and a line for the columns equal in every row (kept narrow);
     no load column when every experiment is offline (a batch, as without ``load:``)."""
     rows = [_row(number, experiment) for number, experiment in
@@ -330,37 +330,32 @@ def _table(plan: dict[str, Any]) -> tuple[Table, str]:
         column for index, column in enumerate(_COLUMNS)
         if len(rows) > 1 and column not in _ALWAYS_SHOWN and len({r[index] for r in rows}) == 1
     } - hidden  # fmt: skip
-    table = Table(show_lines=False)
     shown = [index for index, column in enumerate(_COLUMNS) if column not in constant | hidden]
-    for index in shown:
-        wrap = _COLUMNS[index] in ("experiment", "settings", "model", "load")
-        table.add_column(_COLUMNS[index], overflow="fold", no_wrap=not wrap)
-    for row in rows:
-        table.add_row(*(row[index] for index in shown))
+    columns = [Column(_COLUMNS[index], wrap=_COLUMNS[index] in _WRAPPED) for index in shown]
+    table = FittedTable("", columns, [[row[index] for index in shown] for row in rows], keys=2)
     same = " · ".join(f"{column} {rows[0][_COLUMNS.index(column)]}" for column in _COLUMNS
                       if column in constant)  # fmt: skip
-    return table, same
+    return table, escape(same)
 
 
-def _vertical(row: list[str], hidden: set[str]) -> Table:
+_WRAPPED = ("settings", "model", "load")
+"""Columns whose cells may wrap between words; names and figures never wrap."""
+
+
+def _vertical(row: list[str], hidden: set[str]) -> FittedTable:
     """One experiment: a column of labelled values reads better than one wide row."""
-    table = Table(show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for column, value in zip(_COLUMNS[1:], row[1:], strict=True):
-        if column not in hidden:
-            table.add_row(column, value)
-    return table
+    labelled = [[column, value] for column, value in zip(_COLUMNS[1:], row[1:], strict=True)
+                if column not in hidden]  # fmt: skip
+    return FittedTable("", [Column(""), Column("", wrap=True)], labelled, show_header=False)
 
 
 def _row(number: int, experiment: Mapping[str, Any]) -> list[str]:
     estimate = experiment["estimate"]
     return [
-        str(number), escape(str(experiment["name"])), experiment["backend"],
-        escape(experiment["model"]), escape(_compact(experiment["settings"], "\n")),
-        escape(load_text(experiment["load"])), _params(estimate), _size(estimate["weights_bytes"]),
-        _size(estimate["kv_cache_bytes"]), _need(estimate), _fits(estimate["fits"]),
-        _duration(estimate["time_s"]),
+        str(number), str(experiment["name"]), experiment["backend"], experiment["model"],
+        _compact(experiment["settings"]), load_text(experiment["load"]), _params(estimate),
+        _size(estimate["weights_bytes"]), _size(estimate["kv_cache_bytes"]), _need(estimate),
+        _fits(estimate["fits"]), _duration(estimate["time_s"]),
     ]  # fmt: skip
 
 
@@ -394,7 +389,7 @@ def _compact(settings: Mapping[str, Any], separator: str = ", ") -> str:
 def _params(estimate: Mapping[str, Any]) -> str:
     count = estimate["n_parameters"]
     if count is None:
-        return escape(str(estimate["model_source"]))
+        return str(estimate["model_source"])
     return f"{count / 1e9:.3g} B" if count >= 1e9 else f"{count / 1e6:.3g} M"
 
 
@@ -406,7 +401,7 @@ def _need(estimate: Mapping[str, Any]) -> str:
 
 
 def _fits(fits: bool | None) -> str:
-    return {True: "[green]yes[/]", False: "[bold red]no[/]", None: "?"}[fits]
+    return {True: "yes", False: "no", None: "?"}[fits]
 
 
 def _size(value: float | None) -> str:
