@@ -108,3 +108,20 @@ def test_terminal_table_splits_when_the_figures_do_not_fit(
     assert ("warnings" in header) is not split  # split: later columns in a second table
     assert "configuration" in header and "cycles" in header  # the first columns first
     assert all(len(line) <= width for line in lines if line.startswith(("┃", "│")))
+
+
+def test_figures_equal_but_for_rounding_differ_by_zero(
+    written: Written, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.1 + 0.2 and 0.3 are the same ITL computed two ways: "+5.551e-17 ms" said nothing
+    import importlib
+
+    compare_module = importlib.import_module("llenergymeasure.reporting.compare")
+
+    by_label = {s.label: s for s in summarise(llem.load_results(written.study))}
+    a, b = by_label["demo_bs1"], by_label["demo_bs8"]
+    monkeypatch.setattr(
+        compare_module, "_values", lambda summary, _: [0.1 + 0.2] * 2 if summary is a else [0.3] * 2
+    )
+    result = compare(a, b)
+    assert result.metrics and all(m.difference == 0.0 for m in result.metrics)

@@ -126,8 +126,10 @@ def _difference(
     label, unit, _ = COMPARED[column]
     mean_a = math.fsum(values_a) / len(values_a)
     mean_b = math.fsum(values_b) / len(values_b)
+    # equal figures averaged in a different order differ by rounding only (e.g. 2e-14 ms)
+    difference = 0.0 if math.isclose(mean_a, mean_b, rel_tol=1e-12) else mean_b - mean_a
     base = MetricDifference(
-        column, label, unit, mean_a, mean_b, len(values_a), len(values_b), mean_b - mean_a
+        column, label, unit, mean_a, mean_b, len(values_a), len(values_b), difference
     )
     if len(values_a) < 2 or len(values_b) < 2:
         return base
