@@ -58,9 +58,9 @@ import numpy.typing as npt
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.energy.timeline import EnergyTimeline
 from llenergymeasure.harness.metrics import per_unit
-from llenergymeasure.results.models import EnergyAttribution, EnergyDistribution
+from llenergymeasure.results.models import EnergyAttribution
 from llenergymeasure.results.records import RequestRecord
-from llenergymeasure.results.stats import completed, latency_stats
+from llenergymeasure.results.stats import completed, energy_distribution
 
 MODEL = (
     "steps are the distinct output-chunk times; the energy since the previous step while "
@@ -317,21 +317,8 @@ def _summary(
         decode_tokens=decode_tokens,
         energy_per_prompt_token_j=per_unit(prefill_j, prompt_tokens),
         energy_per_decode_token_j=per_unit(decode_j, decode_tokens),
-        per_request=_distribution([r.energy_j for r in completed(records)]),
+        per_request=energy_distribution([r.energy_j for r in completed(records)]),
         notes=notes + _mixed_note(steps),
-    )
-
-
-def _distribution(energies_j: Sequence[float | None]) -> EnergyDistribution:
-    """Mean, median, p95, min and max over requests (the latency percentiles' method)."""
-    stats = latency_stats([e for e in energies_j if e is not None])
-    return EnergyDistribution(
-        n=stats.n,
-        mean_j=stats.mean_s,
-        median_j=stats.median_s,
-        p95_j=stats.p95_s,
-        min_j=stats.min_s,
-        max_j=stats.max_s,
     )
 
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from llenergymeasure.reporting.summary import ConfigurationSummary, cycle_values
 from llenergymeasure.results.models import EnergyDistribution, ExperimentResult
-from llenergymeasure.results.stats import Summary, summary_stats
+from llenergymeasure.results.stats import Summary, energy_distribution, summary_stats
 
 PHASES = (
     ("prefill", "prefill_energy_j"),
@@ -129,19 +127,3 @@ def missing_reason(result: ExperimentResult) -> str:
             "to attribute over"
         )
     return "its result has an energy timeline but no attribution (written by an older version)"
-
-
-def energy_distribution(values_j: Sequence[float]) -> EnergyDistribution:
-    """Mean, median, 95th percentile and range of per-request energies (J); empty for none.
-    Percentiles interpolate linearly, as the latency percentiles do."""
-    if not values_j:
-        return EnergyDistribution()
-    samples = np.asarray(values_j, dtype=float)
-    return EnergyDistribution(
-        n=len(samples),
-        mean_j=float(samples.mean()),
-        median_j=float(np.percentile(samples, 50)),
-        p95_j=float(np.percentile(samples, 95)),
-        min_j=float(samples.min()),
-        max_j=float(samples.max()),
-    )

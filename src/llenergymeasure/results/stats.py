@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from llenergymeasure.results.models import LatencyStats
+from llenergymeasure.results.models import EnergyDistribution, LatencyStats
 from llenergymeasure.results.records import RequestRecord
 
 _EPS = 1e-15
@@ -294,4 +294,18 @@ def request_latencies(records: Iterable[RequestRecord]) -> RequestLatencies:
         itl=latency_stats([gap for r in done for gap in r.itl_s]),
         tpot=latency_stats([t for r in done if (t := r.tpot_s) is not None]),
         e2e_latency=latency_stats([r.e2e_s for r in done]),
+    )
+
+
+def energy_distribution(values_j: Sequence[float | None]) -> EnergyDistribution:
+    """Mean, median, p95, min and max of per-request energies in joules (None values are
+    left out), by the latency percentiles' method; empty for none."""
+    stats = latency_stats([value for value in values_j if value is not None])
+    return EnergyDistribution(
+        n=stats.n,
+        mean_j=stats.mean_s,
+        median_j=stats.median_s,
+        p95_j=stats.p95_s,
+        min_j=stats.min_s,
+        max_j=stats.max_s,
     )
