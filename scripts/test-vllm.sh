@@ -40,4 +40,4 @@ if [ -z "$(installed pytest)" ]; then "$PY" -m pip install -q pytest; fi
 
 # Extra args are added to the run (a FILE adds to the suite, it does not narrow it; run one
 # file alone with: .venv-vllm/bin/python -m pytest -m vllm FILE).
-"$PY" -m pytest -m vllm -p no:cacheprovider tests/backends tests/datasets "$@"
+"$PY" -m pytest -m vllm -p no:cacheprovider tests/backends tests/datasets tests/test_examples_run.py "$@"

@@ -5,8 +5,10 @@ transformers no longer acts on is listed as a problem). The real runs shrink eac
 (the tiny test model, 2 prompts, 4 output tokens, no warmup, no baseline, the null sampler) and
 run every experiment whose backend is installed here; a server example runs against the shipped fake
 OpenAI-compatible server instead of the command it would launch, a TensorRT-LLM one on the
-shipped fake TensorRT-LLM. The vLLM examples get their dry run here only: a real vLLM run per
-example costs minutes in the real-vLLM suite.
+shipped fake TensorRT-LLM. The vLLM examples run in the real-vLLM suite
+(``scripts/test-vllm.sh``, marker ``vllm``) on the embedded model, each distinct engine
+configuration once, with vLLM's memory share capped as the embedded default caps it (on a CPU
+machine it is a share of RAM).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typer.testing import CliRunner
 import llenergymeasure as llem
 from llenergymeasure.backends import backend_status
 from llenergymeasure.cli import app
+from llenergymeasure.cli.defaults import EMBEDDED_MEMORY
 from llenergymeasure.config.loader import load_experiment_config, read_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.study import is_study_data, load_study_config
@@ -33,6 +36,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
 N_PROMPTS = 2
 MAX_OUTPUT_TOKENS = 4
+
+VLLM_MEMORY = EMBEDDED_MEMORY["vllm"]["gpu_memory_utilization"]
 
 runner = CliRunner()
 
@@ -50,7 +55,7 @@ def experiments_of(path: Path) -> list[ExperimentConfig]:
     return [load_experiment_config(path)]
 
 
-def shrunk(experiment: ExperimentConfig, model: Path, server_url: str) -> ExperimentConfig:
+def shrunk(experiment: ExperimentConfig, model: Path | str, server_url: str) -> ExperimentConfig:
     """The experiment on ``model`` with 2 prompts of at most 4 tokens, no warmup or baseline,
     the null sampler; a server experiment pointed at ``server_url`` instead of launching its
     server."""
@@ -67,6 +72,10 @@ def shrunk(experiment: ExperimentConfig, model: Path, server_url: str) -> Experi
         load["max_concurrency"] = min(load["max_concurrency"], N_PROMPTS)
     if data["server"] is not None:
         data["server"].update(url=server_url, launch=None, model=None)
+    if experiment.backend == "vllm":
+        options = data["vllm"] or {}
+        share = options.get("gpu_memory_utilization") or VLLM_MEMORY
+        data["vllm"] = {**options, "gpu_memory_utilization": min(share, VLLM_MEMORY)}
     return ExperimentConfig.model_validate(data)
 
 
@@ -117,6 +126,30 @@ def test_example_runs_where_its_backend_is_installed(
         config = shrunk(experiment, tiny_model_dir, fake_server.url)
         with install_fake_tensorrt_llm() if experiment.backend == "tensorrt" else nullcontext():
             result = llem.run(config, out_dir=tmp_path / "results")
+        assert isinstance(result, llem.ExperimentResult)
+        assert result.metrics.n_requests == N_PROMPTS, experiment.name
+        assert 0 < result.metrics.total_output_tokens <= N_PROMPTS * MAX_OUTPUT_TOKENS
+
+
+def distinct_vllm_experiments(path: Path) -> list[ExperimentConfig]:
+    """The file's vLLM experiments, one per engine configuration (a load sweep shares one)."""
+    seen: dict[str, ExperimentConfig] = {}
+    for experiment in experiments_of(path):
+        if experiment.backend == "vllm":
+            seen.setdefault(experiment.model_dump_json(exclude={"name", "load"}), experiment)
+    return list(seen.values())
+
+
+VLLM_FILES = [path for path in FILES if distinct_vllm_experiments(path)]
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("path", VLLM_FILES, ids=lambda path: path.name)
+def test_vllm_example_runs_on_the_real_engine(path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    for experiment in distinct_vllm_experiments(path):
+        config = shrunk(experiment, "smollm2-135m", "")
+        result = llem.run(config, out_dir=tmp_path / "results")
         assert isinstance(result, llem.ExperimentResult)
         assert result.metrics.n_requests == N_PROMPTS, experiment.name
         assert 0 < result.metrics.total_output_tokens <= N_PROMPTS * MAX_OUTPUT_TOKENS
