@@ -14,7 +14,12 @@ from llenergymeasure.reporting.figures import pareto_optimal
 from llenergymeasure.reporting.summary import swept_parameters
 from llenergymeasure.reporting.timeline import PhaseSpan, phase_spans
 from llenergymeasure.results.io import load_requests
-from llenergymeasure.results.stats import latency_stats, summary_stats
+from llenergymeasure.results.stats import (
+    combined_ci95_half_width,
+    latency_stats,
+    summary_stats,
+    t_quantile,
+)
 
 
 def test_configurations_ranked_by_j_per_token_with_student_t_interval(written: Written) -> None:
@@ -22,9 +27,19 @@ def test_configurations_ranked_by_j_per_token_with_student_t_interval(written: W
     assert [s.label for s in summaries] == ["demo_bs8", "demo_bs1", "solo_a"]
     bs8, bs1, solo = summaries
     tokens = 16  # 4 requests × 4 tokens
-    expected = summary_stats([e / tokens for e in STUDY_ENERGY_J[1] if e is not None])
+    values = [e / tokens for e in STUDY_ENERGY_J[1] if e is not None]
+    expected = summary_stats(values)
     assert bs1.j_per_token.mean == pytest.approx(expected.mean)
-    assert bs1.j_per_token.ci95_half_width == pytest.approx(expected.ci95_half_width)
+    # every cycle states its sampler's bound (0.5 J): the interval adds it to the spread
+    bound = 0.5 / tokens
+    combined = combined_ci95_half_width(values, [bound] * len(values))
+    assert combined is not None and expected.ci95_half_width is not None
+    assert bs1.j_per_token.ci95_half_width == pytest.approx(combined)
+    assert combined > expected.ci95_half_width
+    n = len(values)
+    assert combined == pytest.approx(
+        t_quantile(0.975, n - 1) * math.sqrt(expected.std**2 / n + bound**2 / (3 * n))
+    )
     assert (bs8.n_cycles, bs8.n_failed, solo.n_cycles) == (2, 1, 1)
     assert solo.j_per_token.ci95_half_width is None  # one cycle: no interval
     assert bs1.mean_power_w.mean == pytest.approx(33.0 / 4.0)

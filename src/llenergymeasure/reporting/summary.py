@@ -21,7 +21,13 @@ import numpy as np
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.io import load_requests
 from llenergymeasure.results.models import LatencyStats
-from llenergymeasure.results.stats import Summary, completed, latency_stats, summary_stats
+from llenergymeasure.results.stats import (
+    Summary,
+    combined_ci95_half_width,
+    completed,
+    latency_stats,
+    summary_stats,
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def _summarise_one(label: str, rows: Any) -> ConfigurationSummary:
         config=config,
         n_cycles=len(done),
         n_failed=len(rows) - len(done),
-        j_per_token=summary_stats(cycle_values(done, "energy_per_output_token_j")),
+        j_per_token=j_per_token_summary(done),
         j_per_token_adjusted=summary_stats(
             cycle_values(done, "energy_per_output_token_adjusted_j")
         ),
@@ -166,6 +172,41 @@ def _plain(value: Any) -> Any:
 
 def _codes(text: Any) -> list[str]:
     return [c for c in str(text).split(",") if c] if isinstance(text, str) else []
+
+
+def j_per_token_summary(done: Any) -> Summary:
+    """J per output token over done cycles. Where every cycle states its sampler's bound and
+    none is an estimate, the 95% interval combines the run-to-run spread with that bound
+    (``results.stats.combined_ci95_half_width``, as ``study_result.json`` does); otherwise it
+    covers only the spread."""
+    values = cycle_values(done, "energy_per_output_token_j")
+    summary = summary_stats(values)
+    bounds = _bounds_per_token(done)
+    half = combined_ci95_half_width(values, bounds) if bounds is not None else None
+    if summary.mean is None or half is None or bounds is None or len(bounds) != len(values):
+        return summary
+    return summary.model_copy(
+        update={"ci95_half_width": half, "ci95_low": summary.mean - half,
+                "ci95_high": summary.mean + half}
+    )  # fmt: skip
+
+
+def _bounds_per_token(done: Any) -> list[float] | None:
+    """Each done cycle's sampler bound on its J per output token (uncertainty_j / output
+    tokens); None when a cycle is an estimate or states no bound."""
+    columns = ("energy_per_output_token_j", "energy_uncertainty_j", "total_output_tokens")
+    if any(column not in done for column in columns):
+        return None
+    if any(v is True or v is np.True_ for v in done.get("energy_is_estimate", [])):
+        return None
+    bounds: list[float] = []
+    for value, bound, tokens in zip(*(done[column] for column in columns), strict=True):
+        if not _finite(value):
+            continue
+        if not _finite(bound) or not _finite(tokens) or tokens <= 0:
+            return None
+        bounds.append(float(bound) / float(tokens))
+    return bounds
 
 
 def cycle_values(done: Any, column: str) -> list[float]:
