@@ -20,7 +20,7 @@ from llenergymeasure.backends.base import ProgressCallback
 from llenergymeasure.config import ExperimentConfig
 from llenergymeasure.devices import GpuLostError, get_gpus
 from llenergymeasure.devices.nvidia import close_shared_session
-from llenergymeasure.energy import EnergyReading, NullSampler
+from llenergymeasure.energy import NullSampler
 from llenergymeasure.harness import run_experiment
 from llenergymeasure.harness.baseline import BUSY_BASELINE_PCT, Baseline, BaselineCache
 from llenergymeasure.harness.contention import (
@@ -47,7 +47,7 @@ from llenergymeasure.telemetry.contention import (
     own_tree,
 )
 from llenergymeasure.testing.fake_backend import ScriptedBackend
-from llenergymeasure.testing.fake_energy import FakeClock
+from llenergymeasure.testing.fake_energy import ConstantPowerSampler, FakeClock
 from llenergymeasure.testing.fake_pynvml import FakeGpuSpec, install_fake_pynvml
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -398,22 +398,6 @@ def source_rows() -> list[ProcessRow]:
 # --- the idle baseline taken on a busy machine --------------------------------------------
 
 
-class ConstantSampler:
-    """A fake energy sampler: 50 W on the CPU package, over the given clock."""
-
-    name = "fake"
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-
-    def start(self) -> None:
-        self.t0 = self.clock()
-
-    def stop(self) -> EnergyReading:
-        duration = self.clock() - self.t0
-        return EnergyReading("fake", ["cpu"], 50 * duration, {"cpu": 50 * duration}, duration, 20)
-
-
 @pytest.mark.parametrize(
     ("domains", "busy_pct", "reused"),
     [
@@ -442,7 +426,7 @@ def test_a_run_measures_again_instead_of_reusing_a_busy_baseline(tmp_path: Path)
     run = run_experiment(
         quick_config(),
         backend=SleepingBackend(window_s=0.0),
-        sampler_factory=lambda: ConstantSampler(clock),
+        sampler_factory=lambda: ConstantPowerSampler(clock, 50.0, "cpu", 20),
         clock=clock,
         sleep=clock.advance,
         telemetry_sources=[],

@@ -17,7 +17,6 @@ from rich.console import Console
 from llenergymeasure.backends.base import MemoryReading, ProgressCallback
 from llenergymeasure.cli.display import result_table
 from llenergymeasure.config import ExperimentConfig
-from llenergymeasure.energy import EnergyReading
 from llenergymeasure.flops import compute_flops_metrics
 from llenergymeasure.harness import run_experiment
 from llenergymeasure.harness.baseline import BaselineCache
@@ -37,7 +36,7 @@ from llenergymeasure.results.models import (
 )
 from llenergymeasure.results.records import RequestRecord
 from llenergymeasure.testing.fake_backend import ScriptedBackend
-from llenergymeasure.testing.fake_energy import FakeClock
+from llenergymeasure.testing.fake_energy import ConstantPowerSampler, FakeClock
 
 MEMORY = MemoryReading(None, "test")
 
@@ -253,21 +252,6 @@ class FailingBackend(ScriptedBackend):
         return records
 
 
-class ConstantSampler:
-    name = "fake"
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-
-    def start(self) -> None:
-        self.t0 = self.clock()
-
-    def stop(self) -> EnergyReading:
-        duration_s = self.clock() - self.t0
-        energy_j = 100.0 * duration_s
-        return EnergyReading("fake", ["dev0"], energy_j, {"dev0": energy_j}, duration_s, 10)
-
-
 def test_a_run_with_failed_requests_reports_them_and_counts_only_completed_work(
     tmp_path: Path,
 ) -> None:
@@ -280,7 +264,8 @@ def test_a_run_with_failed_requests_reports_them_and_counts_only_completed_work(
         clock.advance(seconds)
 
     run = run_experiment(
-        config, backend=FailingBackend(clock), sampler_factory=lambda: ConstantSampler(clock),
+        config, backend=FailingBackend(clock),
+        sampler_factory=lambda: ConstantPowerSampler(clock, 100.0),
         clock=clock, sleep=sleep, telemetry_sources=[],
         baseline_cache=BaselineCache(tmp_path / "b.json"),
     )  # fmt: skip

@@ -39,3 +39,26 @@ def cache_hub_dataset(
     )
     builder.download_and_prepare(output_dir=str(target))
     return target
+
+
+def run_with_dataset(
+    tmp_path: Path, dataset: dict[str, Any], **fields: Any
+) -> tuple[int, str, Path]:
+    """``llem run`` of the embedded model on ``dataset`` (3 prompts in one batch, 4 output
+    tokens, no warmup, baseline or energy; ``fields`` override): exit code, output, results
+    folder."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli import app
+
+    config = {
+        "model": "smollm2-135m", "n": 3, "max_output_tokens": 4, "dataset": dataset,
+        "warmup": {"n_warmup": 0}, "baseline": {"enabled": False},
+        "energy": {"sampler": "null"}, "pytorch": {"batch_size": 3}, **fields,
+    }  # fmt: skip
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "-q"])
+    return result.exit_code, result.output, out

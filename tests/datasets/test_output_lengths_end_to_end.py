@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from typer.testing import CliRunner
+from hub_fixtures import run_with_dataset
 
 import llenergymeasure as llem
-from llenergymeasure.cli import app
 from llenergymeasure.config.models import DatasetConfig
 from llenergymeasure.datasets import draw_lengths
 from llenergymeasure.results import load_requests
@@ -39,22 +37,10 @@ def sharegpt_file(tmp_path: Path) -> str:
 
 def llem_run(tmp_path: Path, dataset: dict[str, Any], seed: int = 42) -> tuple[Any, list[int]]:
     """The result and each request's output tokens (in prompt order) of one ``llem run``."""
-    config = {
-        "model": "smollm2-135m",
-        "n": 3,
-        "max_output_tokens": MAX_OUTPUT_TOKENS,
-        "random_seed": seed,
-        "dataset": dataset,
-        "warmup": {"n_warmup": 0},
-        "baseline": {"enabled": False},
-        "energy": {"sampler": "null"},
-        "pytorch": {"batch_size": 3},
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    out = tmp_path / "results"
-    done = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "-q"])
-    assert done.exit_code == 0, done.output
+    code, output, out = run_with_dataset(
+        tmp_path, dataset, max_output_tokens=MAX_OUTPUT_TOKENS, random_seed=seed
+    )
+    assert code == 0, output
     (folder,) = out.iterdir()
     requests = sorted(load_requests(folder), key=lambda r: r.index)
     return llem.load_result(folder), [r.output_tokens for r in requests]

@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from hub_fixtures import COMMIT, HubCache
-from typer.testing import CliRunner
+from hub_fixtures import COMMIT, HubCache, run_with_dataset
 
 import llenergymeasure as llem
-from llenergymeasure.cli import app
 from llenergymeasure.errors import EXIT_USAGE
 
 pytest.importorskip("datasets")
@@ -28,24 +25,6 @@ pytestmark = pytest.mark.slow
 TURNS = [{"from": "human", "value": "Why do GPUs draw more power when generating longer text?"},
          {"from": "gpt", "value": "Each new token needs another pass through the model, and "
                                   "every pass reads the weights from memory."}]  # fmt: skip
-
-
-def _llem_run(tmp_path: Path, dataset: dict[str, Any]) -> tuple[int, str, Path]:
-    config = {
-        "model": "smollm2-135m",
-        "n": 3,
-        "max_output_tokens": 4,
-        "dataset": dataset,
-        "warmup": {"n_warmup": 0},
-        "baseline": {"enabled": False},
-        "energy": {"sampler": "null"},
-        "pytorch": {"batch_size": 3},
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "-q"])
-    return result.exit_code, result.output, out
 
 
 def _sharegpt_file(tmp_path: Path) -> str:
@@ -75,7 +54,7 @@ def test_each_source_runs_end_to_end(
         "sharegpt-file": {"source": "sharegpt", "path": _sharegpt_file(tmp_path)},
         "sharegpt-hub": {"source": "sharegpt", "hub": "org/sharegpt", "revision": "main"},
     }[source]  # fmt: skip
-    code, output, out = _llem_run(tmp_path, dataset)
+    code, output, out = run_with_dataset(tmp_path, dataset)
     assert code == 0, output
     (folder,) = out.iterdir()
     result = llem.load_result(folder)
@@ -100,7 +79,7 @@ def test_an_unreachable_hub_dataset_stops_before_a_model_loads(
         raise AssertionError("a backend was created for an unreachable dataset")
 
     monkeypatch.setattr("llenergymeasure.harness.runner.create_backend", no_backend)
-    code, output, out = _llem_run(tmp_path, {"hub": "org/missing", "revision": "v3"})
+    code, output, out = run_with_dataset(tmp_path, {"hub": "org/missing", "revision": "v3"})
     assert code == EXIT_USAGE, output
     text = " ".join(output.split())
     assert "'org/missing' at revision 'v3' could not be fetched" in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llenergymeasure.energy.base import EnergyReading
+
 # What many Intel CPUs report: about 262 kJ, so a counter wraps every ~20 min at 200 W.
 DEFAULT_MAX_ENERGY_RANGE_UJ = 262_143_328_850
 
@@ -89,6 +91,33 @@ class FakeClock:
         """Move the clock on by ``seconds`` and return the new time."""
         self.now_s += seconds
         return self.now_s
+
+
+class ConstantPowerSampler:
+    """An energy sampler drawing ``power_w`` on one ``domain`` for as long as ``clock`` says
+    the window lasted (no timeline), with ``sample_count`` reads."""
+
+    name = "fake"
+
+    def __init__(
+        self, clock: FakeClock, power_w: float, domain: str = "dev0", sample_count: int = 10
+    ) -> None:
+        self.clock, self.power_w, self.domain = clock, power_w, domain
+        self.sample_count = sample_count
+        self.t0_s = 0.0
+
+    def start(self) -> None:
+        """Start the window at the clock's time."""
+        self.t0_s = self.clock()
+
+    def stop(self) -> EnergyReading:
+        """``power_w`` × the window's duration."""
+        duration_s = self.clock() - self.t0_s
+        energy_j = self.power_w * duration_s
+        return EnergyReading(
+            "fake", [self.domain], energy_j, {self.domain: energy_j}, duration_s,
+            self.sample_count,
+        )  # fmt: skip
 
 
 class ScriptedWait:
